@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ncflab builds and tests with; a quick no-op when
+# every one is present. Run as root, or as a user with sudo.
+set -euo pipefail
+packages=(g++ cmake make ccache libtorch-dev libfmt-dev libyaml-cpp-dev
+          libgtest-dev libgmock-dev libcli11-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "ncflab: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

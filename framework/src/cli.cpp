@@ -1,0 +1,119 @@
+// Command-line parsing (CLI11) and the mapping of failures to exit codes:
+// bad input → 2 with one line, anything else → 1.
+#include "ncflab/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <ostream>
+
+#include "ncflab/config.h"
+#include "ncflab/errors.h"
+#include "ncflab/log.h"
+#include "ncflab/problem.h"
+#include "ncflab/version.h"
+
+namespace ncflab {
+namespace {
+
+/// Routes the log sink to the command's error stream while the command runs.
+class ScopedLogToStream {
+ public:
+  explicit ScopedLogToStream(std::ostream& err)
+      : previous_(set_log_sink([&err](LogLevel level, std::string_view message) {
+          const char* prefix = level == LogLevel::warning ? "ncflab: warning: "
+                               : level == LogLevel::error ? "ncflab: error: "
+                                                          : "";
+          err << prefix << message << '\n' << std::flush;
+        })) {}
+  ~ScopedLogToStream() { set_log_sink(std::move(previous_)); }
+  ScopedLogToStream(const ScopedLogToStream&) = delete;
+  ScopedLogToStream& operator=(const ScopedLogToStream&) = delete;
+
+ private:
+  LogSink previous_;
+};
+
+struct ConfigArguments {
+  std::string config_path;
+  std::vector<std::string> overrides;
+};
+
+void add_config_arguments(CLI::App& command, ConfigArguments& arguments) {
+  command.add_option("config", arguments.config_path, "YAML config file")->required();
+  command.add_option("overrides", arguments.overrides,
+                     "key.path=value overrides, e.g. train.step=1e-3 model.widths=[12,12]");
+}
+
+int validate(const ConfigArguments& arguments, bool print_config, std::ostream& out) {
+  const Config config = load_config(arguments.config_path, arguments.overrides);
+  const Problem problem = build_problem(config);
+  out << fmt::format("{}: valid\n", arguments.config_path) << describe_problem(problem);
+  if (print_config) out << "\n# resolved config\n" << config_to_yaml(config);
+  return kExitSuccess;
+}
+
+}  // namespace
+
+std::string version_line() {
+  return fmt::format("ncflab {} (LibTorch {}, {})", NCFLAB_VERSION, TORCH_VERSION,
+                     torch::cuda::is_available() ? "CUDA available" : "CPU");
+}
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  ScopedLogToStream log_to_err(err);
+  CLI::App app("ncflab: training dynamics of homogeneous networks from small initializations",
+               "ncflab");
+  app.set_version_flag("--version", version_line());
+  app.require_subcommand(1);
+
+  ConfigArguments validate_arguments;
+  bool print_config = false;
+  CLI::App* validate_command =
+      app.add_subcommand("validate", "Check a config and its data, print the model's degrees; run nothing");
+  add_config_arguments(*validate_command, validate_arguments);
+  validate_command->add_flag("--print-config", print_config,
+                             "Also print the resolved config (defaults filled in) as YAML");
+
+  // CLI11 would call an unknown command "a missing subcommand"; name it instead.
+  const std::vector<const CLI::App*> commands{validate_command};
+  const auto is_command = [&](const std::string& name) {
+    return std::any_of(commands.begin(), commands.end(),
+                       [&](const CLI::App* command) { return command->get_name() == name; });
+  };
+  if (args.size() > 1 && !args[1].empty() && args[1][0] != '-' && !is_command(args[1])) {
+    std::string names;
+    for (const CLI::App* command : commands) names += (names.empty() ? "" : ", ") + command->get_name();
+    err << fmt::format("ncflab: unknown command '{}' (commands: {}; see ncflab --help)\n", args[1],
+                       names);
+    return kExitBadInput;
+  }
+
+  std::vector<const char*> argv;
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::Success& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::ParseError& e) {
+    err << "ncflab: " << e.what() << " (see ncflab --help)\n";
+    return kExitBadInput;
+  }
+
+  try {
+    if (validate_command->parsed()) return validate(validate_arguments, print_config, out);
+    err << "ncflab: no command given (see ncflab --help)\n";
+    return kExitBadInput;
+  } catch (const InputError& e) {
+    err << "ncflab: error: " << e.what() << '\n';
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    err << "ncflab: failed: " << e.what() << '\n';
+    return kExitRuntimeFailure;
+  }
+}
+
+}  // namespace ncflab

@@ -1,0 +1,165 @@
+// The ensemble feed-forward net: layer shapes, degrees, batched evaluation,
+// flattening and the small initialisation w = δ·w0.
+#include "ncflab/feedforward.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <limits>
+
+#include "ncflab/random.h"
+
+namespace ncflab {
+
+std::vector<int64_t> layer_degrees(int64_t depth, int64_t p) {
+  TORCH_CHECK(depth >= 2, "layer_degrees – depth must be >= 2 – got ", depth);
+  std::vector<int64_t> degrees(static_cast<size_t>(depth));
+  int64_t q = 1;  // W_K enters linearly; each σ below it multiplies the degree by p.
+  for (int64_t l = depth - 1; l >= 0; --l) {
+    degrees[static_cast<size_t>(l)] = q;
+    if (l > 0) {
+      TORCH_CHECK(q <= std::numeric_limits<int64_t>::max() / p,
+                  "layer_degrees – degree overflows int64 for depth ", depth, " and p ", p);
+      q *= p;
+    }
+  }
+  return degrees;
+}
+
+torch::Tensor feedforward_outputs(const std::vector<torch::Tensor>& weights,
+                                  const torch::Tensor& inputs,
+                                  const PolyLeakyReLUOptions& activation) {
+  TORCH_CHECK(weights.size() >= 2, "feedforward_outputs – need >= 2 layers – got ",
+              weights.size());
+  TORCH_CHECK(inputs.dim() == 2, "feedforward_outputs – inputs must be [n, d] – got ",
+              inputs.sizes());
+  // [S, k_1, d] @ [d, n] → preactivations [S, k_1, n]; columns are samples throughout.
+  torch::Tensor hidden = torch::matmul(weights.front(), inputs.t());
+  for (size_t l = 1; l < weights.size(); ++l) {
+    hidden = torch::matmul(weights[l], poly_leaky_relu(hidden, activation));
+  }
+  return hidden.squeeze(1);  // W_K is [S, 1, k_{K−1}]: [S, 1, n] → [S, n]
+}
+
+torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed) {
+  auto directions = torch::empty({members, parameters}, torch::kFloat64);
+  for (int64_t s = 0; s < members; ++s) {
+    auto generator = make_generator(seed + static_cast<uint64_t>(s), RandomStream::init);
+    auto w0 = at::normal(0.0, 1.0, {parameters}, generator, torch::TensorOptions(torch::kFloat64));
+    directions[s] = w0 / w0.norm();
+  }
+  return directions;
+}
+
+FeedForwardImpl::FeedForwardImpl(const FeedForwardOptions& options_) : options(options_) {
+  reset();
+}
+
+void FeedForwardImpl::reset() {
+  TORCH_CHECK(options.input_dim() >= 1, "FeedForward – input_dim must be >= 1 – got ",
+              options.input_dim());
+  TORCH_CHECK(!options.widths().empty(),
+              "FeedForward – need at least one hidden width (depth K >= 2)");
+  for (int64_t width : options.widths()) {
+    TORCH_CHECK(width >= 1, "FeedForward – hidden widths must be >= 1 – got ", width);
+  }
+  TORCH_CHECK(options.members() >= 1, "FeedForward – members must be >= 1 – got ",
+              options.members());
+  check_activation_options(options.activation());
+  // Fail here, not at the first forward, when L does not fit.
+  layer_degrees(static_cast<int64_t>(options.widths().size()) + 1, options.activation().p());
+
+  weights_.clear();
+  const auto tensor_options = torch::TensorOptions(options.dtype());
+  const auto shapes = layer_shapes();
+  for (size_t l = 0; l < shapes.size(); ++l) {
+    const auto& shape = shapes[l];
+    weights_.push_back(register_parameter(
+        fmt::format("W{}", l + 1),
+        torch::zeros({options.members(), shape[0], shape[1]}, tensor_options)));
+  }
+  initialize(options.init_scale(), options.seed());
+}
+
+void FeedForwardImpl::pretty_print(std::ostream& stream) const {
+  stream << fmt::format("ncflab::FeedForward(d={}, widths=[{}], activation={}, members={})",
+                        options.input_dim(), fmt::join(options.widths(), ", "),
+                        describe_activation(options.activation()), options.members());
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& inputs) {
+  return feedforward_outputs(weights_, inputs, options.activation());
+}
+
+void FeedForwardImpl::initialize(double delta, uint64_t seed) {
+  initialize(torch::full({options.members()}, delta, torch::kFloat64), seed);
+}
+
+void FeedForwardImpl::initialize(const torch::Tensor& deltas, uint64_t seed) {
+  TORCH_CHECK(deltas.dim() == 1 && deltas.size(0) == members(),
+              "FeedForward::initialize – deltas must be [S] with S = ", members(), " – got ",
+              deltas.sizes());
+  TORCH_CHECK((deltas > 0).all().item<bool>(), "FeedForward::initialize – deltas must be > 0");
+  auto w0 = unit_gaussian_directions(members(), parameters_per_member(), seed);
+  load_flat(w0 * deltas.to(torch::kCPU, torch::kFloat64).unsqueeze(1));
+}
+
+std::vector<int64_t> FeedForwardImpl::degrees() const {
+  return layer_degrees(depth(), options.activation().p());
+}
+
+int64_t FeedForwardImpl::total_degree() const {
+  int64_t total = 0;
+  for (int64_t q : degrees()) total += q;
+  return total;
+}
+
+std::vector<std::vector<int64_t>> FeedForwardImpl::layer_shapes() const {
+  std::vector<std::vector<int64_t>> shapes;
+  int64_t fan_in = options.input_dim();
+  for (int64_t width : options.widths()) {
+    shapes.push_back({width, fan_in});
+    fan_in = width;
+  }
+  shapes.push_back({1, fan_in});
+  return shapes;
+}
+
+int64_t FeedForwardImpl::parameters_per_member() const {
+  int64_t count = 0;
+  for (const auto& shape : layer_shapes()) count += shape[0] * shape[1];
+  return count;
+}
+
+torch::Tensor FeedForwardImpl::flatten() const {
+  std::vector<torch::Tensor> pieces;
+  for (const auto& w : weights_) pieces.push_back(w.reshape({members(), -1}));
+  return torch::cat(pieces, 1);
+}
+
+std::vector<torch::Tensor> FeedForwardImpl::unflatten(const torch::Tensor& flat) const {
+  const bool single = flat.dim() == 1;
+  const torch::Tensor rows = single ? flat.unsqueeze(0) : flat;
+  TORCH_CHECK(rows.dim() == 2 && rows.size(1) == parameters_per_member(),
+              "FeedForward::unflatten – expected [S, ", parameters_per_member(), "] – got ",
+              flat.sizes());
+  std::vector<torch::Tensor> layers;
+  int64_t offset = 0;
+  for (const auto& shape : layer_shapes()) {
+    const int64_t size = shape[0] * shape[1];
+    layers.push_back(rows.narrow(1, offset, size).reshape({rows.size(0), shape[0], shape[1]}));
+    offset += size;
+  }
+  return layers;
+}
+
+void FeedForwardImpl::load_flat(const torch::Tensor& flat) {
+  TORCH_CHECK(flat.dim() == 2 && flat.size(0) == members(),
+              "FeedForward::load_flat – expected [", members(), ", ", parameters_per_member(),
+              "] – got ", flat.sizes());
+  torch::NoGradGuard no_grad;
+  auto layers = unflatten(flat);
+  for (size_t l = 0; l < weights_.size(); ++l) weights_[l].copy_(layers[l]);
+}
+
+}  // namespace ncflab

@@ -1,0 +1,107 @@
+// Shared test helpers: a seeding fixture, temporary files, log capture, and the
+// reusable invariance checks (homogeneity, Euler's identity) swept over shapes.
+#pragma once
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ncflab/feedforward.h"
+#include "ncflab/log.h"
+
+namespace ncflab::testing {
+
+/// Seeds torch's global generator so ad-hoc test tensors are reproducible.
+class SeededTest : public ::testing::Test {
+ protected:
+  void SetUp() override { torch::manual_seed(20240313); }
+};
+
+/// A fresh directory under the system temp folder, removed at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = std::filesystem::temp_directory_path() /
+            (std::string("ncflab_") + info->test_suite_name() + "_" + info->name());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+
+  /// Writes `text` to `name` inside the directory and returns the full path.
+  std::string write(const std::string& name, const std::string& text) const {
+    const auto file = path_ / name;
+    std::ofstream(file) << text;
+    return file.string();
+  }
+  std::string path(const std::string& name = "") const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Collects log messages while alive (and keeps them off stderr).
+class CapturedLog {
+ public:
+  CapturedLog()
+      : previous_(set_log_sink([this](LogLevel level, std::string_view message) {
+          if (level == LogLevel::warning) warnings.emplace_back(message);
+        })) {}
+  ~CapturedLog() { set_log_sink(std::move(previous_)); }
+  std::vector<std::string> warnings;
+
+ private:
+  LogSink previous_;
+};
+
+/// Random float64 weights [S, k_l, k_{l−1}] shaped like `model`'s layers.
+inline std::vector<torch::Tensor> random_weights(const FeedForwardImpl& model, int64_t members) {
+  std::vector<torch::Tensor> weights;
+  for (const auto& shape : model.layer_shapes()) {
+    weights.push_back(torch::randn({members, shape[0], shape[1]}, torch::kFloat64));
+  }
+  return weights;
+}
+
+/// N(u) = ȳᵀH(X; u) per member [S].
+inline torch::Tensor ncf_value(const std::vector<torch::Tensor>& weights, const torch::Tensor& inputs,
+                               const torch::Tensor& ybar, const PolyLeakyReLUOptions& activation) {
+  return (feedforward_outputs(weights, inputs, activation) * ybar).sum(-1);
+}
+
+/// A feed-forward shape and activation to sweep the invariance checks over.
+struct NetCase {
+  std::vector<int64_t> widths;
+  double alpha;
+  int64_t p;
+};
+
+/// "widths_6_4_alpha_m30_p_3" for widths [6, 4], α = −0.3, p = 3.
+inline std::string case_name(const ::testing::TestParamInfo<NetCase>& info) {
+  std::string name = "widths";
+  for (auto w : info.param.widths) name += "_" + std::to_string(w);
+  const int percent = static_cast<int>(std::lround(info.param.alpha * 100));
+  name += "_alpha_" + std::string(percent < 0 ? "m" : "") + std::to_string(std::abs(percent));
+  return name + "_p_" + std::to_string(info.param.p);
+}
+
+inline void PrintTo(const NetCase& c, std::ostream* os) {
+  *os << "widths [";
+  for (size_t i = 0; i < c.widths.size(); ++i) *os << (i ? ", " : "") << c.widths[i];
+  *os << "], alpha " << c.alpha << ", p " << c.p;
+}
+
+/// Shapes × activation families: ReLU, Leaky ReLU, polynomial, odd and even powers.
+inline std::vector<NetCase> net_cases() {
+  return {{{7}, 0.0, 1},        {{5}, 0.2, 1},       {{6, 4}, 0.1, 1},   {{3, 3, 3}, 0.5, 1},
+          {{8}, 0.2, 2},        {{4, 5}, 0.0, 2},    {{6}, 1.0, 3},      {{3, 4}, -1.0, 2},
+          {{5}, -0.3, 3},       {{2, 3, 2}, 0.2, 2}};
+}
+
+}  // namespace ncflab::testing

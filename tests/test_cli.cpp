@@ -1,0 +1,110 @@
+// The command line run as a user runs it: exit codes (0, 2), one-line errors for
+// bad input, and the validate summary with the model's degrees.
+#include "ncflab/cli.h"
+
+#include <sstream>
+
+#include "support.h"
+
+namespace ncflab {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+struct CliResult {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+CliResult run(std::vector<std::string> args) {
+  args.insert(args.begin(), "ncflab");
+  std::ostringstream out;
+  std::ostringstream err;
+  const int code = run_cli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+const std::string kQuickstart = std::string(NCFLAB_SOURCE_DIR) + "/experiments/quickstart.yaml";
+
+TEST(Cli, ValidatePrintsTheModelsDegrees) {
+  const auto result = run({"validate", kQuickstart});
+  EXPECT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("valid"));
+  EXPECT_THAT(result.out, HasSubstr("q = [2, 1] (W1 first), total L = 3"));
+  const auto deeper = run({"validate", kQuickstart, "model.widths=[12,12]", "model.activation.p=2"});
+  EXPECT_THAT(deeper.out, HasSubstr("q = [4, 2, 1] (W1 first), total L = 7"));
+}
+
+TEST(Cli, PrintConfigEchoesTheResolvedSettings) {
+  const auto result = run({"validate", kQuickstart, "--print-config", "train.step=0.5"});
+  EXPECT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("step: 0.5"));
+  EXPECT_THAT(result.out, HasSubstr("teacher_width: 2"));
+}
+
+TEST(Cli, VersionAndHelpSucceed) {
+  const auto version = run({"--version"});
+  EXPECT_EQ(version.code, 0);
+  EXPECT_THAT(version.out, HasSubstr("ncflab 0."));
+  EXPECT_EQ(run({"--help"}).code, 0);
+  EXPECT_THAT(run({"--help"}).out, HasSubstr("validate"));
+}
+
+/// Bad input: exit code 2 and exactly one line on stderr.
+void expect_bad_input(const CliResult& result, const std::string& fragment) {
+  EXPECT_EQ(result.code, 2) << result.err;
+  EXPECT_THAT(result.err, HasSubstr(fragment));
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  EXPECT_TRUE(result.out.empty()) << result.out;
+}
+
+TEST(Cli, EveryBadInputClassExitsWithCode2) {
+  TempDir dir;
+  const auto config_with = [&](const std::string& name, const std::string& yaml) {
+    return dir.write(name, yaml);
+  };
+  expect_bad_input(run({"validate", config_with("typo.yaml", "trian: {step: 1}\n")}),
+                   "typo.yaml:1: trian: expected a known key");
+  expect_bad_input(run({"validate", config_with("type.yaml", "train: {step: x}\n")}),
+                   "type.yaml:1: train.step: expected a finite number, found 'x'");
+  expect_bad_input(run({"validate", kQuickstart, "init.scale=0"}), "init.scale: expected a number > 0");
+  expect_bad_input(run({"validate", kQuickstart, "model.widths=[0]"}), "model.widths");
+  expect_bad_input(run({"validate", kQuickstart, "model.activation.p=0"}), "model.activation.p");
+  expect_bad_input(run({"validate", kQuickstart, "model.activation.alpha=2"}), "model.activation.alpha");
+  expect_bad_input(run({"validate", kQuickstart, "train.step=-1"}), "train.step");
+  expect_bad_input(run({"validate", kQuickstart, "train.max_steps=0"}), "train.max_steps");
+  expect_bad_input(run({"validate", config_with("broken.yaml", "a: [1,\n")}), "expected valid YAML");
+  expect_bad_input(run({"validate", dir.path("absent.yaml")}), "absent.yaml: expected a readable YAML config file");
+  expect_bad_input(run({"validate", kQuickstart, "device=tpu"}), "device: expected one of auto | cpu | cuda");
+  expect_bad_input(run({"bogus"}), "unknown command 'bogus'");
+  expect_bad_input(run({"validate"}), "config is required");
+}
+
+TEST(Cli, BadDataExitsWithCode2) {
+  TempDir dir;
+  const auto csv = [&](const std::string& text) {
+    return "data.path=" + dir.write("data.csv", text);
+  };
+  const std::vector<std::string> as_csv = {"validate", kQuickstart, "data.source=csv"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = as_csv;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args);
+  };
+  expect_bad_input(with({csv("a,b,y\n1,2,3\n4,5\n")}), "data.csv:3: row: expected 3 cells");
+  expect_bad_input(with({csv("a,b,y\n1,x,3\n")}), "data.csv:2: column 'b': expected a number, found 'x'");
+  expect_bad_input(with({csv("a,b,y\n1,inf,3\n")}), "column 'b': expected a finite number");
+  expect_bad_input(with({csv("a,b,y\n1,2,3\n"), "data.label=target"}), "data.label: expected a column named 'target'");
+  expect_bad_input(with({csv("")}), "found an empty file");
+  expect_bad_input(with({"data.path=" + dir.path("none.csv")}), "data.path: expected a readable CSV file");
+  expect_bad_input(with({csv("a,b,y\n1,2,0.5\n"), "loss=logistic"}), "expected labels in {-1, +1}");
+
+  const auto good = with({csv("a,b,y\n1,2,1\n3,4,-1\n5,6,1\n"), "loss=logistic"});
+  EXPECT_EQ(good.code, 0) << good.err;
+  EXPECT_THAT(good.out, HasSubstr("d = 2"));
+}
+
+}  // namespace
+}  // namespace ncflab

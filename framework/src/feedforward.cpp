@@ -41,6 +41,69 @@ torch::Tensor feedforward_outputs(const std::vector<torch::Tensor>& weights,
   return hidden.squeeze(1);  // W_K is [S, 1, k_{K−1}]: [S, 1, n] → [S, n]
 }
 
+std::vector<torch::Tensor> split_layers(const torch::Tensor& flat,
+                                        const std::vector<std::vector<int64_t>>& shapes) {
+  const torch::Tensor rows = flat.dim() == 1 ? flat.unsqueeze(0) : flat;
+  int64_t parameters = 0;
+  for (const auto& shape : shapes) parameters += shape[0] * shape[1];
+  TORCH_CHECK(rows.dim() == 2 && rows.size(1) == parameters, "split_layers – expected [S, ",
+              parameters, "] – got ", flat.sizes());
+  std::vector<torch::Tensor> layers;
+  int64_t offset = 0;
+  for (const auto& shape : shapes) {
+    const int64_t size = shape[0] * shape[1];
+    layers.push_back(rows.narrow(1, offset, size).reshape({rows.size(0), shape[0], shape[1]}));
+    offset += size;
+  }
+  return layers;
+}
+
+torch::Tensor join_layers(const std::vector<torch::Tensor>& layers) {
+  std::vector<torch::Tensor> pieces;
+  for (const auto& w : layers) pieces.push_back(w.reshape({w.size(0), -1}));
+  return torch::cat(pieces, 1);
+}
+
+FeedForwardCache feedforward_forward(const std::vector<torch::Tensor>& weights,
+                                     const torch::Tensor& inputs,
+                                     const PolyLeakyReLUOptions& activation) {
+  TORCH_CHECK(weights.size() >= 2, "feedforward_forward – need >= 2 layers – got ", weights.size());
+  FeedForwardCache cache;
+  torch::Tensor hidden = torch::matmul(weights.front(), inputs.t());
+  for (size_t l = 1; l < weights.size(); ++l) {
+    cache.preactivations.push_back(hidden);
+    cache.activations.push_back(poly_leaky_relu(hidden, activation));
+    hidden = torch::matmul(weights[l], cache.activations.back());
+  }
+  cache.outputs = hidden.squeeze(1);
+  return cache;
+}
+
+std::vector<torch::Tensor> feedforward_vjp(const std::vector<torch::Tensor>& weights,
+                                           const torch::Tensor& inputs,
+                                           const PolyLeakyReLUOptions& activation,
+                                           const FeedForwardCache& cache,
+                                           const torch::Tensor& output_weights,
+                                           const std::vector<torch::Tensor>& slopes) {
+  const size_t depth = weights.size();
+  TORCH_CHECK(slopes.empty() || slopes.size() + 1 == depth,
+              "feedforward_vjp – need one slope tensor per hidden layer – got ", slopes.size());
+  std::vector<torch::Tensor> grads(depth);
+  // δ_K = c as [S, 1, n]; grad W_l = δ_l a_{l−1}ᵀ; δ_{l−1} = (W_lᵀ δ_l) ⊙ σ'(z_{l−1}).
+  torch::Tensor delta = output_weights.dim() == 1
+                            ? output_weights.expand({weights.back().size(0), -1}).unsqueeze(1)
+                            : output_weights.unsqueeze(1);
+  for (size_t l = depth - 1; l >= 1; --l) {
+    grads[l] = torch::matmul(delta, cache.activations[l - 1].transpose(1, 2));
+    const torch::Tensor slope = slopes.empty()
+                                    ? poly_leaky_relu_derivative(cache.preactivations[l - 1], activation)
+                                    : slopes[l - 1];
+    delta = torch::matmul(weights[l].transpose(1, 2), delta) * slope;
+  }
+  grads[0] = torch::matmul(delta, inputs);
+  return grads;
+}
+
 torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed) {
   auto directions = torch::empty({members, parameters}, torch::kFloat64);
   for (int64_t s = 0; s < members; ++s) {
@@ -131,26 +194,10 @@ int64_t FeedForwardImpl::parameters_per_member() const {
   return count;
 }
 
-torch::Tensor FeedForwardImpl::flatten() const {
-  std::vector<torch::Tensor> pieces;
-  for (const auto& w : weights_) pieces.push_back(w.reshape({members(), -1}));
-  return torch::cat(pieces, 1);
-}
+torch::Tensor FeedForwardImpl::flatten() const { return join_layers(weights_); }
 
 std::vector<torch::Tensor> FeedForwardImpl::unflatten(const torch::Tensor& flat) const {
-  const bool single = flat.dim() == 1;
-  const torch::Tensor rows = single ? flat.unsqueeze(0) : flat;
-  TORCH_CHECK(rows.dim() == 2 && rows.size(1) == parameters_per_member(),
-              "FeedForward::unflatten – expected [S, ", parameters_per_member(), "] – got ",
-              flat.sizes());
-  std::vector<torch::Tensor> layers;
-  int64_t offset = 0;
-  for (const auto& shape : layer_shapes()) {
-    const int64_t size = shape[0] * shape[1];
-    layers.push_back(rows.narrow(1, offset, size).reshape({rows.size(0), shape[0], shape[1]}));
-    offset += size;
-  }
-  return layers;
+  return split_layers(flat, layer_shapes());
 }
 
 void FeedForwardImpl::load_flat(const torch::Tensor& flat) {

@@ -41,6 +41,37 @@ torch::Tensor feedforward_outputs(const std::vector<torch::Tensor>& weights,
                                   const torch::Tensor& inputs,
                                   const PolyLeakyReLUOptions& activation);
 
+/// Splits flat weights [S, P] (or [P]) into views [S, k_l, k_{l−1}] of the given shapes.
+std::vector<torch::Tensor> split_layers(const torch::Tensor& flat,
+                                        const std::vector<std::vector<int64_t>>& shapes);
+
+/// Joins per-layer tensors [S, k_l, k_{l−1}] into flat weights [S, P].
+torch::Tensor join_layers(const std::vector<torch::Tensor>& layers);
+
+/// Intermediate values of one forward pass, kept for the analytic backward pass.
+struct FeedForwardCache {
+  std::vector<torch::Tensor> preactivations;  ///< z_l = W_l a_{l−1}, [S, k_l, n], l = 1..K−1
+  std::vector<torch::Tensor> activations;     ///< a_l = σ(z_l), [S, k_l, n], l = 1..K−1
+  torch::Tensor outputs;                      ///< H, [S, n]
+};
+
+/// Forward pass keeping z_l and a_l. Same values as feedforward_outputs.
+FeedForwardCache feedforward_forward(const std::vector<torch::Tensor>& weights,
+                                     const torch::Tensor& inputs,
+                                     const PolyLeakyReLUOptions& activation);
+
+/// Analytic vector–Jacobian product: ∂/∂W_l of Σ_{s,i} c_{s,i}·H_s(x_i), for
+/// `output_weights` c of shape [S, n] (or [n], shared by all members). Returns one
+/// tensor per layer, [S, k_l, k_{l−1}]. `slopes`, when given, replaces σ'(z_l) in
+/// the backward pass (one [S, k_l, n] tensor per hidden layer): the kink-aware KKT
+/// residual uses it to try every slope a Clarke gradient allows.
+std::vector<torch::Tensor> feedforward_vjp(const std::vector<torch::Tensor>& weights,
+                                           const torch::Tensor& inputs,
+                                           const PolyLeakyReLUOptions& activation,
+                                           const FeedForwardCache& cache,
+                                           const torch::Tensor& output_weights,
+                                           const std::vector<torch::Tensor>& slopes = {});
+
 class FeedForwardImpl : public torch::nn::Cloneable<FeedForwardImpl> {
  public:
   explicit FeedForwardImpl(const FeedForwardOptions& options_);

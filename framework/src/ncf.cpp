@@ -1,0 +1,238 @@
+// NCF value, exact gradient and KKT residuals. The kink-aware residual frees the
+// slope of every near-zero preactivation inside [min(α,1), max(α,1)] and picks the
+// slopes that make the projected gradient smallest: a bounded least-squares problem.
+#include "ncflab/ncf.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ncflab {
+namespace {
+
+// v − ⟨v, û⟩û for rows v [R, P] and a unit vector û [P].
+torch::Tensor project_out(const torch::Tensor& rows, const torch::Tensor& unit) {
+  return rows - torch::matmul(rows, unit).unsqueeze(-1) * unit;
+}
+
+torch::Tensor least_squares(const torch::Tensor& matrix, const torch::Tensor& target) {
+  // gelsd: SVD based, so rank-deficient systems get the minimum-norm solution.
+  return std::get<0>(torch::linalg_lstsq(matrix, target.unsqueeze(1), c10::nullopt,
+                                         c10::string_view("gelsd")))
+      .squeeze(1);
+}
+
+}  // namespace
+
+torch::Tensor unit_rows(const torch::Tensor& u) {
+  return u / u.norm(2, -1, /*keepdim=*/true);
+}
+
+Ncf::Ncf(FeedForwardOptions options, torch::Tensor inputs, torch::Tensor ybar)
+    : options_(std::move(options)), inputs_(std::move(inputs)), ybar_(std::move(ybar)) {
+  TORCH_CHECK(inputs_.dim() == 2 && inputs_.size(1) == options_.input_dim(),
+              "Ncf – inputs must be [n, ", options_.input_dim(), "] – got ", inputs_.sizes());
+  TORCH_CHECK(ybar_.dim() == 1 && ybar_.size(0) == inputs_.size(0),
+              "Ncf – ybar must be [n] with n = ", inputs_.size(0), " – got ", ybar_.sizes());
+  int64_t fan_in = options_.input_dim();
+  for (int64_t width : options_.widths()) {
+    shapes_.push_back({width, fan_in});
+    fan_in = width;
+  }
+  shapes_.push_back({1, fan_in});
+  for (const auto& shape : shapes_) parameters_ += shape[0] * shape[1];
+  degrees_ = layer_degrees(static_cast<int64_t>(shapes_.size()), options_.activation().p());
+  for (int64_t q : degrees_) total_degree_ += q;
+}
+
+torch::Tensor Ncf::value(const torch::Tensor& u) const {
+  return (feedforward_outputs(layers(u), inputs_, options_.activation()) * ybar_).sum(-1);
+}
+
+NcfEvaluation Ncf::evaluate(const torch::Tensor& u) const {
+  torch::NoGradGuard no_grad;
+  const auto weights = layers(u);
+  const auto cache = feedforward_forward(weights, inputs_, options_.activation());
+  const auto grads = feedforward_vjp(weights, inputs_, options_.activation(), cache,
+                                     ybar_.expand({weights.front().size(0), -1}));
+  return {(cache.outputs * ybar_).sum(-1), join_layers(grads)};
+}
+
+torch::Tensor Ncf::smooth_residual(const torch::Tensor& u) const {
+  const auto unit = unit_rows(u);
+  const auto gradient = evaluate(unit).gradient;
+  const auto tangent = gradient - (gradient * unit).sum(-1, /*keepdim=*/true) * unit;
+  // A zero gradient is a KKT point (λ = 0): 0/tiny = 0.
+  return tangent.norm(2, -1) / gradient.norm(2, -1).clamp_min(1e-300);
+}
+
+Ncf::ClarkeChoice Ncf::best_clarke_gradient(const torch::Tensor& unit_row, double tolerance) const {
+  torch::NoGradGuard no_grad;
+  const auto& activation = options_.activation();
+  const double low = std::min(activation.alpha(), 1.0);
+  const double high = std::max(activation.alpha(), 1.0);
+  const auto weights = layers(unit_row.unsqueeze(0));
+  const auto cache = feedforward_forward(weights, inputs_, activation);
+  const size_t hidden_layers = cache.preactivations.size();
+
+  // Slopes σ'(z) per hidden layer, [1, k_l, n]; near-zero preactivations are kinks.
+  std::vector<torch::Tensor> slopes;
+  std::vector<torch::Tensor> kinks;  // [F_l, 3] indices (0, j, i) per layer
+  int64_t kink_count = 0;
+  for (size_t h = 0; h < hidden_layers; ++h) {
+    const auto& z = cache.preactivations[h];
+    slopes.push_back(poly_leaky_relu_derivative(z, activation));
+    if (activation.p() != 1 || high == low) {
+      kinks.push_back(torch::empty({0, 3}, torch::kLong));
+      continue;
+    }
+    // |z_ji| ≤ tol·‖W_l[j,:]‖·‖a_{l−1}[:,i]‖: scale-free closeness to the kink.
+    const auto row_norms = weights[h].norm(2, 2, /*keepdim=*/true);  // [1, k_l, 1]
+    const auto column_norms = h == 0 ? inputs_.norm(2, 1).view({1, 1, -1})
+                                     : cache.activations[h - 1].norm(2, 1, /*keepdim=*/true);
+    const auto near = z.abs() <= tolerance * row_norms * column_norms;
+    kinks.push_back(near.nonzero());
+    kink_count += kinks.back().size(0);
+  }
+
+  const auto unit = unit_row;
+  const auto gradient_for = [&](const std::vector<torch::Tensor>& slope_set, int64_t batch) {
+    const auto grads = feedforward_vjp(weights, inputs_, activation, cache,
+                                       ybar_.expand({batch, -1}), slope_set);
+    return join_layers(grads);  // [batch, P]
+  };
+  if (kink_count == 0) {
+    const auto gradient = gradient_for(slopes, 1)[0];
+    return {gradient, project_out(gradient.unsqueeze(0), unit)[0], 0};
+  }
+
+  int kinked_layers = 0;
+  for (const auto& k : kinks) kinked_layers += k.size(0) > 0 ? 1 : 0;
+  // One kinked layer: the gradient is affine in its slopes, one solve is exact.
+  // Several: solve layer by layer, a few rounds (the gradient is multilinear).
+  const int rounds = kinked_layers == 1 ? 1 : 4;
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t h = 0; h < hidden_layers; ++h) {
+      const auto& index = kinks[h];
+      const int64_t count = index.size(0);
+      if (count == 0) continue;
+      const auto j = index.select(1, 1);
+      const auto i = index.select(1, 2);
+      // Batch element 0: every kink of this layer at the low slope; element f+1: kink f high.
+      std::vector<torch::Tensor> slope_set;
+      for (size_t m = 0; m < hidden_layers; ++m) {
+        slope_set.push_back(slopes[m].expand({count + 1, -1, -1}).clone());
+      }
+      auto layer_slopes = slope_set[h];
+      layer_slopes.index_put_({torch::indexing::Slice(), j, i}, low);
+      const auto f = torch::arange(count, torch::kLong);
+      layer_slopes.index_put_({f + 1, j, i}, high);
+      const auto gradients = gradient_for(slope_set, count + 1);
+      const auto base = gradients[0];
+      const auto columns = gradients.narrow(0, 1, count) - base;  // [F, P], exact: affine
+      const auto matrix = project_out(columns, unit).t().to(torch::kCPU, torch::kFloat64);
+      const auto target = -project_out(base.unsqueeze(0), unit)[0].to(torch::kCPU, torch::kFloat64);
+      const auto t = bounded_least_squares(matrix, target, 0.0, 1.0).to(slopes[h].options());
+      slopes[h].index_put_({torch::zeros_like(j), j, i}, low + (high - low) * t);
+    }
+  }
+  const auto gradient = gradient_for(slopes, 1)[0];
+  return {gradient, project_out(gradient.unsqueeze(0), unit)[0], kink_count};
+}
+
+KinkResidual Ncf::kink_residual(const torch::Tensor& u, double tolerance) const {
+  const auto unit = unit_rows(u);
+  auto residual = torch::empty({unit.size(0)}, unit.options());
+  auto kinks = torch::zeros({unit.size(0)}, torch::kLong);
+  for (int64_t s = 0; s < unit.size(0); ++s) {
+    const auto choice = best_clarke_gradient(unit[s], tolerance);
+    residual[s] = choice.tangent.norm() / choice.gradient.norm().clamp_min(1e-300);
+    kinks[s] = choice.kinks;
+  }
+  return {residual, kinks};
+}
+
+std::pair<torch::Tensor, torch::Tensor> Ncf::clarke_ascent_direction(const torch::Tensor& u,
+                                                                     double tolerance) const {
+  const auto unit = unit_rows(u);
+  auto directions = torch::empty_like(unit);
+  auto kinks = torch::zeros({unit.size(0)}, torch::kLong);
+  for (int64_t s = 0; s < unit.size(0); ++s) {
+    const auto choice = best_clarke_gradient(unit[s], tolerance);
+    directions[s] = choice.tangent;
+    kinks[s] = choice.kinks;
+  }
+  return {directions, kinks};
+}
+
+torch::Tensor bounded_least_squares(const torch::Tensor& matrix, const torch::Tensor& target,
+                                    double lower, double upper) {
+  TORCH_CHECK(matrix.dim() == 2 && target.dim() == 1 && matrix.size(0) == target.size(0),
+              "bounded_least_squares – need M [m, F] and b [m] – got ", matrix.sizes(), " and ",
+              target.sizes());
+  TORCH_CHECK(lower <= upper, "bounded_least_squares – empty box [", lower, ", ", upper, "]");
+  const auto m = matrix.to(torch::kCPU, torch::kFloat64);
+  const auto b = target.to(torch::kCPU, torch::kFloat64);
+  const int64_t count = m.size(1);
+  // state: −1 held at the lower bound, +1 at the upper bound, 0 free.
+  std::vector<int> state(static_cast<size_t>(count), -1);
+  auto t = torch::full({count}, lower, torch::kFloat64);
+  const double scale = (m.norm() * b.norm()).item<double>() + 1e-300;
+  const double width = upper - lower;
+
+  for (int64_t outer = 0; outer < 3 * count + 20; ++outer) {
+    // The bound variable whose release most decreases ½‖Mt − b‖² (Lawson–Hanson).
+    const auto w = torch::matmul(m.t(), b - torch::matmul(m, t));
+    const auto wa = w.accessor<double, 1>();
+    int64_t release = -1;
+    double best = 1e-13 * scale;
+    for (int64_t f = 0; f < count; ++f) {
+      const double gain = state[f] == -1 ? wa[f] : state[f] == 1 ? -wa[f] : 0.0;
+      if (gain > best) {
+        best = gain;
+        release = f;
+      }
+    }
+    if (release < 0) break;  // KKT conditions of the box problem hold
+    state[release] = 0;
+
+    for (int64_t inner = 0; inner <= count; ++inner) {
+      std::vector<int64_t> free;
+      for (int64_t f = 0; f < count; ++f) {
+        if (state[f] == 0) free.push_back(f);
+      }
+      if (free.empty()) break;
+      const auto free_index = torch::tensor(free, torch::kLong);
+      auto held = t.clone();
+      held.index_fill_(0, free_index, 0.0);
+      const auto candidate =
+          least_squares(m.index_select(1, free_index), b - torch::matmul(m, held));
+      const auto current = t.index_select(0, free_index);
+      const double slack = 1e-12 * width;
+      if (((candidate >= lower - slack) & (candidate <= upper + slack)).all().item<bool>()) {
+        t.index_copy_(0, free_index, candidate.clamp(lower, upper));
+        break;
+      }
+      // Walk from the feasible point toward the candidate until a bound is hit.
+      const auto step = candidate - current;
+      const auto to_lower = torch::where(candidate < lower, (lower - current) / step,
+                                         torch::full_like(step, 1.0));
+      const auto to_upper = torch::where(candidate > upper, (upper - current) / step,
+                                         torch::full_like(step, 1.0));
+      const double alpha = std::clamp(torch::minimum(to_lower, to_upper).min().item<double>(), 0.0, 1.0);
+      t.index_copy_(0, free_index, (current + alpha * step).clamp(lower, upper));
+      auto ta = t.accessor<double, 1>();
+      for (int64_t f : free) {
+        if (ta[f] <= lower + slack) {
+          state[f] = -1;
+          ta[f] = lower;
+        } else if (ta[f] >= upper - slack) {
+          state[f] = 1;
+          ta[f] = upper;
+        }
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace ncflab

@@ -104,10 +104,11 @@ std::vector<torch::Tensor> feedforward_vjp(const std::vector<torch::Tensor>& wei
   return grads;
 }
 
-torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed) {
+torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed,
+                                       RandomStream stream) {
   auto directions = torch::empty({members, parameters}, torch::kFloat64);
   for (int64_t s = 0; s < members; ++s) {
-    auto generator = make_generator(seed + static_cast<uint64_t>(s), RandomStream::init);
+    auto generator = make_generator(seed + static_cast<uint64_t>(s), stream);
     auto w0 = at::normal(0.0, 1.0, {parameters}, generator, torch::TensorOptions(torch::kFloat64));
     directions[s] = w0 / w0.norm();
   }

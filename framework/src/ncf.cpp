@@ -76,23 +76,10 @@ Ncf::ClarkeChoice Ncf::best_clarke_gradient(const torch::Tensor& unit_row, doubl
 
   // Slopes σ'(z) per hidden layer, [1, k_l, n]; near-zero preactivations are kinks.
   std::vector<torch::Tensor> slopes;
-  std::vector<torch::Tensor> kinks;  // [F_l, 3] indices (0, j, i) per layer
+  for (const auto& z : cache.preactivations) slopes.push_back(poly_leaky_relu_derivative(z, activation));
+  const auto kinked = kinks(unit_row, tolerance);
   int64_t kink_count = 0;
-  for (size_t h = 0; h < hidden_layers; ++h) {
-    const auto& z = cache.preactivations[h];
-    slopes.push_back(poly_leaky_relu_derivative(z, activation));
-    if (activation.p() != 1 || high == low) {
-      kinks.push_back(torch::empty({0, 3}, torch::kLong));
-      continue;
-    }
-    // |z_ji| ≤ tol·‖W_l[j,:]‖·‖a_{l−1}[:,i]‖: scale-free closeness to the kink.
-    const auto row_norms = weights[h].norm(2, 2, /*keepdim=*/true);  // [1, k_l, 1]
-    const auto column_norms = h == 0 ? inputs_.norm(2, 1).view({1, 1, -1})
-                                     : cache.activations[h - 1].norm(2, 1, /*keepdim=*/true);
-    const auto near = z.abs() <= tolerance * row_norms * column_norms;
-    kinks.push_back(near.nonzero());
-    kink_count += kinks.back().size(0);
-  }
+  for (const auto& k : kinked) kink_count += k.size(0);
 
   const auto unit = unit_row;
   const auto gradient_for = [&](const std::vector<torch::Tensor>& slope_set, int64_t batch) {
@@ -106,17 +93,17 @@ Ncf::ClarkeChoice Ncf::best_clarke_gradient(const torch::Tensor& unit_row, doubl
   }
 
   int kinked_layers = 0;
-  for (const auto& k : kinks) kinked_layers += k.size(0) > 0 ? 1 : 0;
+  for (const auto& k : kinked) kinked_layers += k.size(0) > 0 ? 1 : 0;
   // One kinked layer: the gradient is affine in its slopes, one solve is exact.
   // Several: solve layer by layer, a few rounds (the gradient is multilinear).
   const int rounds = kinked_layers == 1 ? 1 : 4;
   for (int round = 0; round < rounds; ++round) {
     for (size_t h = 0; h < hidden_layers; ++h) {
-      const auto& index = kinks[h];
+      const auto& index = kinked[h];
       const int64_t count = index.size(0);
       if (count == 0) continue;
-      const auto j = index.select(1, 1);
-      const auto i = index.select(1, 2);
+      const auto j = index.select(1, 0);
+      const auto i = index.select(1, 1);
       // Batch element 0: every kink of this layer at the low slope; element f+1: kink f high.
       std::vector<torch::Tensor> slope_set;
       for (size_t m = 0; m < hidden_layers; ++m) {
@@ -137,6 +124,51 @@ Ncf::ClarkeChoice Ncf::best_clarke_gradient(const torch::Tensor& unit_row, doubl
   }
   const auto gradient = gradient_for(slopes, 1)[0];
   return {gradient, project_out(gradient.unsqueeze(0), unit)[0], kink_count};
+}
+
+std::vector<torch::Tensor> Ncf::kinks(const torch::Tensor& unit_row, double tolerance) const {
+  torch::NoGradGuard no_grad;
+  const auto& activation = options_.activation();
+  const auto weights = layers(unit_row.unsqueeze(0));
+  const auto cache = feedforward_forward(weights, inputs_, activation);
+  std::vector<torch::Tensor> result;
+  const bool has_kink = activation.p() == 1 && activation.alpha() != 1.0;
+  for (size_t h = 0; h < cache.preactivations.size(); ++h) {
+    if (!has_kink) {
+      result.push_back(torch::empty({0, 2}, torch::kLong));
+      continue;
+    }
+    // |z_ji| ≤ tol·‖W_l[j,:]‖·‖a_{l−1}[:,i]‖: scale-free closeness to the kink.
+    const auto row_norms = weights[h][0].norm(2, 1, /*keepdim=*/true);  // [k_l, 1]
+    const auto column_norms = h == 0 ? inputs_.norm(2, 1).unsqueeze(0)   // [1, n]
+                                     : cache.activations[h - 1][0].norm(2, 0, /*keepdim=*/true);
+    const auto near = cache.preactivations[h][0].abs() <= tolerance * row_norms * column_norms;
+    result.push_back(near.nonzero().to(torch::kCPU));
+  }
+  return result;
+}
+
+torch::Tensor Ncf::project_onto_kinks(const torch::Tensor& unit_row,
+                                      const std::vector<torch::Tensor>& kinked) const {
+  torch::NoGradGuard no_grad;
+  auto row = unit_row.clone();
+  auto weights = layers(row.unsqueeze(0));  // views into `row`
+  for (size_t h = 0; h < kinked.size(); ++h) {
+    if (kinked[h].size(0) == 0) continue;
+    const auto cache = feedforward_forward(weights, inputs_, options_.activation());
+    const auto previous = h == 0 ? inputs_.t() : cache.activations[h - 1][0];  // [k_{l−1}, n]
+    const auto units = std::get<0>(at::_unique(kinked[h].select(1, 0)));
+    for (int64_t a = 0; a < units.size(0); ++a) {
+      const int64_t j = units[a].item<int64_t>();
+      const auto samples = kinked[h].index({kinked[h].select(1, 0) == j}).select(1, 1);
+      const auto basis = previous.index_select(1, samples.to(previous.device()));  // [k_{l−1}, c]
+      auto w = weights[h][0][j];
+      // w ← w − A (AᵀA)⁺ Aᵀ w: the least-squares fit of w in span(A), removed.
+      const auto coefficients = least_squares(basis, w);
+      w.sub_(torch::matmul(basis, coefficients));
+    }
+  }
+  return row / row.norm();
 }
 
 KinkResidual Ncf::kink_residual(const torch::Tensor& u, double tolerance) const {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ncflab/activation.h"
+#include "ncflab/random.h"
 
 namespace ncflab {
 
@@ -117,7 +118,9 @@ class FeedForwardImpl : public torch::nn::Cloneable<FeedForwardImpl> {
 
 TORCH_MODULE(FeedForward);
 
-/// Draws w0 for members seed, seed+1, …: [S, P] float64 on CPU, each row of norm 1.
-torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed);
+/// Draws w0 for members seed, seed+1, …: [S, P] float64 on CPU, each row of norm 1,
+/// from the given random stream (training inits use `init`, the KKT search `kkt`).
+torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed,
+                                       RandomStream stream = RandomStream::init);
 
 }  // namespace ncflab

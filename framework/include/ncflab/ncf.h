@@ -52,6 +52,17 @@ class Ncf {
   std::pair<torch::Tensor, torch::Tensor> clarke_ascent_direction(const torch::Tensor& u,
                                                                   double tolerance) const;
 
+  /// Preactivations of member û [P] that count as kinks: per hidden layer a [F_l, 2]
+  /// tensor of (unit j, sample i) with |z_ji| ≤ tolerance·‖W_l[j,:]‖·‖a_{l−1}[:,i]‖.
+  /// Empty for p ≥ 2 and for α = 1 (no kink).
+  std::vector<torch::Tensor> kinks(const torch::Tensor& unit_row, double tolerance) const;
+
+  /// Moves û [P] onto the kink manifold {z_ji = 0 for the given kinks}: each row W_l[j,:]
+  /// loses its components along the a_{l−1}[:,i] of its kinks (layer by layer, so later
+  /// activations see the projected earlier layers). Returns the projected row, renormalised.
+  torch::Tensor project_onto_kinks(const torch::Tensor& unit_row,
+                                   const std::vector<torch::Tensor>& kinks) const;
+
   int64_t parameters() const { return parameters_; }
   const std::vector<int64_t>& degrees() const { return degrees_; }
   int64_t total_degree() const { return total_degree_; }

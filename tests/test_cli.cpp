@@ -2,6 +2,10 @@
 // bad input, and the validate summary with the model's degrees.
 #include "ncflab/cli.h"
 
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "support.h"
@@ -104,6 +108,37 @@ TEST(Cli, BadDataExitsWithCode2) {
   const auto good = with({csv("a,b,y\n1,2,1\n3,4,-1\n5,6,1\n"), "loss=logistic"});
   EXPECT_EQ(good.code, 0) << good.err;
   EXPECT_THAT(good.out, HasSubstr("d = 2"));
+}
+
+TEST(Cli, KktWritesTheSpecKeysAndRefusesToOverwrite) {
+  TempDir dir;
+  const auto out = dir.path("kkt");
+  const auto result = run({"kkt", kQuickstart, "kkt.restarts=4", "data.n=20", "model.widths=[4]",
+                           "--out", out});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("rank-one share"));
+  std::ifstream file(out + "/kkt.json");
+  ASSERT_TRUE(file);
+  const auto report = nlohmann::json::parse(file);
+  EXPECT_EQ(report["homogeneity"]["total"], 3);
+  EXPECT_EQ(report["homogeneity"]["layers"], nlohmann::json::array({2, 1}));
+  ASSERT_TRUE(report.contains("rank_one_share"));
+  ASSERT_FALSE(report["points"].empty());
+  double previous = std::numeric_limits<double>::infinity();
+  for (const auto& point : report["points"]) {
+    for (const char* key : {"ncf", "residual", "kink_residual", "rank_one", "layers"}) {
+      EXPECT_TRUE(point.contains(key)) << key;
+    }
+    EXPECT_LE(point["ncf"].get<double>(), previous);  // highest N first
+    previous = point["ncf"].get<double>();
+    EXPECT_LT(point["residual"].get<double>(), 1e-10);
+    EXPECT_TRUE(point["layers"][0].contains("norm2"));
+    EXPECT_TRUE(point["layers"][0].contains("sv_ratio"));
+  }
+  EXPECT_TRUE(std::filesystem::exists(out + "/config.yaml"));
+  EXPECT_TRUE(std::filesystem::exists(out + "/kkt_points.pt"));
+  expect_bad_input(run({"kkt", kQuickstart, "--out", out}), "already holds one");
+  EXPECT_EQ(run({"kkt", kQuickstart, "kkt.restarts=2", "--out", out, "--overwrite"}).code, 0);
 }
 
 }  // namespace

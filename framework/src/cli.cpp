@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <ostream>
 
+#include "ncflab/commands.h"
 #include "ncflab/config.h"
 #include "ncflab/errors.h"
 #include "ncflab/log.h"
@@ -37,18 +38,19 @@ class ScopedLogToStream {
   LogSink previous_;
 };
 
-struct ConfigArguments {
-  std::string config_path;
-  std::vector<std::string> overrides;
-};
-
-void add_config_arguments(CLI::App& command, ConfigArguments& arguments) {
+void add_config_arguments(CLI::App& command, CommandArguments& arguments) {
   command.add_option("config", arguments.config_path, "YAML config file")->required();
   command.add_option("overrides", arguments.overrides,
                      "key.path=value overrides, e.g. train.step=1e-3 model.widths=[12,12]");
 }
 
-int validate(const ConfigArguments& arguments, bool print_config, std::ostream& out) {
+void add_output_arguments(CLI::App& command, CommandArguments& arguments) {
+  command.add_option("--out", arguments.out,
+                     "Output directory (default: runs/<name>/<command>_<date_time>/)");
+  command.add_flag("--overwrite", arguments.overwrite, "Replace results already in --out");
+}
+
+int validate(const CommandArguments& arguments, bool print_config, std::ostream& out) {
   const Config config = load_config(arguments.config_path, arguments.overrides);
   const Problem problem = build_problem(config);
   out << fmt::format("{}: valid\n", arguments.config_path) << describe_problem(problem);
@@ -70,7 +72,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   app.set_version_flag("--version", version_line());
   app.require_subcommand(1);
 
-  ConfigArguments validate_arguments;
+  CommandArguments validate_arguments;
   bool print_config = false;
   CLI::App* validate_command =
       app.add_subcommand("validate", "Check a config and its data, print the model's degrees; run nothing");
@@ -78,8 +80,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   validate_command->add_flag("--print-config", print_config,
                              "Also print the resolved config (defaults filled in) as YAML");
 
+  CommandArguments kkt_arguments;
+  CLI::App* kkt =
+      app.add_subcommand("kkt", "Search KKT points of the constrained NCF; write kkt.json");
+  add_config_arguments(*kkt, kkt_arguments);
+  add_output_arguments(*kkt, kkt_arguments);
+
   // CLI11 would call an unknown command "a missing subcommand"; name it instead.
-  const std::vector<const CLI::App*> commands{validate_command};
+  const std::vector<const CLI::App*> commands{validate_command, kkt};
   const auto is_command = [&](const std::string& name) {
     return std::any_of(commands.begin(), commands.end(),
                        [&](const CLI::App* command) { return command->get_name() == name; });
@@ -105,6 +113,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
 
   try {
     if (validate_command->parsed()) return validate(validate_arguments, print_config, out);
+    if (kkt->parsed()) {
+      kkt_command(kkt_arguments, out, err);
+      return kExitSuccess;
+    }
     err << "ncflab: no command given (see ncflab --help)\n";
     return kExitBadInput;
   } catch (const InputError& e) {

@@ -111,6 +111,9 @@ void visit_config(Config& c, Visitor& v) {
   v.section("kkt", [&] {
     v.field("restarts", c.kkt.restarts, at_least_int(1));
     v.field("tol", c.kkt.tol, greater_than(0.0));
+    v.field("max_iterations", c.kkt.max_iterations, at_least_int(1));
+    v.field("kink_tol", c.kkt.kink_tol, greater_than(0.0));
+    v.field("rank_one_tol", c.kkt.rank_one_tol, greater_than(0.0));
   });
   v.section("flow", [&] { v.field("max_norm", c.flow.max_norm, greater_than(1.0)); });
 }

@@ -64,6 +64,9 @@ struct EnsembleConfig {
 struct KktConfig {
   int64_t restarts = 32;
   double tol = 1.0e-10;
+  int64_t max_iterations = 20000;
+  double kink_tol = 1.0e-6;
+  double rank_one_tol = 1.0e-4;
 };
 
 struct FlowConfig {

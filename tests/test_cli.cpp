@@ -141,5 +141,32 @@ TEST(Cli, KktWritesTheSpecKeysAndRefusesToOverwrite) {
   EXPECT_EQ(run({"kkt", kQuickstart, "kkt.restarts=2", "--out", out, "--overwrite"}).code, 0);
 }
 
+TEST(Cli, FlowWritesBlowupTimeTrajectoryAndDirection) {
+  TempDir dir;
+  const auto out = dir.path("flow");
+  const auto result = run({"flow", kQuickstart, "ensemble.seeds=2", "data.n=20", "model.widths=[4]",
+                           "--out", out});
+  ASSERT_EQ(result.code, 0) << result.err;
+  std::ifstream file(out + "/flow.json");
+  ASSERT_TRUE(file);
+  const auto report = nlohmann::json::parse(file);
+  for (const char* key : {"blowup_time", "collapsed", "ncf", "residual", "homogeneity", "members"}) {
+    EXPECT_TRUE(report.contains(key)) << key;
+  }
+  ASSERT_EQ(report["members"].size(), 2u);
+  EXPECT_EQ(report["homogeneity"]["total"], 3);
+  if (report["status"] == "blew_up") {
+    // Near blow-up the direction approaches a non-negative KKT point.
+    EXPECT_GT(report["blowup_time"].get<double>(), 0.0);
+    EXPECT_GT(report["ncf"].get<double>(), 0.0);
+    EXPECT_LT(report["residual"].get<double>(), 0.05);
+  }
+  std::ifstream csv(out + "/flow_trajectory.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "member,time,norm,ncf,residual");
+  EXPECT_TRUE(std::filesystem::exists(out + "/flow_direction.pt"));
+}
+
 }  // namespace
 }  // namespace ncflab

@@ -86,8 +86,14 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   add_config_arguments(*kkt, kkt_arguments);
   add_output_arguments(*kkt, kkt_arguments);
 
+  CommandArguments flow_arguments;
+  CLI::App* flow = app.add_subcommand(
+      "flow", "Integrate the NCF gradient flow from w0; write T* and the blow-up direction");
+  add_config_arguments(*flow, flow_arguments);
+  add_output_arguments(*flow, flow_arguments);
+
   // CLI11 would call an unknown command "a missing subcommand"; name it instead.
-  const std::vector<const CLI::App*> commands{validate_command, kkt};
+  const std::vector<const CLI::App*> commands{validate_command, kkt, flow};
   const auto is_command = [&](const std::string& name) {
     return std::any_of(commands.begin(), commands.end(),
                        [&](const CLI::App* command) { return command->get_name() == name; });
@@ -115,6 +121,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (validate_command->parsed()) return validate(validate_arguments, print_config, out);
     if (kkt->parsed()) {
       kkt_command(kkt_arguments, out, err);
+      return kExitSuccess;
+    }
+    if (flow->parsed()) {
+      flow_command(flow_arguments, out, err);
       return kExitSuccess;
     }
     err << "ncflab: no command given (see ncflab --help)\n";

@@ -115,7 +115,14 @@ void visit_config(Config& c, Visitor& v) {
     v.field("kink_tol", c.kkt.kink_tol, greater_than(0.0));
     v.field("rank_one_tol", c.kkt.rank_one_tol, greater_than(0.0));
   });
-  v.section("flow", [&] { v.field("max_norm", c.flow.max_norm, greater_than(1.0)); });
+  v.section("flow", [&] {
+    v.field("max_norm", c.flow.max_norm, greater_than(1.0));
+    v.field("rtol", c.flow.rtol, greater_than(0.0));
+    v.field("atol", c.flow.atol, greater_than(0.0));
+    v.field("max_steps", c.flow.max_steps, at_least_int(1));
+    v.field("max_time", c.flow.max_time, greater_than(0.0));
+    v.field("record_every", c.flow.record_every, at_least_int(1));
+  });
 }
 
 std::string join_path(const std::vector<std::string>& parts, const std::string& last) {

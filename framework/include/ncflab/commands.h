@@ -23,4 +23,12 @@ struct CommandArguments {
 std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostream& out,
                                   std::ostream& err);
 
+/// `ncflab flow`: integrates the NCF gradient flow du/dt = ∇N(u) from each member's unit
+/// initial direction w0, writes flow.json (T*, collapse, final N and residual; per member
+/// under "members"), flow_trajectory.csv (member, time, norm, ncf, residual) and
+/// flow_direction.pt (the final direction û per layer, [S, k_l, k_{l−1}]), and prints a
+/// table to `out`; progress goes to `err`. Returns the output directory.
+std::filesystem::path flow_command(const CommandArguments& arguments, std::ostream& out,
+                                   std::ostream& err);
+
 }  // namespace ncflab

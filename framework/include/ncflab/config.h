@@ -71,6 +71,11 @@ struct KktConfig {
 
 struct FlowConfig {
   double max_norm = 1.0e4;
+  double rtol = 1.0e-10;
+  double atol = 1.0e-14;
+  int64_t max_steps = 1000000;
+  double max_time = 1.0e6;
+  int64_t record_every = 10;
 };
 
 struct Config {

@@ -6,8 +6,10 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <iostream>
 #include <ostream>
 
 #include "ncflab/commands.h"
@@ -92,8 +94,24 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   add_config_arguments(*flow, flow_arguments);
   add_output_arguments(*flow, flow_arguments);
 
+  RunArguments run_arguments;
+  CLI::App* run = app.add_subcommand(
+      "run", "Train from delta*w0 by gradient descent; write the run directory (or --resume one)");
+  run->add_option("config", run_arguments.config_path, "YAML config file (not with --resume)");
+  run->add_option("overrides", run_arguments.overrides,
+                  "key.path=value overrides, e.g. train.step=1e-3 model.widths=[12,12]");
+  add_output_arguments(*run, run_arguments);
+  run->add_option("--resume", run_arguments.resume,
+                  "Continue the interrupted run in RUN_DIR from its checkpoint");
+
+  CommandArguments sweep_arguments;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep", "Run a grid: key=v1,v2 or key=range(a,b,step); one run each plus sweep.csv");
+  add_config_arguments(*sweep, sweep_arguments);
+  add_output_arguments(*sweep, sweep_arguments);
+
   // CLI11 would call an unknown command "a missing subcommand"; name it instead.
-  const std::vector<const CLI::App*> commands{validate_command, kkt, flow};
+  const std::vector<const CLI::App*> commands{validate_command, run, sweep, kkt, flow};
   const auto is_command = [&](const std::string& name) {
     return std::any_of(commands.begin(), commands.end(),
                        [&](const CLI::App* command) { return command->get_name() == name; });
@@ -121,6 +139,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (validate_command->parsed()) return validate(validate_arguments, print_config, out);
     if (kkt->parsed()) {
       kkt_command(kkt_arguments, out, err);
+      return kExitSuccess;
+    }
+    if (run->parsed()) {
+      run_arguments.terminal = &err == &std::cerr && isatty(STDERR_FILENO) != 0;
+      const auto outcome = run_command(run_arguments, out, err);
+      // Interrupted: 128 + signal, as a shell reports a process killed by it (130, 143).
+      return outcome.signal != 0 ? 128 + outcome.signal : kExitSuccess;
+    }
+    if (sweep->parsed()) {
+      sweep_command(sweep_arguments, out, err);
       return kExitSuccess;
     }
     if (flow->parsed()) {

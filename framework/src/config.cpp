@@ -106,8 +106,22 @@ void visit_config(Config& c, Visitor& v) {
     v.field("escape_radius", c.train.escape_radius, greater_than(0.0));
     v.field("stop_at_escape", c.train.stop_at_escape);
     v.field("log_every", c.train.log_every, at_least_int(1));
+    v.choice("engine", c.train.engine,
+             Choices<EngineKind>{{"auto", EngineKind::automatic},
+                                 {"fused", EngineKind::fused},
+                                 {"batched", EngineKind::batched},
+                                 {"autograd", EngineKind::autograd}});
+    v.field("checkpoint_every", c.train.checkpoint_every, at_least_int(0));
   });
   v.section("ensemble", [&] { v.field("seeds", c.ensemble.seeds, at_least_int(1)); });
+  v.section("hooks", [&] {
+    const Choices<Switch> switches{{"auto", Switch::automatic}, {"true", Switch::on}, {"false", Switch::off}};
+    v.field("kkt", c.hooks.kkt);
+    v.choice("kink_residual", c.hooks.kink_residual, switches);
+    v.field("layers", c.hooks.layers);
+    v.choice("progress", c.hooks.progress, switches);
+    v.field("progress_seconds", c.hooks.progress_seconds, greater_than(0.0));
+  });
   v.section("kkt", [&] {
     v.field("restarts", c.kkt.restarts, at_least_int(1));
     v.field("tol", c.kkt.tol, greater_than(0.0));
@@ -122,6 +136,7 @@ void visit_config(Config& c, Visitor& v) {
     v.field("max_steps", c.flow.max_steps, at_least_int(1));
     v.field("max_time", c.flow.max_time, greater_than(0.0));
     v.field("record_every", c.flow.record_every, at_least_int(1));
+    v.field("enabled", c.flow.enabled);
   });
 }
 

@@ -44,6 +44,7 @@ struct MemberState {
   int64_t rejected = 0;
   int64_t last_recorded = -1;  // accepted count of the last trajectory row
   bool active = true;
+  size_t next_sample = 0;  // index of the next sample time to land on
   // State before the last accepted step, for locating the max_norm crossing inside it.
   double previous_time = 0;
   double previous_norm = 0;
@@ -70,6 +71,27 @@ void check_options(const FlowOptions& options) {
               options.stall_rate());
   TORCH_CHECK(options.record_every() >= 1, "integrate_ncf_flow – record_every must be >= 1 – got ",
               options.record_every());
+}
+
+// The next time a member must land on exactly: max_time or its next sample time.
+double landing_time(const MemberState& m, const FlowOptions& options, size_t member) {
+  double target = options.max_time();
+  if (!options.sample_times().empty()) {
+    const auto& times = options.sample_times()[member];
+    if (m.next_sample < times.size()) target = std::min(target, times[m.next_sample]);
+  }
+  return target;
+}
+
+// Copies u's row into the member's samples for every sample time it has reached.
+void take_samples(const torch::Tensor& u, int64_t s, MemberState& m, const FlowOptions& options,
+                  FlowResult& result) {
+  if (options.sample_times().empty()) return;
+  const auto& times = options.sample_times()[static_cast<size_t>(s)];
+  while (m.next_sample < times.size() && times[m.next_sample] <= m.time) {
+    result.members[static_cast<size_t>(s)].samples[static_cast<int64_t>(m.next_sample)].copy_(u[s]);
+    ++m.next_sample;
+  }
 }
 
 torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device& device) {
@@ -176,6 +198,17 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
               u0.sizes());
   TORCH_CHECK(u0.is_floating_point(), "integrate_ncf_flow – u0 must be floating point – got ",
               u0.scalar_type());
+  const auto& sample_times = options.sample_times();
+  TORCH_CHECK(sample_times.empty() || static_cast<int64_t>(sample_times.size()) == u0.size(0),
+              "integrate_ncf_flow – sample_times needs one list per member (", u0.size(0),
+              ") – got ", sample_times.size());
+  for (const auto& times : sample_times) {
+    for (size_t i = 0; i < times.size(); ++i) {
+      TORCH_CHECK(times[i] >= 0 && (i == 0 || times[i] > times[i - 1]),
+                  "integrate_ncf_flow – sample times must be >= 0 and increasing – got ", times[i],
+                  " at position ", i);
+    }
+  }
   torch::NoGradGuard no_grad;
   const int64_t members = u0.size(0);
   const double total_degree = static_cast<double>(ncf.total_degree());
@@ -210,6 +243,13 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
   for (int64_t s = 0; s < members; ++s) all[s] = s;
   record(ncf, u, all, states, result);
   for (int64_t s = 0; s < members; ++s) {
+    if (!sample_times.empty()) {
+      const auto count = static_cast<int64_t>(sample_times[static_cast<size_t>(s)].size());
+      result.members[static_cast<size_t>(s)].samples =
+          torch::full({count, ncf.parameters()}, std::numeric_limits<double>::quiet_NaN(),
+                      torch::kFloat64);
+      take_samples(u, s, states[static_cast<size_t>(s)], options, result);
+    }
     if (const auto reason = stop_reason(states[s], options)) {
       states[s].active = false;
       finish(states[s], *reason, total_degree, options, result.members[s]);
@@ -222,8 +262,10 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
     for (int64_t s = 0; s < members; ++s) {
       if (!states[s].active) continue;
       active.push_back(s);
-      // Land exactly on max_time rather than overshoot it.
-      steps.push_back(std::min(states[s].step, options.max_time() - states[s].time));
+      // Land exactly on max_time and on sample times rather than overshoot them.
+      steps.push_back(std::min(states[s].step,
+                               landing_time(states[s], options, static_cast<size_t>(s)) -
+                                   states[s].time));
     }
     if (active.empty()) break;
 
@@ -278,11 +320,15 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
         m.previous_time = m.time;
         m.previous_norm = m.norm;
         m.previous_value = m.value;
-        m.time = steps[a] >= options.max_time() - m.time ? options.max_time() : m.time + steps[a];
+        const double target = landing_time(m, options, static_cast<size_t>(active[a]));
+        const bool landed = steps[a] >= target - m.time;
+        m.time = landed ? target : m.time + steps[a];
         m.norm = norm;
         m.value = value;
         m.speed = speed;
-        m.step = steps[a] * factor;
+        // A step shortened to land on a time says nothing about the size the error allows:
+        // keep the earlier proposal then.
+        m.step = landed ? std::max(m.step, steps[a] * factor) : steps[a] * factor;
         ++m.accepted;
         accepted_local.push_back(i);
         accepted_global.push_back(active[a]);
@@ -302,6 +348,19 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
       const auto global = index_tensor(accepted_global, device);
       u.index_copy_(0, global, next.index_select(0, local));
       slope.index_copy_(0, global, stages.back().index_select(0, local));
+      const bool sample_due = !sample_times.empty() && std::any_of(accepted_global.begin(), accepted_global.end(),
+                                          [&](int64_t s) {
+                                            const auto& times = sample_times[static_cast<size_t>(s)];
+                                            const auto& m = states[static_cast<size_t>(s)];
+                                            return m.next_sample < times.size() &&
+                                                   times[m.next_sample] <= m.time;
+                                          });
+      if (sample_due) {
+        const auto host = u.to(torch::kCPU, torch::kFloat64);
+        for (int64_t s : accepted_global) {
+          take_samples(host, s, states[static_cast<size_t>(s)], options, result);
+        }
+      }
     }
     record(ncf, u, to_record, states, result);
     for (const auto& [s, reason] : finished) {

@@ -20,8 +20,13 @@ std::filesystem::path prepare_output_directory(const Config& config, const std::
   std::filesystem::path directory;
   if (out.empty()) {
     const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    directory = std::filesystem::path("runs") / config.name /
-                fmt::format("{}_{:%Y-%m-%d_%H-%M-%S}", kind, fmt::localtime(now));
+    const std::string stamp = fmt::format("{:%Y-%m-%d_%H-%M-%S}", fmt::localtime(now));
+    const std::string base = kind.empty() ? stamp : kind + "_" + stamp;
+    directory = std::filesystem::path("runs") / config.name / base;
+    // Two commands started within the same second get their own directories.
+    for (int i = 2; std::filesystem::exists(directory); ++i) {
+      directory = std::filesystem::path("runs") / config.name / fmt::format("{}_{}", base, i);
+    }
   } else {
     directory = out;
   }

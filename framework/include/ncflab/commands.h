@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "ncflab/run.h"
+
 namespace ncflab {
 
 /// What every config-driven command takes.
@@ -30,5 +32,21 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
 /// table to `out`; progress goes to `err`. Returns the output directory.
 std::filesystem::path flow_command(const CommandArguments& arguments, std::ostream& out,
                                    std::ostream& err);
+
+/// `ncflab run`: the CommandArguments, plus --resume and whether stderr is a terminal.
+struct RunArguments : CommandArguments {
+  std::string resume;     ///< run directory to continue (then no config or overrides)
+  bool terminal = false;  ///< redraw the progress line in place
+};
+
+/// `ncflab run CONFIG [overrides] [--out DIR] [--overwrite]` or `ncflab run --resume DIR`:
+/// trains and writes the run directory (SPEC §5). Returns the outcome (status, signal).
+RunOutcome run_command(const RunArguments& arguments, std::ostream& out, std::ostream& err);
+
+/// `ncflab sweep CONFIG key=v1,v2 key2=range(a,b,step) ... [--out DIR]`: one run
+/// directory per grid point under DIR and DIR/sweep.csv (one row per run: the swept
+/// values and the main summary fields). Returns DIR.
+std::filesystem::path sweep_command(const CommandArguments& arguments, std::ostream& out,
+                                    std::ostream& err);
 
 }  // namespace ncflab

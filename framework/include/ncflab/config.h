@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ncflab/data.h"
+#include "ncflab/engine.h"
 #include "ncflab/errors.h"
 #include "ncflab/loss.h"
 
@@ -55,6 +56,18 @@ struct TrainConfig {
   double escape_radius = 0.1;
   bool stop_at_escape = true;
   int64_t log_every = 100;
+  EngineKind engine = EngineKind::automatic;
+  int64_t checkpoint_every = 10000;  ///< 0: only on interrupt
+};
+
+enum class Switch { automatic, on, off };
+
+struct HooksConfig {
+  bool kkt = true;                        ///< N(û), residuals and cosines to the flow
+  Switch kink_residual = Switch::automatic;  ///< auto: for p = 1 nets
+  bool layers = true;                     ///< per-layer norms, shares and σ₂/σ₁
+  Switch progress = Switch::automatic;    ///< auto: on, redrawn in place on a terminal
+  double progress_seconds = 2.0;          ///< seconds between progress lines
 };
 
 struct EnsembleConfig {
@@ -76,6 +89,7 @@ struct FlowConfig {
   int64_t max_steps = 1000000;
   double max_time = 1.0e6;
   int64_t record_every = 10;
+  bool enabled = true;  ///< ncflab run integrates the flow from its own w0
 };
 
 struct Config {
@@ -89,6 +103,7 @@ struct Config {
   InitConfig init;
   TrainConfig train;
   EnsembleConfig ensemble;
+  HooksConfig hooks;
   KktConfig kkt;
   FlowConfig flow;
 

@@ -31,6 +31,10 @@ struct FlowOptions {
   TORCH_ARG(double, stall_rate) = 1e-12;
   /// Record a trajectory row every this many accepted steps (plus the first and the last).
   TORCH_ARG(int64_t, record_every) = 10;
+  /// Per member, increasing flow times at which to keep u(t) exactly (steps are shortened
+  /// to land on them): the trainer compares w(t)/‖w‖ with u(δ^(L−2)·t) at its log steps.
+  /// Empty: none. Otherwise one list per member.
+  TORCH_ARG(std::vector<std::vector<double>>, sample_times) = {};
 };
 
 /// How the flow of one member ended.
@@ -70,6 +74,9 @@ struct FlowMember {
   int64_t rejected = 0;  ///< rejected steps
   /// Rows at t = 0, every record_every accepted steps, and at the end.
   std::vector<FlowSample> trajectory;
+  /// u at the requested sample_times, [T, P] float64 on CPU; rows past the end of the
+  /// flow (blow-up, collapse) are NaN. Undefined when no sample times were asked for.
+  torch::Tensor samples;
 };
 
 struct FlowResult {

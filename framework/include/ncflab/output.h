@@ -14,7 +14,7 @@
 namespace ncflab {
 
 /// Creates the output directory of a command and writes the resolved config.yaml there.
-/// `out` empty: runs/<name>/<kind>_<YYYY-mm-dd_HH-MM-SS>/. A directory that already holds
+/// `out` empty: runs/<name>/<kind>_<YYYY-mm-dd_HH-MM-SS>/ (no prefix when `kind` is empty). A directory that already holds
 /// `product` (e.g. kkt.json) is bad input unless `overwrite`.
 std::filesystem::path prepare_output_directory(const Config& config, const std::string& kind,
                                                const std::string& out, bool overwrite,

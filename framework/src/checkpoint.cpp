@@ -1,0 +1,120 @@
+// Checkpoint files and the hook that writes them. Every value is stored as float64
+// (exact for float64 and float32 weights and for step counts below 2^53).
+#include "ncflab/checkpoint.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "ncflab/builtin_hooks.h"
+#include "ncflab/errors.h"
+#include "ncflab/output.h"
+
+namespace ncflab {
+namespace {
+
+torch::Tensor doubles(const std::vector<double>& values) {
+  return torch::tensor(values, torch::kFloat64);
+}
+
+template <typename T, typename F>
+torch::Tensor per_member(const std::vector<T>& items, F&& value) {
+  std::vector<double> values;
+  for (const auto& item : items) values.push_back(static_cast<double>(value(item)));
+  return doubles(values);
+}
+
+}  // namespace
+
+void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
+                     const std::vector<torch::Tensor>& weights) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (size_t l = 0; l < weights.size(); ++l) tensors.emplace_back(fmt::format("W{}", l + 1), weights[l]);
+  tensors.emplace_back("step", doubles({static_cast<double>(state.step)}));
+  tensors.emplace_back("status", per_member(state.status, [](MemberStatus s) { return static_cast<int>(s); }));
+  tensors.emplace_back("active", per_member(state.active, [](uint8_t a) { return a; }));
+  tensors.emplace_back("steps_done", per_member(state.steps_done, [](int64_t k) { return k; }));
+  tensors.emplace_back("escape_step", per_member(state.escape, [](const EscapeRecord& e) { return e.step; }));
+  tensors.emplace_back("escape_time", per_member(state.escape, [](const EscapeRecord& e) { return e.time; }));
+  tensors.emplace_back("escape_rescaled_time",
+                       per_member(state.escape, [](const EscapeRecord& e) { return e.rescaled_time; }));
+  tensors.emplace_back("escape_norm", per_member(state.escape, [](const EscapeRecord& e) { return e.norm; }));
+  tensors.emplace_back("loss", doubles(state.loss));
+  tensors.emplace_back("norm", doubles(state.norm));
+  tensors.emplace_back("gradient_norm", doubles(state.gradient_norm));
+  save_tensor_dict(path, tensors);
+}
+
+Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members, size_t layers) {
+  if (!std::filesystem::exists(path)) {
+    throw InputError({path.string(), 0}, "--resume", "a checkpoint written by ncflab run",
+                     "no such file");
+  }
+  std::map<std::string, torch::Tensor> table;
+  for (auto& [name, tensor] : load_tensor_dict(path)) table[name] = tensor.to(torch::kFloat64);
+  const auto get = [&](const std::string& key, int64_t size) {
+    const auto it = table.find(key);
+    if (it == table.end()) {
+      throw InputError({path.string(), 0}, key, "a checkpoint written by ncflab run", "the key missing");
+    }
+    if (size >= 0 && (it->second.dim() != 1 || it->second.size(0) != size)) {
+      throw InputError({path.string(), 0}, key, fmt::format("{} values", size),
+                       "shape " + c10::str(it->second.sizes()));
+    }
+    return it->second.contiguous();
+  };
+  Checkpoint checkpoint;
+  for (size_t l = 0; l < layers; ++l) {
+    const auto w = get(fmt::format("W{}", l + 1), -1);
+    if (w.dim() != 3 || w.size(0) != members) {
+      throw InputError({path.string(), 0}, fmt::format("W{}", l + 1),
+                       fmt::format("[{}, k, k'] weights for this config", members), "other shapes");
+    }
+    checkpoint.weights.push_back(w);
+  }
+  auto& state = checkpoint.state;
+  state.step = static_cast<int64_t>(get("step", 1)[0].item<double>());
+  const auto read = [&](const std::string& key) {
+    const auto t = get(key, members);
+    return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + members);
+  };
+  const auto status = read("status");
+  const auto active = read("active");
+  const auto steps_done = read("steps_done");
+  const auto escape_step = read("escape_step");
+  const auto escape_time = read("escape_time");
+  const auto escape_rescaled = read("escape_rescaled_time");
+  const auto escape_norm = read("escape_norm");
+  state.loss = read("loss");
+  state.norm = read("norm");
+  state.gradient_norm = read("gradient_norm");
+  for (int64_t s = 0; s < members; ++s) {
+    const auto i = static_cast<size_t>(s);
+    const int code = static_cast<int>(status[i]);
+    if (code < 0 || code > static_cast<int>(MemberStatus::interrupted)) {
+      throw InputError({path.string(), 0}, "status", "a member status code 0-4", fmt::format("{}", status[i]));
+    }
+    state.status.push_back(static_cast<MemberStatus>(code));
+    state.active.push_back(active[i] != 0 ? 1 : 0);
+    state.steps_done.push_back(static_cast<int64_t>(steps_done[i]));
+    state.escape.push_back({static_cast<int64_t>(escape_step[i]), escape_time[i], escape_rescaled[i],
+                            escape_norm[i]});
+  }
+  return checkpoint;
+}
+
+void CheckpointHook::on_step(TrainState& state) {
+  if (start_step_ < 0) start_step_ = state.step;
+  // Not at the step the run started from: that state is already on disk (or is w_0).
+  if (every_ > 0 && state.step % every_ == 0 && state.step != start_step_) save_(state);
+}
+
+void CheckpointHook::on_end(TrainState& state) {
+  const bool interrupted = std::any_of(state.status.begin(), state.status.end(), [](MemberStatus s) {
+    return s == MemberStatus::interrupted;
+  });
+  if (interrupted) save_(state);
+}
+
+}  // namespace ncflab

@@ -1,0 +1,174 @@
+// The batched (ATen) and autograd training engines, and the choice between engines.
+// Both work on any device; the fused CPU engine lives in fused_engine.cpp.
+#include "ncflab/engine.h"
+
+#include <algorithm>
+
+#include "fused_engine.h"
+
+namespace ncflab {
+namespace {
+
+// Host copies of [S] tensors: one transfer per evaluation.
+void copy_statistics(const torch::Tensor& loss, const torch::Tensor& norm,
+                     const torch::Tensor& gradient_norm, const std::vector<uint8_t>& active,
+                     StepStatistics& statistics) {
+  const auto host = torch::stack({loss, norm, gradient_norm}).to(torch::kCPU, torch::kFloat64);
+  const auto at = host.accessor<double, 2>();
+  const size_t members = active.size();
+  statistics.loss.resize(members);
+  statistics.norm.resize(members);
+  statistics.gradient_norm.resize(members);
+  for (size_t s = 0; s < members; ++s) {
+    if (!active[s]) continue;
+    const auto i = static_cast<int64_t>(s);
+    statistics.loss[s] = at[0][i];
+    statistics.norm[s] = at[1][i];
+    statistics.gradient_norm[s] = at[2][i];
+  }
+}
+
+torch::Tensor squared_norm(const std::vector<torch::Tensor>& layers) {
+  torch::Tensor total;
+  for (const auto& w : layers) {
+    const auto part = w.square().sum({1, 2});
+    total = total.defined() ? total + part : part;
+  }
+  return total;
+}
+
+bool all_active(const std::vector<uint8_t>& active) {
+  return std::all_of(active.begin(), active.end(), [](uint8_t a) { return a != 0; });
+}
+
+// w ← w − (η·g), with frozen members' gradients multiplied by 0. Multiplying by 1 is
+// exact, so a member's arithmetic is the same whether or not others are frozen.
+void apply_update(const std::vector<torch::Tensor>& weights,
+                  const std::vector<torch::Tensor>& gradients, double step,
+                  const std::vector<uint8_t>& active) {
+  torch::NoGradGuard no_grad;
+  if (all_active(active)) {
+    for (size_t l = 0; l < weights.size(); ++l) weights[l].sub_(gradients[l] * step);
+    return;
+  }
+  std::vector<double> factors(active.size());
+  for (size_t s = 0; s < active.size(); ++s) factors[s] = active[s] ? step : 0.0;
+  const auto scale =
+      torch::tensor(factors, torch::kFloat64).to(weights.front().options()).view({-1, 1, 1});
+  for (size_t l = 0; l < weights.size(); ++l) weights[l].sub_(gradients[l] * scale);
+}
+
+/// Analytic forward/backward as batched ATen ops over all members.
+class BatchedEngine final : public TrainingEngine {
+ public:
+  BatchedEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss)
+      : model_(std::move(model)), inputs_(std::move(inputs)), labels_(std::move(labels)), loss_(loss) {
+    for (const auto& w : model_->weights()) gradients_.push_back(torch::zeros_like(w));
+  }
+
+  void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
+    torch::NoGradGuard no_grad;
+    const auto& weights = model_->weights();
+    const auto activation = model_->options.activation();
+    const auto cache = feedforward_forward(weights, inputs_, activation);
+    const auto residual = loss_output_gradient(loss_, cache.outputs, labels_);
+    const auto grads = feedforward_vjp(weights, inputs_, activation, cache, residual);
+    for (size_t l = 0; l < grads.size(); ++l) gradients_[l].copy_(grads[l]);
+    copy_statistics(loss_value(loss_, cache.outputs, labels_), squared_norm(weights).sqrt(),
+                    squared_norm(gradients_).sqrt(), active, statistics);
+  }
+
+  void update(double step, const std::vector<uint8_t>& active) override {
+    apply_update(model_->weights(), gradients_, step, active);
+  }
+
+  EngineKind kind() const override { return EngineKind::batched; }
+
+ private:
+  FeedForward model_;
+  torch::Tensor inputs_;
+  torch::Tensor labels_;
+  LossKind loss_;
+};
+
+/// Autograd through feedforward_outputs and the custom activation: slow, obviously right.
+class AutogradEngine final : public TrainingEngine {
+ public:
+  AutogradEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss)
+      : model_(std::move(model)), inputs_(std::move(inputs)), labels_(std::move(labels)), loss_(loss) {
+    for (const auto& w : model_->weights()) gradients_.push_back(torch::zeros_like(w));
+  }
+
+  void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
+    std::vector<torch::Tensor> leaves;
+    for (const auto& w : model_->weights()) leaves.push_back(w.detach().clone().requires_grad_(true));
+    const auto outputs = feedforward_outputs(leaves, inputs_, model_->options.activation());
+    const auto loss = loss_value(loss_, outputs, labels_);
+    // Members are independent, so the gradient of the sum is each member's gradient.
+    const auto grads = torch::autograd::grad({loss.sum()}, leaves);
+    torch::NoGradGuard no_grad;
+    for (size_t l = 0; l < grads.size(); ++l) gradients_[l].copy_(grads[l]);
+    copy_statistics(loss.detach(), squared_norm(model_->weights()).sqrt(),
+                    squared_norm(gradients_).sqrt(), active, statistics);
+  }
+
+  void update(double step, const std::vector<uint8_t>& active) override {
+    apply_update(model_->weights(), gradients_, step, active);
+  }
+
+  EngineKind kind() const override { return EngineKind::autograd; }
+
+ private:
+  FeedForward model_;
+  torch::Tensor inputs_;
+  torch::Tensor labels_;
+  LossKind loss_;
+};
+
+}  // namespace
+
+const char* engine_name(EngineKind kind) {
+  switch (kind) {
+    case EngineKind::automatic: return "auto";
+    case EngineKind::fused: return "fused";
+    case EngineKind::batched: return "batched";
+    case EngineKind::autograd: return "autograd";
+  }
+  return "unknown";
+}
+
+EngineKind resolve_engine_kind(EngineKind kind, const FeedForwardImpl& model, int64_t samples,
+                               const torch::Device& device) {
+  if (kind != EngineKind::automatic) return kind;
+  if (!device.is_cpu()) return EngineKind::batched;
+  // Multiply-adds of one member's forward pass. Below this, ATen's per-op overhead
+  // (microseconds per op, ~30 ops a step) dwarfs the arithmetic and the fused loops win;
+  // above it the BLAS matmuls of the batched engine win (see the benchmark in README).
+  const int64_t work = samples * model.parameters_per_member();
+  return work <= kFusedEngineMaxWork ? EngineKind::fused : EngineKind::batched;
+}
+
+std::unique_ptr<TrainingEngine> make_training_engine(EngineKind kind, FeedForward model,
+                                                     torch::Tensor inputs, torch::Tensor labels,
+                                                     LossKind loss) {
+  TORCH_CHECK(inputs.device() == model->weights().front().device(),
+              "make_training_engine – data and model must share a device – got ", inputs.device(),
+              " and ", model->weights().front().device());
+  TORCH_CHECK(inputs.scalar_type() == model->weights().front().scalar_type(),
+              "make_training_engine – data and model must share a dtype – got ",
+              inputs.scalar_type(), " and ", model->weights().front().scalar_type());
+  switch (resolve_engine_kind(kind, *model, inputs.size(0), inputs.device())) {
+    case EngineKind::fused:
+      return make_fused_engine(std::move(model), std::move(inputs), std::move(labels), loss);
+    case EngineKind::autograd:
+      return std::make_unique<AutogradEngine>(std::move(model), std::move(inputs),
+                                              std::move(labels), loss);
+    case EngineKind::batched:
+    case EngineKind::automatic:
+      break;
+  }
+  return std::make_unique<BatchedEngine>(std::move(model), std::move(inputs), std::move(labels),
+                                         loss);
+}
+
+}  // namespace ncflab

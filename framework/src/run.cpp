@@ -1,0 +1,371 @@
+// A training run end to end: problem, NCF flow from the run's own w0, trainer with the
+// built-in hooks, and every file of the run directory (SPEC §5).
+#include "ncflab/run.h"
+
+#include <fmt/format.h>
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ostream>
+
+#include "ncflab/builtin_hooks.h"
+#include "ncflab/checkpoint.h"
+#include "ncflab/errors.h"
+#include "ncflab/flow.h"
+#include "ncflab/log.h"
+#include "ncflab/metrics_csv.h"
+#include "ncflab/output.h"
+#include "ncflab/problem.h"
+#include "ncflab/signals.h"
+#include "ncflab/trainer.h"
+#include "ncflab/version.h"
+
+namespace ncflab {
+namespace {
+
+using nlohmann::json;
+
+// Flow samples are kept for at most this many logged steps per member (memory S·T·P).
+constexpr int64_t kMaxFlowSamples = 4096;
+
+json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
+
+double value_or_nan(const std::map<std::string, double>& row, const std::string& key) {
+  const auto it = row.find(key);
+  return it == row.end() ? std::nan("") : it->second;
+}
+
+std::string overall_status(const std::vector<MemberStatus>& statuses) {
+  const auto any = [&](MemberStatus s) { return std::count(statuses.begin(), statuses.end(), s) > 0; };
+  if (any(MemberStatus::interrupted)) return "interrupted";
+  if (any(MemberStatus::diverged)) return "diverged";
+  if (std::all_of(statuses.begin(), statuses.end(),
+                  [](MemberStatus s) { return s == MemberStatus::escaped; })) {
+    return "escaped";
+  }
+  return "max_steps";
+}
+
+void write_meta(const std::filesystem::path& directory, const Problem& problem, EngineKind engine) {
+  const json meta = {{"ncflab", NCFLAB_VERSION},
+                     {"git", NCFLAB_GIT_DESCRIBE},
+                     {"libtorch", TORCH_VERSION},
+                     {"device", problem.device.str()},
+                     {"cuda_available", torch::cuda::is_available()},
+                     {"threads", at::get_num_threads()},
+                     {"engine", engine_name(engine)},
+                     {"dtype", problem.dtype == torch::kFloat64 ? "float64" : "float32"}};
+  write_file_atomically(directory / "meta.json", meta.dump(2) + "\n");
+}
+
+void save_weights(const std::filesystem::path& path, const std::vector<torch::Tensor>& weights) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (size_t l = 0; l < weights.size(); ++l) tensors.emplace_back(fmt::format("W{}", l + 1), weights[l]);
+  save_tensor_dict(path, tensors);
+}
+
+// u(τ) is wanted at τ = δ^(L−2)·k·η for the logged k = 0, log_every, … (SPEC §1: w(t) ≈
+// δ·u(δ^(L−2)·t)).
+std::vector<std::vector<double>> flow_sample_times(const Config& config,
+                                                   const std::vector<double>& deltas,
+                                                   int64_t total_degree) {
+  const int64_t rows = std::min(kMaxFlowSamples, config.train.max_steps / config.train.log_every + 1);
+  std::vector<std::vector<double>> times;
+  for (double delta : deltas) {
+    std::vector<double> member;
+    for (int64_t j = 0; j < rows; ++j) {
+      const double t = static_cast<double>(j * config.train.log_every) * config.train.step;
+      member.push_back(rescaled_time(t, delta, total_degree));
+    }
+    times.push_back(std::move(member));
+  }
+  return times;
+}
+
+FlowResult run_flow(const Config& config, const Ncf& ncf, const torch::Tensor& w0,
+                    const std::vector<double>& deltas, std::ostream& err) {
+  const auto options = FlowOptions()
+                           .max_norm(config.flow.max_norm)
+                           .rtol(config.flow.rtol)
+                           .atol(config.flow.atol)
+                           .max_steps(config.flow.max_steps)
+                           .max_time(config.flow.max_time)
+                           .record_every(config.flow.record_every)
+                           .sample_times(flow_sample_times(config, deltas, ncf.total_degree()));
+  return integrate_ncf_flow(ncf, w0, options, [&err](const FlowProgress& progress) {
+    err << fmt::format("flow: {:>8} steps  {} member(s) active  t = {:.6g}  max ||u|| = {:.3g}\n",
+                       progress.accepted, progress.active, progress.time, progress.norm)
+        << std::flush;
+  });
+}
+
+json member_summary(int64_t s, const TrainState& state, const MetricsCsv& metrics,
+                    const FlowResult* flow, const std::vector<int64_t>& degrees, int64_t total_degree) {
+  const auto i = static_cast<size_t>(s);
+  const auto& row = metrics.last_row(s);
+  json summary;
+  summary["status"] = member_status_name(state.status[i]);
+  summary["delta"] = state.deltas[i];
+  summary["steps"] = state.steps_done[i];
+  summary["time"] = static_cast<double>(state.steps_done[i]) * state.step_size;
+  const auto& escape = state.escape[i];
+  double blowup = std::nan("");
+  if (flow != nullptr) {
+    const auto& member = flow->members[i];
+    blowup = member.blowup_time;
+    summary["ncf_flow"] = {{"status", flow_status_name(member.status)},
+                           {"blowup_time", number_or_null(member.blowup_time)},
+                           {"escape_time", number_or_null(member.escape_time)},
+                           {"collapsed", member.status == FlowStatus::collapsed},
+                           {"ncf", member.ncf},
+                           {"residual", member.residual}};
+    if (std::isfinite(blowup) && total_degree > 2) {
+      // The escape the theory predicts: t ≈ T*/δ^(L−2) (an upper bound: r_esc < ∞).
+      summary["predicted_escape_time"] = blowup / std::pow(state.deltas[i], total_degree - 2.0);
+    }
+  } else {
+    summary["ncf_flow"] = nullptr;
+  }
+  if (escape.step >= 0) {
+    summary["escape"] = {{"step", escape.step},
+                         {"time", escape.time},
+                         {"rescaled_time", escape.rescaled_time},
+                         {"norm", escape.norm},
+                         {"rescaled_time_over_blowup_time", number_or_null(escape.rescaled_time / blowup)}};
+  } else {
+    summary["escape"] = nullptr;
+  }
+  summary["final"] = {{"loss", state.loss[i]},
+                      {"norm", state.norm[i]},
+                      {"norm_over_delta", state.norm[i] / state.deltas[i]},
+                      {"gradient_norm", state.gradient_norm[i]},
+                      {"ncf", number_or_null(value_or_nan(row, "ncf"))},
+                      {"kkt_residual", number_or_null(value_or_nan(row, "kkt_residual"))},
+                      {"kink_residual", number_or_null(value_or_nan(row, "kink_residual"))},
+                      {"cos_to_flow", number_or_null(value_or_nan(row, "cos_to_flow"))}};
+  json layers = json::array();
+  for (size_t l = 0; l < degrees.size(); ++l) {
+    const std::string prefix = fmt::format("layer{}_", l + 1);
+    layers.push_back({{"norm", number_or_null(value_or_nan(row, prefix + "norm"))},
+                      {"share", number_or_null(value_or_nan(row, prefix + "share"))},
+                      {"kkt_share", static_cast<double>(degrees[l]) / static_cast<double>(total_degree)},
+                      {"sv_ratio", number_or_null(value_or_nan(row, prefix + "sv_ratio"))}});
+  }
+  summary["layers"] = layers;
+  return summary;
+}
+
+// A few rows of member 0's trajectory and the verdict on escape, for the terminal.
+void print_report(const json& summary, const MetricsCsv& metrics, int64_t total_degree,
+                  std::ostream& out) {
+  const auto& names = metrics.names();
+  const auto column = [&](const std::string& name) {
+    const auto it = std::find(names.begin(), names.end(), name);
+    return it == names.end() ? -1 : static_cast<int64_t>(it - names.begin());
+  };
+  const auto& rows = metrics.first_member_rows();
+  if (!rows.empty()) {
+    // cos(flow now): to the flow's direction at the matching time δ^(L−2)·t (logged steps
+    // only); cos(flow T*): to its direction at blow-up.
+    out << fmt::format("{:>10}  {:>12}  {:>12}  {:>12}  {:>12}  {:>10}  {:>9}  {:>13}  {:>13}\n",
+                       "step", "t", "delta^(L-2)t", "||w||/delta", "loss", "N(w/||w||)", "residual",
+                       "cos(flow now)", "cos(flow T*)");
+    const size_t shown = std::min<size_t>(rows.size(), 12);
+    for (size_t k = 0; k < shown; ++k) {
+      const size_t r = shown == 1 ? 0 : k * (rows.size() - 1) / (shown - 1);
+      const auto& row = rows[r];
+      const auto value = [&](const std::string& name) {
+        const int64_t c = column(name);
+        return c < 0 ? std::nan("") : row.values[static_cast<size_t>(c)];
+      };
+      out << fmt::format("{:>10}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>10.6g}  {:>9.2e}  {:>13.6f}  {:>13.6f}\n",
+                         row.step, row.time, value("rescaled_time"), value("norm_over_delta"),
+                         value("loss"), value("ncf"), value("kkt_residual"), value("cos_to_flow_now"),
+                         value("cos_to_flow"));
+    }
+  }
+  const auto describe = [&](const json& member, const std::string& label) {
+    std::string text = fmt::format("{}{}", label, member["status"].get<std::string>());
+    if (!member["escape"].is_null()) {
+      const auto& escape = member["escape"];
+      text += fmt::format(" at step {} (t = {:.6g}); delta^(L-2)*t_esc = {:.6g}", escape["step"].get<int64_t>(),
+                          escape["time"].get<double>(), escape["rescaled_time"].get<double>());
+      if (!member["ncf_flow"].is_null() && !member["ncf_flow"]["blowup_time"].is_null()) {
+        text += fmt::format(" vs flow T* = {:.6g} (ratio {:.4f})",
+                            member["ncf_flow"]["blowup_time"].get<double>(),
+                            escape["rescaled_time_over_blowup_time"].get<double>());
+      }
+      if (!member["final"]["cos_to_flow"].is_null()) {
+        text += fmt::format("; cos(w/||w||, flow direction) = {:.6f}",
+                            member["final"]["cos_to_flow"].get<double>());
+      }
+    } else if (member.contains("predicted_escape_time")) {
+      text += fmt::format(" after t = {:.6g}; the flow predicts escape near t = T*/delta^(L-2) = {:.6g}",
+                          member["time"].get<double>(), member["predicted_escape_time"].get<double>());
+    }
+    return text;
+  };
+  if (summary.contains("members")) {
+    for (size_t s = 0; s < summary["members"].size(); ++s) {
+      out << describe(summary["members"][s], fmt::format("member {}: ", s)) << '\n';
+    }
+  } else {
+    out << describe(summary, "run: ") << '\n';
+  }
+  if (total_degree == 2) out << "run: L = 2: no finite blow-up; escape time grows like log(1/delta)\n";
+}
+
+RunOutcome run_inside(const Config& config, const std::filesystem::path& directory,
+                      const RunSettings& settings, std::ostream& out, std::ostream& err) {
+  Problem problem = build_problem(config);
+  auto& model = *problem.model;
+  const int64_t members = model.members();
+  const int64_t total_degree = model.total_degree();
+  std::vector<double> deltas = settings.deltas.value_or(std::vector<double>(static_cast<size_t>(members), config.init.scale));
+  TORCH_CHECK(static_cast<int64_t>(deltas.size()) == members, "run – need ", members,
+              " deltas, got ", deltas.size());
+  if (settings.deltas) model.initialize(torch::tensor(deltas, torch::kFloat64), static_cast<uint64_t>(config.seed));
+  const auto w0 = unit_rows(model.flatten().detach());
+
+  std::optional<Checkpoint> checkpoint;
+  if (settings.resume) {
+    checkpoint = load_checkpoint(directory / kCheckpointFile, members, model.weights().size());
+  } else {
+    save_weights(directory / "weights_init.pt", model.weights());
+    std::string overrides;
+    for (const auto& o : settings.overrides) overrides += o + "\n";
+    write_file_atomically(directory / "overrides.txt", overrides);
+  }
+
+  const auto ncf = std::make_shared<Ncf>(model.options, problem.data.inputs, problem.ncf_labels);
+  std::optional<FlowResult> flow;
+  if (config.flow.enabled) flow = run_flow(config, *ncf, w0, deltas, err);
+
+  const auto options = TrainerOptions()
+                           .step(config.train.step)
+                           .max_steps(config.train.max_steps)
+                           .escape_radius(config.train.escape_radius)
+                           .stop_at_escape(config.train.stop_at_escape)
+                           .log_every(config.train.log_every)
+                           .engine(config.train.engine);
+  Trainer trainer(problem.model, problem.data.inputs, problem.data.labels, config.loss, deltas, options);
+  write_meta(directory, problem,
+             resolve_engine_kind(config.train.engine, model, problem.data.size(), problem.device));
+  if (config.hooks.layers) trainer.add_hook(std::make_shared<LayerProjectionHook>(model.depth()));
+  if (config.hooks.kkt) {
+    KktComparisonHook::Reference reference;
+    reference.log_every = config.train.log_every;
+    if (flow) {
+      reference.flow_direction = flow->direction;
+      for (const auto& member : flow->members) reference.flow_samples.push_back(member.samples);
+    }
+    const bool kinks = config.hooks.kink_residual == Switch::on ||
+                       (config.hooks.kink_residual == Switch::automatic && config.model.activation.p == 1);
+    trainer.add_hook(std::make_shared<KktComparisonHook>(ncf, reference, kinks ? config.kkt.kink_tol : 0.0));
+  }
+  trainer.add_hook(std::make_shared<CheckpointHook>(
+      config.train.checkpoint_every, [&directory](const TrainState& state) {
+        save_checkpoint(directory / kCheckpointFile, state, *state.weights);
+      }));
+  if (config.hooks.progress != Switch::off) {
+    int64_t expected_escape = 0;
+    if (flow && total_degree > 2) {
+      for (size_t s = 0; s < flow->members.size(); ++s) {
+        const double blowup = flow->members[s].blowup_time;
+        if (!std::isfinite(blowup)) continue;
+        const double steps = blowup / std::pow(deltas[s], total_degree - 2.0) / config.train.step;
+        expected_escape = std::max(expected_escape, static_cast<int64_t>(std::min(steps, 9e15)));
+      }
+    }
+    trainer.add_hook(std::make_shared<ProgressHook>(
+        err, settings.terminal, std::chrono::duration<double>(config.hooks.progress_seconds),
+        config.train.max_steps, expected_escape));
+  }
+  auto metrics = std::make_shared<MetricsCsv>(directory / "metrics.csv", members,
+                                              checkpoint ? checkpoint->state.step : -1);
+  trainer.set_metrics_sink(metrics);
+  if (checkpoint) {
+    torch::NoGradGuard no_grad;
+    for (size_t l = 0; l < checkpoint->weights.size(); ++l) {
+      const auto& target = model.weights()[l];
+      if (checkpoint->weights[l].sizes() != target.sizes()) {
+        throw InputError({(directory / kCheckpointFile).string(), 0}, fmt::format("W{}", l + 1),
+                         "shape " + c10::str(target.sizes()), c10::str(checkpoint->weights[l].sizes()));
+      }
+      model.weights()[l].copy_(checkpoint->weights[l]);
+    }
+    trainer.resume_from(checkpoint->state);
+    out << fmt::format("run: resuming {} at step {}\n", directory.string(), checkpoint->state.step);
+  }
+
+  TrainResult result;
+  {
+    InterruptHandler interrupts;
+    result = trainer.run();
+  }
+  const auto& state = result.state;
+
+  json summary;
+  std::vector<json> member_summaries;
+  for (int64_t s = 0; s < members; ++s) {
+    member_summaries.push_back(member_summary(s, state, *metrics, flow ? &*flow : nullptr,
+                                              model.degrees(), total_degree));
+  }
+  summary = member_summaries.front();
+  summary["status"] = overall_status(state.status);
+  summary["homogeneity"] = {{"total", total_degree}, {"layers", model.degrees()}};
+  if (members > 1) summary["members"] = member_summaries;
+  summary["engine"] = engine_name(result.engine);
+  summary["device"] = problem.device.str();
+  summary["wall_seconds"] = result.wall_seconds;
+  summary["steps_per_second"] =
+      result.wall_seconds > 0 ? static_cast<double>(result.iterations) / result.wall_seconds : 0.0;
+  summary["iterations"] = result.iterations;
+
+  int signal = 0;
+  if (result.interrupted) {
+    signal = interrupt_signal();
+    summary["signal"] = signal;
+  } else {
+    save_weights(directory / "weights_final.pt", model.weights());
+    std::filesystem::remove(directory / kCheckpointFile);
+  }
+  write_file_atomically(directory / kSummaryFile, summary.dump(2) + "\n");
+  print_report(summary, *metrics, total_degree, out);
+  out << fmt::format("run: {} ({} engine, {:.0f} steps/s, {:.2f} s); wrote {}\n",
+                     summary["status"].get<std::string>(), engine_name(result.engine),
+                     summary["steps_per_second"].get<double>(), result.wall_seconds,
+                     directory.string());
+  if (result.interrupted) {
+    out << fmt::format("run: interrupted; continue with: ncflab run --resume {}\n", directory.string());
+  }
+  return {directory, summary["status"].get<std::string>(), signal, summary};
+}
+
+}  // namespace
+
+RunOutcome run_experiment(const Config& config, const std::filesystem::path& directory,
+                          const RunSettings& settings, std::ostream& out, std::ostream& err) {
+  try {
+    return run_inside(config, directory, settings, out, err);
+  } catch (const InputError&) {
+    // A bad checkpoint must not overwrite the summary of the run it belongs to.
+    if (settings.resume) throw;
+    write_file_atomically(directory / kSummaryFile, nlohmann::json{{"status", "failed"}}.dump(2) + "\n");
+    throw;
+  } catch (const std::exception& e) {
+    // Never leave a directory that looks complete (or still running) after a failure.
+    const json failed = {{"status", "failed"}, {"error", e.what()}};
+    try {
+      write_file_atomically(directory / kSummaryFile, failed.dump(2) + "\n");
+    } catch (const std::exception&) {
+    }
+    throw;
+  }
+}
+
+}  // namespace ncflab

@@ -8,9 +8,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "ncflab/cli.h"
 #include "ncflab/feedforward.h"
 #include "ncflab/log.h"
 
@@ -45,6 +47,24 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// What `ncflab ARGS...` printed and returned.
+struct CliResult {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+/// Runs the command line exactly as the executable does (args without the program name).
+inline CliResult run_ncflab(std::vector<std::string> args) {
+  args.insert(args.begin(), "ncflab");
+  std::ostringstream out;
+  std::ostringstream err;
+  const int code = run_cli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+inline const std::string kQuickstart = std::string(NCFLAB_SOURCE_DIR) + "/experiments/quickstart.yaml";
 
 /// Collects log messages while alive (and keeps them off stderr).
 class CapturedLog {

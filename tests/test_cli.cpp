@@ -16,21 +16,10 @@ namespace {
 using ::testing::HasSubstr;
 using testing::TempDir;
 
-struct CliResult {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-CliResult run(std::vector<std::string> args) {
-  args.insert(args.begin(), "ncflab");
-  std::ostringstream out;
-  std::ostringstream err;
-  const int code = run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-const std::string kQuickstart = std::string(NCFLAB_SOURCE_DIR) + "/experiments/quickstart.yaml";
+using testing::CliResult;
+using testing::kQuickstart;
+using Run = CliResult (*)(std::vector<std::string>);
+constexpr Run run = testing::run_ncflab;
 
 TEST(Cli, ValidatePrintsTheModelsDegrees) {
   const auto result = run({"validate", kQuickstart});

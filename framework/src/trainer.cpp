@@ -88,12 +88,12 @@ void Trainer::check_escape(TrainState& state) const {
   }
 }
 
-void Trainer::log_metrics(const TrainState& state, bool first) {
+void Trainer::log_metrics(const TrainState& state) {
   if (!sink_) return;
   const bool scheduled = state.step % options_.log_every() == 0;
   std::vector<int64_t> rows;
   for (int64_t s = 0; s < state.members(); ++s) {
-    if (state.active[static_cast<size_t>(s)] && (scheduled || first)) rows.push_back(s);
+    if (state.active[static_cast<size_t>(s)] && scheduled) rows.push_back(s);
   }
   for (int64_t s : state.finished_now) rows.push_back(s);
   if (rows.empty()) return;
@@ -192,7 +192,7 @@ TrainResult Trainer::run() {
       result.interrupted = true;
       for (int64_t s = 0; s < members; ++s) state.finish(s, MemberStatus::interrupted);
     }
-    log_metrics(state, first);
+    log_metrics(state);
     for (const auto& hook : hooks_) hook->on_step(state);
     first = false;
     const bool any_active =

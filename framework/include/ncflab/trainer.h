@@ -81,7 +81,7 @@ class Trainer {
  private:
   void check_divergence(TrainState& state) const;
   void check_escape(TrainState& state) const;
-  void log_metrics(const TrainState& state, bool first);
+  void log_metrics(const TrainState& state);
 
   FeedForward model_;
   std::unique_ptr<TrainingEngine> engine_;

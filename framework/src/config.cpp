@@ -137,6 +137,7 @@ void visit_config(Config& c, Visitor& v) {
     v.field("max_time", c.flow.max_time, greater_than(0.0));
     v.field("record_every", c.flow.record_every, at_least_int(1));
     v.field("enabled", c.flow.enabled);
+    v.field("kink_step", c.flow.kink_step, within(0.0, 0.1));
   });
 }
 

@@ -6,6 +6,11 @@
 #include <array>
 #include <cmath>
 #include <optional>
+#include <chrono>
+#include <memory>
+#include <ostream>
+
+#include <fmt/format.h>
 
 namespace ncflab {
 namespace {
@@ -30,7 +35,7 @@ constexpr double kMinFactor = 0.2;
 constexpr double kMaxFactor = 5.0;
 // First step moves u by this fraction of ‖u0‖; the controller takes over from there.
 constexpr double kFirstStepFraction = 1e-3;
-constexpr int64_t kProgressEvery = 1000;
+constexpr int64_t kProgressEvery = 20;  // callers throttle by time (flow_progress_printer)
 
 // Per-member scalars, kept on the host: one small transfer per step decides everything.
 struct MemberState {
@@ -69,6 +74,9 @@ void check_options(const FlowOptions& options) {
               options.collapse_norm_ratio());
   TORCH_CHECK(options.stall_rate() >= 0, "integrate_ncf_flow – stall_rate must be >= 0 – got ",
               options.stall_rate());
+  TORCH_CHECK(options.min_relative_step() >= 0 && options.min_relative_step() < 1,
+              "integrate_ncf_flow – min_relative_step must be in [0, 1) – got ",
+              options.min_relative_step());
   TORCH_CHECK(options.record_every() >= 1, "integrate_ncf_flow – record_every must be >= 1 – got ",
               options.record_every());
 }
@@ -188,6 +196,19 @@ const char* flow_status_name(FlowStatus status) {
       return "max_steps";
   }
   return "unknown";
+}
+
+std::function<void(const FlowProgress&)> flow_progress_printer(std::ostream& out,
+                                                               double interval_seconds) {
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  return [&out, interval_seconds, last](const FlowProgress& progress) {
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - *last).count() < interval_seconds) return;
+    *last = now;
+    out << fmt::format("flow: {:>8} steps  {} member(s) active  t = {:.6g}  max ||u|| = {:.3g}\n",
+                       progress.accepted, progress.active, progress.time, progress.norm)
+        << std::flush;
+  };
 }
 
 FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const FlowOptions& options,
@@ -316,7 +337,12 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
           !finite      ? kMinFactor
           : ratio == 0 ? kMaxFactor
                        : std::clamp(kSafety * std::pow(ratio, -0.2), kMinFactor, kMaxFactor);
-      if (finite && ratio <= 1) {
+      // Across a kink (p = 1) ∇N jumps and no step is small enough for the error test;
+      // a step that moves u by at most min_relative_step·‖u‖ is taken anyway, so the flow
+      // slides along kinks with an error of that order instead of stalling.
+      const double floor_step = m.speed > 0 ? options.min_relative_step() * m.norm / m.speed : 0.0;
+      const bool forced = finite && steps[a] <= floor_step;
+      if (finite && (ratio <= 1 || forced)) {
         m.previous_time = m.time;
         m.previous_norm = m.norm;
         m.previous_value = m.value;
@@ -329,11 +355,14 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
         // A step shortened to land on a time says nothing about the size the error allows:
         // keep the earlier proposal then.
         m.step = landed ? std::max(m.step, steps[a] * factor) : steps[a] * factor;
+        if (options.min_relative_step() > 0 && speed > 0) {
+          m.step = std::max(m.step, options.min_relative_step() * norm / speed);
+        }
         ++m.accepted;
         accepted_local.push_back(i);
         accepted_global.push_back(active[a]);
       } else {
-        m.step = steps[a] * std::min(1.0, factor);
+        m.step = std::max(steps[a] * std::min(1.0, factor), floor_step);
         ++m.rejected;
       }
       if (const auto reason = stop_reason(m, options)) {

@@ -45,22 +45,12 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
   const Ncf ncf(problem.model->options, problem.data.inputs, problem.ncf_labels);
   // The flow starts at the unit direction w0 of each member: training starts at δ·w0.
   const auto w0 = unit_rows(problem.model->flatten().detach());
-  const auto options = FlowOptions()
-                           .max_norm(config.flow.max_norm)
-                           .rtol(config.flow.rtol)
-                           .atol(config.flow.atol)
-                           .max_steps(config.flow.max_steps)
-                           .max_time(config.flow.max_time)
-                           .record_every(config.flow.record_every);
+  const auto options = flow_options(config);
   out << fmt::format("flow: {} member{} on {} (L = {}, P = {}), from w0 with ||w0|| = 1 until ||u|| = {:g}\n",
                      w0.size(0), w0.size(0) == 1 ? "" : "s",
                      describe_activation(ncf.options().activation()), ncf.total_degree(),
                      ncf.parameters(), options.max_norm());
-  const auto result = integrate_ncf_flow(ncf, w0, options, [&err](const FlowProgress& progress) {
-    err << fmt::format("flow: {:>8} steps  {} member(s) active  t = {:.6g}  max ||u|| = {:.3g}\n",
-                       progress.accepted, progress.active, progress.time, progress.norm)
-        << std::flush;
-  });
+  const auto result = integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, 2.0));
 
   out << fmt::format("{:>6}  {:>9}  {:>14}  {:>14}  {:>12}  {:>9}  {:>8}\n", "member", "status",
                      "T*", "escape time", "final N(u)", "residual", "steps");

@@ -76,6 +76,17 @@ Problem build_problem(const Config& config) {
   return problem;
 }
 
+FlowOptions flow_options(const Config& config) {
+  return FlowOptions()
+      .max_norm(config.flow.max_norm)
+      .rtol(config.flow.rtol)
+      .atol(config.flow.atol)
+      .max_steps(config.flow.max_steps)
+      .max_time(config.flow.max_time)
+      .record_every(config.flow.record_every)
+      .min_relative_step(config.model.activation.p == 1 ? config.flow.kink_step : 0.0);
+}
+
 std::string describe_problem(const Problem& problem) {
   const Config& config = problem.config;
   const auto& model = *problem.model;

@@ -88,19 +88,10 @@ std::vector<std::vector<double>> flow_sample_times(const Config& config,
 
 FlowResult run_flow(const Config& config, const Ncf& ncf, const torch::Tensor& w0,
                     const std::vector<double>& deltas, std::ostream& err) {
-  const auto options = FlowOptions()
-                           .max_norm(config.flow.max_norm)
-                           .rtol(config.flow.rtol)
-                           .atol(config.flow.atol)
-                           .max_steps(config.flow.max_steps)
-                           .max_time(config.flow.max_time)
-                           .record_every(config.flow.record_every)
-                           .sample_times(flow_sample_times(config, deltas, ncf.total_degree()));
-  return integrate_ncf_flow(ncf, w0, options, [&err](const FlowProgress& progress) {
-    err << fmt::format("flow: {:>8} steps  {} member(s) active  t = {:.6g}  max ||u|| = {:.3g}\n",
-                       progress.accepted, progress.active, progress.time, progress.norm)
-        << std::flush;
-  });
+  const auto options =
+      flow_options(config).sample_times(flow_sample_times(config, deltas, ncf.total_degree()));
+  const double interval = config.hooks.progress == Switch::off ? 1e300 : config.hooks.progress_seconds;
+  return integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, interval));
 }
 
 json member_summary(int64_t s, const TrainState& state, const MetricsCsv& metrics,

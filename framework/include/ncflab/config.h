@@ -90,6 +90,7 @@ struct FlowConfig {
   double max_time = 1.0e6;
   int64_t record_every = 10;
   bool enabled = true;  ///< ncflab run integrates the flow from its own w0
+  double kink_step = 1.0e-4;  ///< p = 1: steps moving u by ≤ kink_step·‖u‖ always accepted
 };
 
 struct Config {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <limits>
 #include <vector>
 
@@ -31,6 +32,10 @@ struct FlowOptions {
   TORCH_ARG(double, stall_rate) = 1e-12;
   /// Record a trajectory row every this many accepted steps (plus the first and the last).
   TORCH_ARG(int64_t, record_every) = 10;
+  /// Steps that move u by at most this fraction of ‖u‖ are accepted whatever the error
+  /// estimate: for p = 1 nets ∇N jumps at kinks and the flow slides along them, where no
+  /// step passes the error test. 0: off (smooth nets).
+  TORCH_ARG(double, min_relative_step) = 0.0;
   /// Per member, increasing flow times at which to keep u(t) exactly (steps are shortened
   /// to land on them): the trainer compares w(t)/‖w‖ with u(δ^(L−2)·t) at its log steps.
   /// Empty: none. Otherwise one list per member.
@@ -85,13 +90,17 @@ struct FlowResult {
   int64_t total_degree = 0;  ///< L of the net
 };
 
-/// Passed to the progress callback every ~1000 batched steps.
+/// Passed to the progress callback every 20 batched steps (flow_progress_printer throttles).
 struct FlowProgress {
   int64_t accepted = 0;  ///< accepted steps of the member furthest along
   int64_t active = 0;    ///< members still integrating
   double time = 0;       ///< largest t among the members
   double norm = 0;       ///< largest ‖u‖ among the members
 };
+
+/// A progress callback printing one line to `out` at most every `interval_seconds`.
+std::function<void(const FlowProgress&)> flow_progress_printer(std::ostream& out,
+                                                               double interval_seconds);
 
 /// Integrates du/dt = ∇N(u) from u(0) = u0 [S, P] (P = ncf.parameters(), rows non-zero),
 /// every member with its own step size, by Dormand–Prince 5(4) with FSAL; the local error

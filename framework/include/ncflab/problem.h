@@ -10,6 +10,7 @@
 #include "ncflab/config.h"
 #include "ncflab/data.h"
 #include "ncflab/feedforward.h"
+#include "ncflab/flow.h"
 
 namespace ncflab {
 
@@ -34,6 +35,9 @@ Dataset load_data(const Config& config);
 
 /// Data, model and NCF labels for `config`, on its device and dtype.
 Problem build_problem(const Config& config);
+
+/// The NCF-flow integrator settings of `config` (flow.*; kink_step only for p = 1).
+FlowOptions flow_options(const Config& config);
 
 /// A few lines a researcher reads before a run: data, model, degrees, scales.
 std::string describe_problem(const Problem& problem);

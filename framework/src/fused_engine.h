@@ -8,9 +8,6 @@
 
 namespace ncflab {
 
-/// Largest n·P (samples × weights per member) for which `auto` picks the fused engine.
-constexpr int64_t kFusedEngineMaxWork = 2'000'000;
-
 /// A fused engine for `model` (CPU, float32 or float64, contiguous weights).
 std::unique_ptr<TrainingEngine> make_fused_engine(FeedForward model, torch::Tensor inputs,
                                                   torch::Tensor labels, LossKind loss);

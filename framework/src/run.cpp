@@ -245,7 +245,7 @@ RunOutcome run_inside(const Config& config, const std::filesystem::path& directo
                            .engine(config.train.engine);
   Trainer trainer(problem.model, problem.data.inputs, problem.data.labels, config.loss, deltas, options);
   write_meta(directory, problem,
-             resolve_engine_kind(config.train.engine, model, problem.data.size(), problem.device));
+             resolve_engine_kind(config.train.engine, problem.device));
   if (config.hooks.layers) trainer.add_hook(std::make_shared<LayerProjectionHook>(model.depth()));
   if (config.hooks.kkt) {
     KktComparisonHook::Reference reference;

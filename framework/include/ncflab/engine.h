@@ -16,7 +16,7 @@
 namespace ncflab {
 
 enum class EngineKind {
-  automatic,  ///< fused on CPU for nets where per-op overhead dominates, batched otherwise
+  automatic,  ///< fused on CPU, batched on CUDA
   fused,      ///< hand-written CPU loops per member (no per-op dispatch); CPU only
   batched,    ///< analytic forward/backward as batched ATen ops (CPU or CUDA)
   autograd,   ///< LibTorch autograd through the custom activation: the reference
@@ -54,15 +54,14 @@ class TrainingEngine {
 };
 
 /// The engine for `kind` training `model`'s weights in place on `inputs` [n, d] and
-/// `labels` [n] (same device and dtype as the model). automatic picks fused on CPU
-/// when the net is small enough that per-op overhead dominates, batched otherwise.
+/// `labels` [n] (same device and dtype as the model). automatic picks fused on CPU and
+/// batched elsewhere.
 /// Throws c10::Error for fused on a non-CPU device.
 std::unique_ptr<TrainingEngine> make_training_engine(EngineKind kind, FeedForward model,
                                                      torch::Tensor inputs, torch::Tensor labels,
                                                      LossKind loss);
 
-/// The kind `automatic` resolves to for this model, data size and device.
-EngineKind resolve_engine_kind(EngineKind kind, const FeedForwardImpl& model, int64_t samples,
-                               const torch::Device& device);
+/// The kind `automatic` resolves to on `device` (other kinds are returned as they are).
+EngineKind resolve_engine_kind(EngineKind kind, const torch::Device& device);
 
 }  // namespace ncflab

@@ -194,6 +194,30 @@ TEST(Sweep, RowsMatchTheIndividualRuns) {
   EXPECT_EQ(swept["final"]["loss"], summary["final"]["loss"]);
 }
 
+TEST(Sweep, DeltasTrainAsOneEnsembleWithTheResultsOfSeparateRuns) {
+  TempDir dir;
+  const std::vector<std::string> grid = {"sweep", kQuickstart, "data.n=30", "model.widths=[5]",
+                                         "ensemble.seeds=2", "hooks.progress=false",
+                                         "init.scale=0.03,0.01,0.003"};
+  const auto batched = run_ncflab(with(grid, {"--out", dir.path("batched")}));
+  ASSERT_EQ(batched.code, 0) << batched.err;
+  EXPECT_THAT(batched.out, HasSubstr("3 runs as one ensemble of 6 members"));
+  const auto sequential = run_ncflab(with(grid, {"--sequential", "--out", dir.path("sequential")}));
+  ASSERT_EQ(sequential.code, 0) << sequential.err;
+  for (const char* run : {"000_init.scale=0.03", "001_init.scale=0.01", "002_init.scale=0.003"}) {
+    const auto a = read_json(dir.path("batched") + "/" + run + "/summary.json");
+    const auto b = read_json(dir.path("sequential") + "/" + run + "/summary.json");
+    EXPECT_EQ(a["batched_runs"], 3);
+    ASSERT_EQ(a["members"].size(), 2u);
+    for (size_t s = 0; s < 2; ++s) {
+      EXPECT_EQ(a["members"][s]["escape"], b["members"][s]["escape"]) << run;
+      EXPECT_EQ(a["members"][s]["final"], b["members"][s]["final"]) << run;  // bit for bit
+    }
+    EXPECT_EQ(lines_of(dir.path("batched") + "/" + run + "/metrics.csv"),
+              lines_of(dir.path("sequential") + "/" + run + "/metrics.csv"));
+  }
+}
+
 TEST(Sweep, RejectsAGridWithATypoBeforeRunningAnything) {
   TempDir dir;
   const auto root = dir.path("sweep");

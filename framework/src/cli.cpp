@@ -109,6 +109,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "sweep", "Run a grid: key=v1,v2 or key=range(a,b,step); one run each plus sweep.csv");
   add_config_arguments(*sweep, sweep_arguments);
   add_output_arguments(*sweep, sweep_arguments);
+  bool sequential = false;
+  sweep->add_flag("--sequential", sequential,
+                  "One run at a time (default: runs differing only in init.scale train as one ensemble)");
 
   // CLI11 would call an unknown command "a missing subcommand"; name it instead.
   const std::vector<const CLI::App*> commands{validate_command, run, sweep, kkt, flow};
@@ -148,7 +151,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return outcome.signal != 0 ? 128 + outcome.signal : kExitSuccess;
     }
     if (sweep->parsed()) {
-      sweep_command(sweep_arguments, out, err);
+      sweep_command(sweep_arguments, sequential, out, err);
       return kExitSuccess;
     }
     if (flow->parsed()) {

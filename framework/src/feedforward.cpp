@@ -106,9 +106,17 @@ std::vector<torch::Tensor> feedforward_vjp(const std::vector<torch::Tensor>& wei
 
 torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed,
                                        RandomStream stream) {
+  std::vector<uint64_t> seeds;
+  for (int64_t s = 0; s < members; ++s) seeds.push_back(seed + static_cast<uint64_t>(s));
+  return unit_gaussian_directions(seeds, parameters, stream);
+}
+
+torch::Tensor unit_gaussian_directions(const std::vector<uint64_t>& seeds, int64_t parameters,
+                                       RandomStream stream) {
+  const auto members = static_cast<int64_t>(seeds.size());
   auto directions = torch::empty({members, parameters}, torch::kFloat64);
   for (int64_t s = 0; s < members; ++s) {
-    auto generator = make_generator(seed + static_cast<uint64_t>(s), stream);
+    auto generator = make_generator(seeds[static_cast<size_t>(s)], stream);
     auto w0 = at::normal(0.0, 1.0, {parameters}, generator, torch::TensorOptions(torch::kFloat64));
     directions[s] = w0 / w0.norm();
   }
@@ -160,11 +168,20 @@ void FeedForwardImpl::initialize(double delta, uint64_t seed) {
 }
 
 void FeedForwardImpl::initialize(const torch::Tensor& deltas, uint64_t seed) {
+  std::vector<uint64_t> seeds;
+  for (int64_t s = 0; s < members(); ++s) seeds.push_back(seed + static_cast<uint64_t>(s));
+  initialize(deltas, seeds);
+}
+
+void FeedForwardImpl::initialize(const torch::Tensor& deltas, const std::vector<uint64_t>& seeds) {
   TORCH_CHECK(deltas.dim() == 1 && deltas.size(0) == members(),
               "FeedForward::initialize – deltas must be [S] with S = ", members(), " – got ",
               deltas.sizes());
+  TORCH_CHECK(static_cast<int64_t>(seeds.size()) == members(),
+              "FeedForward::initialize – need one seed per member (", members(), ") – got ",
+              seeds.size());
   TORCH_CHECK((deltas > 0).all().item<bool>(), "FeedForward::initialize – deltas must be > 0");
-  auto w0 = unit_gaussian_directions(members(), parameters_per_member(), seed);
+  auto w0 = unit_gaussian_directions(seeds, parameters_per_member());
   load_flat(w0 * deltas.to(torch::kCPU, torch::kFloat64).unsqueeze(1));
 }
 

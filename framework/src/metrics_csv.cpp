@@ -1,5 +1,5 @@
-// Writing metrics.csv: full precision (%.17g) so Python reads back exactly what was
-// computed; "nan" for values that do not apply to a row.
+// Writing metrics.csv: every number in its shortest form that reads back to the same
+// double, so Python sees exactly what was computed; "nan" for values that do not apply.
 #include "ncflab/metrics_csv.h"
 
 #include <fmt/format.h>
@@ -55,10 +55,10 @@ void MetricsCsv::begin(const std::vector<std::string>& names) {
 }
 
 void MetricsCsv::row(int64_t member, int64_t step, double time, const std::vector<double>& values) {
-  std::string line = fmt::format("{},{},{:.17g}", member, step, time);
+  std::string line = fmt::format("{},{},{}", member, step, time);
   auto& last = last_[static_cast<size_t>(member)];
   for (size_t c = 0; c < values.size(); ++c) {
-    line += std::isnan(values[c]) ? std::string(",nan") : fmt::format(",{:.17g}", values[c]);
+    line += std::isnan(values[c]) ? std::string(",nan") : fmt::format(",{}", values[c]);
     last[names_[c]] = values[c];
   }
   last["step"] = static_cast<double>(step);

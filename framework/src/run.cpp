@@ -94,10 +94,11 @@ FlowResult run_flow(const Config& config, const Ncf& ncf, const torch::Tensor& w
   return integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, interval));
 }
 
-json member_summary(int64_t s, const TrainState& state, const MetricsCsv& metrics,
+// Member s of the batch, which is member `local` of its run's metrics file.
+json member_summary(int64_t s, int64_t local, const TrainState& state, const MetricsCsv& metrics,
                     const FlowResult* flow, const std::vector<int64_t>& degrees, int64_t total_degree) {
   const auto i = static_cast<size_t>(s);
-  const auto& row = metrics.last_row(s);
+  const auto& row = metrics.last_row(local);
   json summary;
   summary["status"] = member_status_name(state.status[i]);
   summary["delta"] = state.deltas[i];
@@ -210,87 +211,151 @@ void print_report(const json& summary, const MetricsCsv& metrics, int64_t total_
   if (total_degree == 2) out << "run: L = 2: no finite blow-up; escape time grows like log(1/delta)\n";
 }
 
-RunOutcome run_inside(const Config& config, const std::filesystem::path& directory,
-                      const RunSettings& settings, std::ostream& out, std::ostream& err) {
-  Problem problem = build_problem(config);
+// The members of each run of a batch: run g owns members [first[g], first[g] + count[g]).
+struct Layout {
+  std::vector<int64_t> first;
+  std::vector<int64_t> count;
+  int64_t total = 0;
+};
+
+Layout layout_of(const std::vector<RunGroup>& groups) {
+  Layout layout;
+  for (const auto& group : groups) {
+    layout.first.push_back(layout.total);
+    layout.count.push_back(group.config.ensemble.seeds);
+    layout.total += group.config.ensemble.seeds;
+  }
+  return layout;
+}
+
+std::vector<torch::Tensor> slice(const std::vector<torch::Tensor>& layers, int64_t first, int64_t count) {
+  std::vector<torch::Tensor> part;
+  for (const auto& w : layers) part.push_back(w.narrow(0, first, count));
+  return part;
+}
+
+/// Splits metrics rows of the batch into each run's metrics.csv, members renumbered.
+class GroupedMetrics final : public MetricsSink {
+ public:
+  GroupedMetrics(std::vector<std::shared_ptr<MetricsCsv>> parts, Layout layout)
+      : parts_(std::move(parts)), layout_(std::move(layout)) {}
+  void begin(const std::vector<std::string>& names) override {
+    for (auto& part : parts_) part->begin(names);
+  }
+  void row(int64_t member, int64_t step, double time, const std::vector<double>& values) override {
+    size_t g = 0;
+    while (member >= layout_.first[g] + layout_.count[g]) ++g;
+    parts_[g]->row(member - layout_.first[g], step, time, values);
+  }
+  void flush() override {
+    for (auto& part : parts_) part->flush();
+  }
+
+ private:
+  std::vector<std::shared_ptr<MetricsCsv>> parts_;
+  Layout layout_;
+};
+
+std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const RunSettings& settings,
+                                   std::ostream& out, std::ostream& err) {
+  const Layout layout = layout_of(groups);
+  Config batch = groups.front().config;
+  batch.ensemble.seeds = layout.total;
+  Problem problem = build_problem(batch);
   auto& model = *problem.model;
-  const int64_t members = model.members();
   const int64_t total_degree = model.total_degree();
-  std::vector<double> deltas = settings.deltas.value_or(std::vector<double>(static_cast<size_t>(members), config.init.scale));
-  TORCH_CHECK(static_cast<int64_t>(deltas.size()) == members, "run – need ", members,
-              " deltas, got ", deltas.size());
-  if (settings.deltas) model.initialize(torch::tensor(deltas, torch::kFloat64), static_cast<uint64_t>(config.seed));
+  // Member j of run g: δ_g and seed_g + j, exactly as if the run were alone.
+  std::vector<double> deltas;
+  std::vector<uint64_t> seeds;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (int64_t j = 0; j < layout.count[g]; ++j) {
+      deltas.push_back(groups[g].config.init.scale);
+      seeds.push_back(static_cast<uint64_t>(groups[g].config.seed + j));
+    }
+  }
+  model.initialize(torch::tensor(deltas, torch::kFloat64), seeds);
   const auto w0 = unit_rows(model.flatten().detach());
+  const bool single = groups.size() == 1;
 
   std::optional<Checkpoint> checkpoint;
   if (settings.resume) {
-    checkpoint = load_checkpoint(directory / kCheckpointFile, members, model.weights().size());
+    checkpoint = load_checkpoint(groups.front().directory / kCheckpointFile, layout.total, model.weights().size());
   } else {
-    save_weights(directory / "weights_init.pt", model.weights());
-    std::string overrides;
-    for (const auto& o : settings.overrides) overrides += o + "\n";
-    write_file_atomically(directory / "overrides.txt", overrides);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      save_weights(groups[g].directory / "weights_init.pt", slice(model.weights(), layout.first[g], layout.count[g]));
+      std::string overrides;
+      for (const auto& o : groups[g].overrides) overrides += o + "\n";
+      write_file_atomically(groups[g].directory / "overrides.txt", overrides);
+    }
   }
 
   const auto ncf = std::make_shared<Ncf>(model.options, problem.data.inputs, problem.ncf_labels);
   std::optional<FlowResult> flow;
-  if (config.flow.enabled) flow = run_flow(config, *ncf, w0, deltas, err);
+  if (batch.flow.enabled) flow = run_flow(batch, *ncf, w0, deltas, err);
 
   const auto options = TrainerOptions()
-                           .step(config.train.step)
-                           .max_steps(config.train.max_steps)
-                           .escape_radius(config.train.escape_radius)
-                           .stop_at_escape(config.train.stop_at_escape)
-                           .log_every(config.train.log_every)
-                           .engine(config.train.engine);
-  Trainer trainer(problem.model, problem.data.inputs, problem.data.labels, config.loss, deltas, options);
-  write_meta(directory, problem,
-             resolve_engine_kind(config.train.engine, problem.device));
-  if (config.hooks.layers) trainer.add_hook(std::make_shared<LayerProjectionHook>(model.depth()));
-  if (config.hooks.kkt) {
+                           .step(batch.train.step)
+                           .max_steps(batch.train.max_steps)
+                           .escape_radius(batch.train.escape_radius)
+                           .stop_at_escape(batch.train.stop_at_escape)
+                           .log_every(batch.train.log_every)
+                           .engine(batch.train.engine);
+  Trainer trainer(problem.model, problem.data.inputs, problem.data.labels, batch.loss, deltas, options);
+  for (const auto& group : groups) {
+    write_meta(group.directory, problem, resolve_engine_kind(batch.train.engine, problem.device));
+  }
+  if (batch.hooks.layers) trainer.add_hook(std::make_shared<LayerProjectionHook>(model.depth()));
+  if (batch.hooks.kkt) {
     KktComparisonHook::Reference reference;
-    reference.log_every = config.train.log_every;
+    reference.log_every = batch.train.log_every;
     if (flow) {
       reference.flow_direction = flow->direction;
       for (const auto& member : flow->members) reference.flow_samples.push_back(member.samples);
     }
-    const bool kinks = config.hooks.kink_residual == Switch::on ||
-                       (config.hooks.kink_residual == Switch::automatic && config.model.activation.p == 1);
-    trainer.add_hook(std::make_shared<KktComparisonHook>(ncf, reference, kinks ? config.kkt.kink_tol : 0.0));
+    const bool kinks = batch.hooks.kink_residual == Switch::on ||
+                       (batch.hooks.kink_residual == Switch::automatic && batch.model.activation.p == 1);
+    trainer.add_hook(std::make_shared<KktComparisonHook>(ncf, reference, kinks ? batch.kkt.kink_tol : 0.0));
   }
-  trainer.add_hook(std::make_shared<CheckpointHook>(
-      config.train.checkpoint_every, [&directory](const TrainState& state) {
-        save_checkpoint(directory / kCheckpointFile, state, *state.weights);
-      }));
-  if (config.hooks.progress != Switch::off) {
+  if (single) {
+    const auto directory = groups.front().directory;
+    trainer.add_hook(std::make_shared<CheckpointHook>(
+        batch.train.checkpoint_every, [directory](const TrainState& state) {
+          save_checkpoint(directory / kCheckpointFile, state, *state.weights);
+        }));
+  }
+  if (batch.hooks.progress != Switch::off) {
     int64_t expected_escape = 0;
     if (flow && total_degree > 2) {
       for (size_t s = 0; s < flow->members.size(); ++s) {
         const double blowup = flow->members[s].blowup_time;
         if (!std::isfinite(blowup)) continue;
-        const double steps = blowup / std::pow(deltas[s], total_degree - 2.0) / config.train.step;
+        const double steps = blowup / std::pow(deltas[s], total_degree - 2.0) / batch.train.step;
         expected_escape = std::max(expected_escape, static_cast<int64_t>(std::min(steps, 9e15)));
       }
     }
     trainer.add_hook(std::make_shared<ProgressHook>(
-        err, settings.terminal, std::chrono::duration<double>(config.hooks.progress_seconds),
-        config.train.max_steps, expected_escape));
+        err, settings.terminal, std::chrono::duration<double>(batch.hooks.progress_seconds),
+        batch.train.max_steps, expected_escape));
   }
-  auto metrics = std::make_shared<MetricsCsv>(directory / "metrics.csv", members,
-                                              checkpoint ? checkpoint->state.step : -1);
-  trainer.set_metrics_sink(metrics);
+  std::vector<std::shared_ptr<MetricsCsv>> metrics;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    metrics.push_back(std::make_shared<MetricsCsv>(groups[g].directory / "metrics.csv", layout.count[g],
+                                                   checkpoint ? checkpoint->state.step : -1));
+  }
+  trainer.set_metrics_sink(std::make_shared<GroupedMetrics>(metrics, layout));
   if (checkpoint) {
+    const auto path = groups.front().directory / kCheckpointFile;
     torch::NoGradGuard no_grad;
     for (size_t l = 0; l < checkpoint->weights.size(); ++l) {
       const auto& target = model.weights()[l];
       if (checkpoint->weights[l].sizes() != target.sizes()) {
-        throw InputError({(directory / kCheckpointFile).string(), 0}, fmt::format("W{}", l + 1),
-                         "shape " + c10::str(target.sizes()), c10::str(checkpoint->weights[l].sizes()));
+        throw InputError({path.string(), 0}, fmt::format("W{}", l + 1), "shape " + c10::str(target.sizes()),
+                         c10::str(checkpoint->weights[l].sizes()));
       }
       model.weights()[l].copy_(checkpoint->weights[l]);
     }
     trainer.resume_from(checkpoint->state);
-    out << fmt::format("run: resuming {} at step {}\n", directory.string(), checkpoint->state.step);
+    out << fmt::format("run: resuming {} at step {}\n", groups.front().directory.string(), checkpoint->state.step);
   }
 
   TrainResult result;
@@ -299,64 +364,99 @@ RunOutcome run_inside(const Config& config, const std::filesystem::path& directo
     result = trainer.run();
   }
   const auto& state = result.state;
-
-  json summary;
-  std::vector<json> member_summaries;
-  for (int64_t s = 0; s < members; ++s) {
-    member_summaries.push_back(member_summary(s, state, *metrics, flow ? &*flow : nullptr,
-                                              model.degrees(), total_degree));
-  }
-  summary = member_summaries.front();
-  summary["status"] = overall_status(state.status);
-  summary["homogeneity"] = {{"total", total_degree}, {"layers", model.degrees()}};
-  if (members > 1) summary["members"] = member_summaries;
-  summary["engine"] = engine_name(result.engine);
-  summary["device"] = problem.device.str();
-  summary["wall_seconds"] = result.wall_seconds;
-  summary["steps_per_second"] =
+  const int signal = result.interrupted ? interrupt_signal() : 0;
+  const double steps_per_second =
       result.wall_seconds > 0 ? static_cast<double>(result.iterations) / result.wall_seconds : 0.0;
-  summary["iterations"] = result.iterations;
 
-  int signal = 0;
-  if (result.interrupted) {
-    signal = interrupt_signal();
-    summary["signal"] = signal;
-  } else {
-    save_weights(directory / "weights_final.pt", model.weights());
-    std::filesystem::remove(directory / kCheckpointFile);
+  std::vector<RunOutcome> outcomes;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto& directory = groups[g].directory;
+    std::vector<json> members;
+    std::vector<MemberStatus> statuses;
+    for (int64_t j = 0; j < layout.count[g]; ++j) {
+      const int64_t s = layout.first[g] + j;
+      members.push_back(member_summary(s, j, state, *metrics[g], flow ? &*flow : nullptr, model.degrees(),
+                                       total_degree));
+      statuses.push_back(state.status[static_cast<size_t>(s)]);
+    }
+    json summary = members.front();
+    summary["status"] = overall_status(statuses);
+    summary["homogeneity"] = {{"total", total_degree}, {"layers", model.degrees()}};
+    if (layout.count[g] > 1) summary["members"] = members;
+    summary["engine"] = engine_name(result.engine);
+    summary["device"] = problem.device.str();
+    summary["wall_seconds"] = result.wall_seconds;
+    summary["steps_per_second"] = steps_per_second;
+    summary["iterations"] = result.iterations;
+    if (!single) summary["batched_runs"] = groups.size();
+    if (signal != 0) {
+      summary["signal"] = signal;
+    } else {
+      save_weights(directory / "weights_final.pt", slice(model.weights(), layout.first[g], layout.count[g]));
+      std::filesystem::remove(directory / kCheckpointFile);
+    }
+    write_file_atomically(directory / kSummaryFile, summary.dump(2) + "\n");
+    if (single) {
+      print_report(summary, *metrics[g], total_degree, out);
+      out << fmt::format("run: {} ({} engine, {:.0f} steps/s, {:.2f} s); wrote {}\n",
+                         summary["status"].get<std::string>(), engine_name(result.engine), steps_per_second,
+                         result.wall_seconds, directory.string());
+      if (signal != 0) {
+        out << fmt::format("run: interrupted; continue with: ncflab run --resume {}\n", directory.string());
+      }
+    }
+    outcomes.push_back({directory, summary["status"].get<std::string>(), signal, summary});
   }
-  write_file_atomically(directory / kSummaryFile, summary.dump(2) + "\n");
-  print_report(summary, *metrics, total_degree, out);
-  out << fmt::format("run: {} ({} engine, {:.0f} steps/s, {:.2f} s); wrote {}\n",
-                     summary["status"].get<std::string>(), engine_name(result.engine),
-                     summary["steps_per_second"].get<double>(), result.wall_seconds,
-                     directory.string());
-  if (result.interrupted) {
-    out << fmt::format("run: interrupted; continue with: ncflab run --resume {}\n", directory.string());
+  if (!single) {
+    out << fmt::format("run: {} runs as one ensemble of {} members ({} engine, {:.0f} steps/s, {:.2f} s)\n",
+                       groups.size(), layout.total, engine_name(result.engine), steps_per_second,
+                       result.wall_seconds);
   }
-  return {directory, summary["status"].get<std::string>(), signal, summary};
+  return outcomes;
+}
+
+// Never leave a directory that looks complete (or still running) after a failure. A bad
+// checkpoint must not overwrite the summary of the run it belongs to, though.
+void mark_failed(const std::vector<RunGroup>& groups, const RunSettings& settings, const std::string& error) {
+  if (settings.resume) return;
+  for (const auto& group : groups) {
+    try {
+      write_file_atomically(group.directory / kSummaryFile,
+                            json{{"status", "failed"}, {"error", error}}.dump(2) + "\n");
+    } catch (const std::exception&) {
+    }
+  }
 }
 
 }  // namespace
 
-RunOutcome run_experiment(const Config& config, const std::filesystem::path& directory,
-                          const RunSettings& settings, std::ostream& out, std::ostream& err) {
+std::vector<RunOutcome> run_batch(const std::vector<RunGroup>& groups, const RunSettings& settings,
+                                  std::ostream& out, std::ostream& err) {
+  TORCH_CHECK(!groups.empty(), "run_batch – no runs given");
+  for (const auto& group : groups) {
+    TORCH_CHECK(batchable(groups.front().config, group.config),
+                "run_batch – runs must differ only in init.scale (and seed for CSV data)");
+  }
+  TORCH_CHECK(!settings.resume || groups.size() == 1, "run_batch – only a single run can resume");
   try {
-    return run_inside(config, directory, settings, out, err);
-  } catch (const InputError&) {
-    // A bad checkpoint must not overwrite the summary of the run it belongs to.
-    if (settings.resume) throw;
-    write_file_atomically(directory / kSummaryFile, nlohmann::json{{"status", "failed"}}.dump(2) + "\n");
-    throw;
+    return run_groups(groups, settings, out, err);
   } catch (const std::exception& e) {
-    // Never leave a directory that looks complete (or still running) after a failure.
-    const json failed = {{"status", "failed"}, {"error", e.what()}};
-    try {
-      write_file_atomically(directory / kSummaryFile, failed.dump(2) + "\n");
-    } catch (const std::exception&) {
-    }
+    mark_failed(groups, settings, e.what());
     throw;
   }
+}
+
+RunOutcome run_experiment(const Config& config, const std::filesystem::path& directory,
+                          const RunSettings& settings, std::ostream& out, std::ostream& err) {
+  return run_batch({RunGroup{config, directory, settings.overrides}}, settings, out, err).front();
+}
+
+bool batchable(const Config& a, const Config& b) {
+  Config left = a;
+  Config right = b;
+  right.init.scale = left.init.scale;
+  if (a.data.source == DataSource::csv) right.seed = left.seed;
+  return config_to_yaml(left) == config_to_yaml(right);
 }
 
 }  // namespace ncflab

@@ -1,6 +1,7 @@
 // `ncflab run` (fresh or --resume) and `ncflab sweep` (a grid of runs and sweep.csv).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <fstream>
@@ -107,7 +108,7 @@ std::string point_name(size_t index, const std::vector<std::pair<std::string, st
 std::string csv_number(const nlohmann::json& value) {
   if (value.is_null()) return "";
   if (value.is_number_integer()) return fmt::format("{}", value.get<int64_t>());
-  if (value.is_number()) return fmt::format("{:.17g}", value.get<double>());
+  if (value.is_number()) return fmt::format("{}", value.get<double>());  // shortest exact form
   if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
   return value.get<std::string>();
 }
@@ -140,8 +141,8 @@ RunOutcome run_command(const RunArguments& arguments, std::ostream& out, std::os
   return run_experiment(config, directory, settings, out, err);
 }
 
-std::filesystem::path sweep_command(const CommandArguments& arguments, std::ostream& out,
-                                    std::ostream& err) {
+std::filesystem::path sweep_command(const CommandArguments& arguments, bool sequential,
+                                    std::ostream& out, std::ostream& err) {
   // Overrides with one value apply to every run; those with several span the grid.
   std::vector<std::string> fixed;
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;
@@ -191,27 +192,53 @@ std::filesystem::path sweep_command(const CommandArguments& arguments, std::ostr
       "ncf_flow.blowup_time", "escape.rescaled_time_over_blowup_time", "final.cos_to_flow",
       "final.loss", "final.norm", "final.ncf", "final.kkt_residual", "wall_seconds",
       "steps_per_second"};
-  std::string csv = "run,directory";
-  for (const auto& [key, values] : axes) csv += "," + key;
-  for (const auto& field : fields) csv += "," + field;
-  csv += "\n";
-  out << fmt::format("sweep: {} runs into {}\n", points.size(), root.string());
+  std::string header = "run,directory";
+  for (const auto& [key, values] : axes) header += "," + key;
+  for (const auto& field : fields) header += "," + field;
+  header += "\n";
+  // Runs that differ only in δ (and seed, for CSV data) train together as one ensemble.
+  std::vector<std::vector<size_t>> batches;
   for (size_t i = 0; i < points.size(); ++i) {
-    const auto directory = root / point_name(i, points[i]);
-    std::string label;
-    for (const auto& [key, value] : points[i]) label += fmt::format(" {}={}", key, value);
-    out << fmt::format("sweep: run {}/{}:{}\n", i + 1, points.size(), label) << std::flush;
-    const auto prepared = prepare_output_directory(configs[i], "", directory.string(), true, kSummaryFile);
-    std::filesystem::remove(prepared / kCheckpointFile);
-    RunSettings settings;
-    settings.overrides = overrides_of[i];
-    const auto outcome = run_experiment(configs[i], prepared, settings, out, err);
-    csv += fmt::format("{},{}", i, directory.filename().string());
-    for (const auto& [key, value] : points[i]) csv += "," + value;
-    for (const auto& field : fields) csv += "," + csv_number(lookup(outcome.summary, field));
-    csv += "\n";
+    auto batch = std::find_if(batches.begin(), batches.end(), [&](const std::vector<size_t>& b) {
+      return !sequential && batchable(configs[b.front()], configs[i]);
+    });
+    if (batch == batches.end()) {
+      batches.push_back({i});
+    } else {
+      batch->push_back(i);
+    }
+  }
+  out << fmt::format("sweep: {} runs into {} ({} batch{})\n", points.size(), root.string(), batches.size(),
+                     batches.size() == 1 ? "" : "es");
+  std::vector<std::string> rows(points.size());
+  bool interrupted = false;
+  for (const auto& batch : batches) {
+    std::vector<RunGroup> groups;
+    std::string labels;
+    for (size_t i : batch) {
+      const auto directory = root / point_name(i, points[i]);
+      const auto prepared = prepare_output_directory(configs[i], "", directory.string(), true, kSummaryFile);
+      std::filesystem::remove(prepared / kCheckpointFile);
+      groups.push_back({configs[i], prepared, overrides_of[i]});
+      std::string label;
+      for (const auto& [key, value] : points[i]) label += fmt::format(" {}={}", key, value);
+      labels += fmt::format("\n  run {}:{}", i + 1, label);
+    }
+    out << fmt::format("sweep: {} run{} together:{}\n", batch.size(), batch.size() == 1 ? "" : "s", labels)
+        << std::flush;
+    const auto outcomes = run_batch(groups, RunSettings{}, out, err);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const size_t i = batch[b];
+      std::string row = fmt::format("{},{}", i, groups[b].directory.filename().string());
+      for (const auto& [key, value] : points[i]) row += "," + value;
+      for (const auto& field : fields) row += "," + csv_number(lookup(outcomes[b].summary, field));
+      rows[i] = row + "\n";
+      interrupted = interrupted || outcomes[b].signal != 0;
+    }
+    std::string csv = header;
+    for (const auto& row : rows) csv += row;
     write_file_atomically(root / "sweep.csv", csv);
-    if (outcome.signal != 0) {
+    if (interrupted) {
       out << "sweep: interrupted; finished runs are in sweep.csv\n";
       break;
     }

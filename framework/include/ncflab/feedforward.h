@@ -89,6 +89,9 @@ class FeedForwardImpl : public torch::nn::Cloneable<FeedForwardImpl> {
   void initialize(double delta, uint64_t seed);
   /// As above with one δ per member: `deltas` [S].
   void initialize(const torch::Tensor& deltas, uint64_t seed);
+  /// One δ and one seed per member (a batched sweep gives runs that share a seed the
+  /// same w0): `deltas` [S], `seeds` S values.
+  void initialize(const torch::Tensor& deltas, const std::vector<uint64_t>& seeds);
 
   int64_t depth() const { return static_cast<int64_t>(weights_.size()); }
   int64_t members() const { return options.members(); }
@@ -121,6 +124,9 @@ TORCH_MODULE(FeedForward);
 /// Draws w0 for members seed, seed+1, …: [S, P] float64 on CPU, each row of norm 1,
 /// from the given random stream (training inits use `init`, the KKT search `kkt`).
 torch::Tensor unit_gaussian_directions(int64_t members, int64_t parameters, uint64_t seed,
+                                       RandomStream stream = RandomStream::init);
+/// As above with an explicit seed per row.
+torch::Tensor unit_gaussian_directions(const std::vector<uint64_t>& seeds, int64_t parameters,
                                        RandomStream stream = RandomStream::init);
 
 }  // namespace ncflab

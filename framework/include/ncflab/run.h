@@ -15,8 +15,6 @@
 namespace ncflab {
 
 struct RunSettings {
-  /// δ per member (sweeps batch several δ as one ensemble); default init.scale for all.
-  std::optional<std::vector<double>> deltas;
   /// Continue from DIRECTORY/checkpoint.pt instead of starting at w_0.
   bool resume = false;
   /// Redraw the progress line in place (stderr is a terminal).
@@ -37,6 +35,23 @@ struct RunOutcome {
 /// rethrows; an interrupt writes checkpoint.pt and status "interrupted".
 RunOutcome run_experiment(const Config& config, const std::filesystem::path& directory,
                           const RunSettings& settings, std::ostream& out, std::ostream& err);
+
+/// One run of a batch: its own config, directory (holding config.yaml) and overrides.
+struct RunGroup {
+  Config config;
+  std::filesystem::path directory;
+  std::vector<std::string> overrides;
+};
+
+/// Whether runs with these configs can train as one ensemble: they differ at most in
+/// init.scale, and in seed when the data come from a CSV file (synthetic data depend on
+/// the seed). Member j of a run with seed s starts from w0 of seed s + j either way.
+bool batchable(const Config& a, const Config& b);
+
+/// Trains batchable runs as one ensemble and writes each run's directory exactly as
+/// run_experiment would (no checkpoints: an interrupted batch is not resumable).
+std::vector<RunOutcome> run_batch(const std::vector<RunGroup>& groups, const RunSettings& settings,
+                                  std::ostream& out, std::ostream& err);
 
 /// Files of a run directory.
 inline constexpr const char* kSummaryFile = "summary.json";

@@ -262,6 +262,10 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
   Config batch = groups.front().config;
   batch.ensemble.seeds = layout.total;
   Problem problem = build_problem(batch);
+  if (batch.train.engine == EngineKind::fused && !problem.device.is_cpu()) {
+    throw InputError(batch.location_of("train.engine"), "train.engine",
+                     "auto, batched or autograd on a CUDA device (the fused engine is CPU only)", "fused");
+  }
   auto& model = *problem.model;
   const int64_t total_degree = model.total_degree();
   // Member j of run g: δ_g and seed_g + j, exactly as if the run were alone.

@@ -58,13 +58,38 @@ void apply_update(const std::vector<torch::Tensor>& weights,
   for (size_t l = 0; l < weights.size(); ++l) weights[l].sub_(gradients[l] * scale);
 }
 
-/// Analytic forward/backward as batched ATen ops over all members.
-class BatchedEngine final : public TrainingEngine {
+/// What the ATen engines share: the problem, gradient buffers and the masked update.
+class AtenEngine : public TrainingEngine {
  public:
-  BatchedEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss)
+  AtenEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss)
       : model_(std::move(model)), inputs_(std::move(inputs)), labels_(std::move(labels)), loss_(loss) {
     for (const auto& w : model_->weights()) gradients_.push_back(torch::zeros_like(w));
   }
+
+  void update(double step, const std::vector<uint8_t>& active) override {
+    apply_update(model_->weights(), gradients_, step, active);
+  }
+
+ protected:
+  // Stores ∇ℓ per layer and the per-member statistics of this evaluation.
+  void finish_evaluation(const std::vector<torch::Tensor>& grads, const torch::Tensor& loss,
+                         const std::vector<uint8_t>& active, StepStatistics& statistics) {
+    torch::NoGradGuard no_grad;
+    for (size_t l = 0; l < grads.size(); ++l) gradients_[l].copy_(grads[l]);
+    copy_statistics(loss.detach(), squared_norm(model_->weights()).sqrt(),
+                    squared_norm(gradients_).sqrt(), active, statistics);
+  }
+
+  FeedForward model_;
+  torch::Tensor inputs_;
+  torch::Tensor labels_;
+  LossKind loss_;
+};
+
+/// Analytic forward/backward as batched ATen ops over all members.
+class BatchedEngine final : public AtenEngine {
+ public:
+  using AtenEngine::AtenEngine;
 
   void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
     torch::NoGradGuard no_grad;
@@ -72,32 +97,17 @@ class BatchedEngine final : public TrainingEngine {
     const auto activation = model_->options.activation();
     const auto cache = feedforward_forward(weights, inputs_, activation);
     const auto residual = loss_output_gradient(loss_, cache.outputs, labels_);
-    const auto grads = feedforward_vjp(weights, inputs_, activation, cache, residual);
-    for (size_t l = 0; l < grads.size(); ++l) gradients_[l].copy_(grads[l]);
-    copy_statistics(loss_value(loss_, cache.outputs, labels_), squared_norm(weights).sqrt(),
-                    squared_norm(gradients_).sqrt(), active, statistics);
-  }
-
-  void update(double step, const std::vector<uint8_t>& active) override {
-    apply_update(model_->weights(), gradients_, step, active);
+    finish_evaluation(feedforward_vjp(weights, inputs_, activation, cache, residual),
+                      loss_value(loss_, cache.outputs, labels_), active, statistics);
   }
 
   EngineKind kind() const override { return EngineKind::batched; }
-
- private:
-  FeedForward model_;
-  torch::Tensor inputs_;
-  torch::Tensor labels_;
-  LossKind loss_;
 };
 
 /// Autograd through feedforward_outputs and the custom activation: slow, obviously right.
-class AutogradEngine final : public TrainingEngine {
+class AutogradEngine final : public AtenEngine {
  public:
-  AutogradEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss)
-      : model_(std::move(model)), inputs_(std::move(inputs)), labels_(std::move(labels)), loss_(loss) {
-    for (const auto& w : model_->weights()) gradients_.push_back(torch::zeros_like(w));
-  }
+  using AtenEngine::AtenEngine;
 
   void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
     std::vector<torch::Tensor> leaves;
@@ -105,24 +115,10 @@ class AutogradEngine final : public TrainingEngine {
     const auto outputs = feedforward_outputs(leaves, inputs_, model_->options.activation());
     const auto loss = loss_value(loss_, outputs, labels_);
     // Members are independent, so the gradient of the sum is each member's gradient.
-    const auto grads = torch::autograd::grad({loss.sum()}, leaves);
-    torch::NoGradGuard no_grad;
-    for (size_t l = 0; l < grads.size(); ++l) gradients_[l].copy_(grads[l]);
-    copy_statistics(loss.detach(), squared_norm(model_->weights()).sqrt(),
-                    squared_norm(gradients_).sqrt(), active, statistics);
-  }
-
-  void update(double step, const std::vector<uint8_t>& active) override {
-    apply_update(model_->weights(), gradients_, step, active);
+    finish_evaluation(torch::autograd::grad({loss.sum()}, leaves), loss, active, statistics);
   }
 
   EngineKind kind() const override { return EngineKind::autograd; }
-
- private:
-  FeedForward model_;
-  torch::Tensor inputs_;
-  torch::Tensor labels_;
-  LossKind loss_;
 };
 
 }  // namespace

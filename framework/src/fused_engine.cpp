@@ -2,11 +2,16 @@
 // hundreds of samples) a step is ~30 ATen ops of a few microseconds of dispatch each and
 // almost no arithmetic; doing the whole step in loops per member removes the dispatch.
 // Layout: activations are sample-major [n, k] so every inner loop runs over contiguous
-// memory (an axpy the compiler vectorises); members run in parallel (at::parallel_for).
+// memory (an axpy the compiler vectorises); members run in parallel on OpenMP threads
+// (as many as LibTorch's intra-op threads) when the build has OpenMP.
 #include "fused_engine.h"
 
 #include <ATen/Parallel.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -60,14 +65,22 @@ class FusedEngine final : public TrainingEngine {
     statistics.loss.resize(active.size());
     statistics.norm.resize(active.size());
     statistics.gradient_norm.resize(active.size());
-    // One member per task: members are independent, so results do not depend on threads.
-    at::parallel_for(0, members, 1, [&](int64_t begin, int64_t end) {
-      auto& scratch = scratch_[static_cast<size_t>(at::get_thread_num()) % scratch_.size()];
-      for (int64_t s = begin; s < end; ++s) {
-        if (!active[static_cast<size_t>(s)]) continue;
-        evaluate_member(s, scratch, statistics);
-      }
-    });
+    // Members are independent and each is computed by one thread in a fixed order, so
+    // the results do not depend on the number of threads.
+    const auto threads = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(scratch_.size()), members));
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (int64_t s = 0; s < members; ++s) {
+      if (!active[static_cast<size_t>(s)]) continue;
+#ifdef _OPENMP
+      auto& scratch = scratch_[static_cast<size_t>(omp_get_thread_num())];
+#else
+      auto& scratch = scratch_.front();
+#endif
+      evaluate_member(s, scratch, statistics);
+    }
+    (void)threads;
   }
 
   void update(double step, const std::vector<uint8_t>& active) override {

@@ -4,8 +4,11 @@
 // divergence is caught with the last good weights kept.
 #include "ncflab/trainer.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <csignal>
+#include <sstream>
 
 #include "ncflab/builtin_hooks.h"
 #include "ncflab/checkpoint.h"
@@ -267,6 +270,28 @@ TEST_F(TrainerTest, RejectsBadOptions) {
   EXPECT_THROW(make_training_engine(EngineKind::fused, model, problem.data.inputs.to(torch::kFloat32),
                                     problem.data.labels, LossKind::square),
                c10::Error);  // dtype mismatch
+}
+
+TEST_F(TrainerTest, ProgressLinesShowRateLossAndNormOverDelta) {
+  SmallProblem problem;
+  auto model = make_model(4, problem.net, 1, 0.01, 1);
+  std::ostringstream plain;
+  std::ostringstream terminal;
+  Trainer trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, {0.01},
+                  TrainerOptions().step(1e-2).max_steps(1000).stop_at_escape(false));
+  trainer.add_hook(std::make_shared<ProgressHook>(plain, false, std::chrono::duration<double>(0), 1000, 0));
+  trainer.add_hook(std::make_shared<ProgressHook>(terminal, true, std::chrono::duration<double>(0), 1000, 0));
+  trainer.run();
+  // Plain: whole lines, one per draw; terminal: redrawn in place with \r, one final newline.
+  const std::string lines = plain.str();
+  const std::string redrawn = terminal.str();
+  EXPECT_THAT(lines, ::testing::HasSubstr("run: step "));
+  EXPECT_THAT(lines, ::testing::HasSubstr("steps/s"));
+  EXPECT_THAT(lines, ::testing::HasSubstr("||w||/delta 1"));
+  EXPECT_EQ(lines.find('\r'), std::string::npos);
+  EXPECT_GT(std::count(lines.begin(), lines.end(), '\n'), 5);
+  EXPECT_EQ(std::count(redrawn.begin(), redrawn.end(), '\n'), 1);
+  EXPECT_GT(std::count(redrawn.begin(), redrawn.end(), '\r'), 5);
 }
 
 TEST(TrainerCuda, BatchedEngineOnTheGpuTakesTheCpusSteps_CUDA) {

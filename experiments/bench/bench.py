@@ -121,7 +121,7 @@ def main():
             "alpha": 0.2, "p": 1, "delta": 1e-2, "step": 1e-4}
     plan = [  # (case, seeds, ncflab steps, baseline steps per member)
         (small, 1, 20000, 20000), (quick, 1, 20000, 20000), (wide, 1, 500, 500),
-        (small, 64, 5000, 1000), (quick, 64, 5000, 1000), (wide, 64, 200, 20),
+        (small, 64, 5000, 1000), (quick, 64, 5000, 1000), (wide, 64, 50, 10),
     ]
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -67,6 +67,7 @@ void visit_config(Config& c, Visitor& v) {
                                  {"cuda", DeviceChoice::cuda}});
   v.choice("dtype", c.dtype,
            Choices<torch::Dtype>{{"float64", torch::kFloat64}, {"float32", torch::kFloat32}});
+  v.field("threads", c.threads, at_least_int(0));
   v.section("data", [&] {
     auto& d = c.data;
     v.choice("source", d.source,

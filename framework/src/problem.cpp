@@ -4,7 +4,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include "ncflab/errors.h"
 
@@ -53,6 +57,10 @@ Dataset load_data(const Config& config) {
 }
 
 Problem build_problem(const Config& config) {
+  // LibTorch's default is the number of physical cores (1 on a 2-vCPU machine with
+  // hyper-threading); researchers expect every core unless they say otherwise.
+  const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(static_cast<int>(config.threads > 0 ? config.threads : cores));
   Problem problem;
   problem.config = config;
   problem.device = resolve_device(config);

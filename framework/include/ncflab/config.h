@@ -98,6 +98,7 @@ struct Config {
   int64_t seed = 0;
   DeviceChoice device = DeviceChoice::automatic;
   torch::Dtype dtype = torch::kFloat64;
+  int64_t threads = 0;  ///< CPU threads for LibTorch and the fused engine; 0: every logical core
   DataConfig data;
   ModelConfig model;
   LossKind loss = LossKind::square;

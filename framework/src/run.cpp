@@ -293,9 +293,25 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
     }
   }
 
+  if (single) {
+    out << fmt::format("run: {} into {}\n", batch.name, groups.front().directory.string())
+        << describe_problem(problem) << std::flush;
+  }
   const auto ncf = std::make_shared<Ncf>(model.options, problem.data.inputs, problem.ncf_labels);
   std::optional<FlowResult> flow;
-  if (batch.flow.enabled) flow = run_flow(batch, *ncf, w0, deltas, err);
+  if (batch.flow.enabled) {
+    flow = run_flow(batch, *ncf, w0, deltas, err);
+    const auto& first = flow->members.front();
+    if (single && std::isfinite(first.blowup_time)) {
+      const double predicted = first.blowup_time / std::pow(deltas.front(), total_degree - 2.0);
+      out << fmt::format("  flow     NCF flow from w0 blows up at T* = {:.6g}: escape expected near t = "
+                         "T*/delta^(L-2) = {:.6g} (step {:.0f})\n",
+                         first.blowup_time, predicted, predicted / batch.train.step);
+    } else if (single) {
+      out << fmt::format("  flow     NCF flow from w0: {} at t = {:.6g}\n", flow_status_name(first.status),
+                         first.time);
+    }
+  }
 
   const auto options = TrainerOptions()
                            .step(batch.train.step)

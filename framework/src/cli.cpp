@@ -151,8 +151,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return outcome.signal != 0 ? 128 + outcome.signal : kExitSuccess;
     }
     if (sweep->parsed()) {
-      sweep_command(sweep_arguments, sequential, out, err);
-      return kExitSuccess;
+      const auto outcome = sweep_command(sweep_arguments, sequential, out, err);
+      return outcome.signal != 0 ? 128 + outcome.signal : kExitSuccess;
     }
     if (flow->parsed()) {
       flow_command(flow_arguments, out, err);

@@ -141,8 +141,8 @@ RunOutcome run_command(const RunArguments& arguments, std::ostream& out, std::os
   return run_experiment(config, directory, settings, out, err);
 }
 
-std::filesystem::path sweep_command(const CommandArguments& arguments, bool sequential,
-                                    std::ostream& out, std::ostream& err) {
+SweepOutcome sweep_command(const CommandArguments& arguments, bool sequential, std::ostream& out,
+                           std::ostream& err) {
   // Overrides with one value apply to every run; those with several span the grid.
   std::vector<std::string> fixed;
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;
@@ -211,7 +211,7 @@ std::filesystem::path sweep_command(const CommandArguments& arguments, bool sequ
   out << fmt::format("sweep: {} runs into {} ({} batch{})\n", points.size(), root.string(), batches.size(),
                      batches.size() == 1 ? "" : "es");
   std::vector<std::string> rows(points.size());
-  bool interrupted = false;
+  int signal = 0;
   for (const auto& batch : batches) {
     std::vector<RunGroup> groups;
     std::string labels;
@@ -233,18 +233,18 @@ std::filesystem::path sweep_command(const CommandArguments& arguments, bool sequ
       for (const auto& [key, value] : points[i]) row += "," + value;
       for (const auto& field : fields) row += "," + csv_number(lookup(outcomes[b].summary, field));
       rows[i] = row + "\n";
-      interrupted = interrupted || outcomes[b].signal != 0;
+      if (outcomes[b].signal != 0) signal = outcomes[b].signal;
     }
     std::string csv = header;
     for (const auto& row : rows) csv += row;
     write_file_atomically(root / "sweep.csv", csv);
-    if (interrupted) {
+    if (signal != 0) {
       out << "sweep: interrupted; finished runs are in sweep.csv\n";
       break;
     }
   }
   out << fmt::format("sweep: wrote {}\n", (root / "sweep.csv").string());
-  return root;
+  return {root, signal};
 }
 
 }  // namespace ncflab

@@ -46,8 +46,13 @@ RunOutcome run_command(const RunArguments& arguments, std::ostream& out, std::os
 /// `ncflab sweep CONFIG key=v1,v2 key2=range(a,b,step) ... [--out DIR]`: one run
 /// directory per grid point under DIR and DIR/sweep.csv (one row per run: the swept
 /// values and the main summary fields). Runs that differ only in δ (and seed, for CSV
-/// data) train as one batched ensemble unless `sequential`. Returns DIR.
-std::filesystem::path sweep_command(const CommandArguments& arguments, bool sequential,
-                                    std::ostream& out, std::ostream& err);
+/// data) train as one batched ensemble unless `sequential`. Returns DIR and the signal
+/// that interrupted it (0 if none).
+struct SweepOutcome {
+  std::filesystem::path directory;
+  int signal = 0;
+};
+SweepOutcome sweep_command(const CommandArguments& arguments, bool sequential, std::ostream& out,
+                           std::ostream& err);
 
 }  // namespace ncflab

@@ -121,6 +121,20 @@ TEST(Run, EnginesGiveTheSameRun) {
   }
 }
 
+TEST(Run, EscapesTowardTheKktPointTheSearchFinds) {
+  TempDir dir;
+  const auto out = dir.path("run");
+  const auto result = run_ncflab({"run", kQuickstart, "init.scale=0.003", "hooks.kkt_search=true",
+                                  "kkt.restarts=4", "hooks.progress=false", "--out", out});
+  ASSERT_EQ(result.code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("non-negative KKT points from 4 starts"));
+  const auto final = read_json(out + "/summary.json")["final"];
+  // The flow's blow-up direction is a KKT point; the search finds the same one (its units
+  // in another order), so both cosines tell the same story at escape.
+  EXPECT_GT(final["cos_to_kkt"].get<double>(), 0.99);
+  EXPECT_NEAR(final["cos_to_kkt"].get<double>(), final["cos_to_flow"].get<double>(), 1e-3);
+}
+
 TEST(Run, DoesNotOverwriteAFinishedRun) {
   TempDir dir;
   const auto out = dir.path("run");

@@ -118,6 +118,7 @@ void visit_config(Config& c, Visitor& v) {
   v.section("hooks", [&] {
     const Choices<Switch> switches{{"auto", Switch::automatic}, {"true", Switch::on}, {"false", Switch::off}};
     v.field("kkt", c.hooks.kkt);
+    v.field("kkt_search", c.hooks.kkt_search);
     v.choice("kink_residual", c.hooks.kink_residual, switches);
     v.field("layers", c.hooks.layers);
     v.choice("progress", c.hooks.progress, switches);

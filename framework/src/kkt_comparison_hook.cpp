@@ -1,9 +1,11 @@
 // Where the direction of training stands against the theory: the constrained NCF's KKT
 // conditions at û = w/‖w‖ and the NCF flow started from the same w0 (SPEC §1).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "ncflab/builtin_hooks.h"
+#include "ncflab/unit_matching.h"
 
 namespace ncflab {
 namespace {
@@ -24,6 +26,7 @@ std::vector<std::string> KktComparisonHook::metric_names() const {
   if (kink_tolerance_ > 0) names.push_back("kink_residual");
   if (reference_.flow_direction.defined()) names.push_back("cos_to_flow");
   if (!reference_.flow_samples.empty()) names.push_back("cos_to_flow_now");
+  if (!reference_.kkt_points.empty()) names.push_back("cos_to_kkt");
   return names;
 }
 
@@ -59,6 +62,20 @@ void KktComparisonHook::metrics(const TrainState& state, const std::vector<int64
       cosines.push_back(cosine);
     }
     columns.emplace_back("cos_to_flow_now", cosines);
+  }
+  if (!reference_.kkt_points.empty()) {
+    const auto host = unit.to(torch::kCPU, torch::kFloat64);
+    std::vector<double> best;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const auto row = host[static_cast<int64_t>(r)];
+      double cosine = -1;
+      for (const auto& point : reference_.kkt_points) {
+        const auto aligned = align_hidden_units(row, point, ncf_->layer_shapes());
+        cosine = std::max(cosine, (row * aligned).sum().item<double>());
+      }
+      best.push_back(cosine);
+    }
+    columns.emplace_back("cos_to_kkt", best);
   }
 }
 

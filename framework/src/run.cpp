@@ -16,6 +16,7 @@
 #include "ncflab/checkpoint.h"
 #include "ncflab/errors.h"
 #include "ncflab/flow.h"
+#include "ncflab/kkt.h"
 #include "ncflab/log.h"
 #include "ncflab/metrics_csv.h"
 #include "ncflab/output.h"
@@ -138,7 +139,8 @@ json member_summary(int64_t s, int64_t local, const TrainState& state, const Met
                       {"ncf", number_or_null(value_or_nan(row, "ncf"))},
                       {"kkt_residual", number_or_null(value_or_nan(row, "kkt_residual"))},
                       {"kink_residual", number_or_null(value_or_nan(row, "kink_residual"))},
-                      {"cos_to_flow", number_or_null(value_or_nan(row, "cos_to_flow"))}};
+                      {"cos_to_flow", number_or_null(value_or_nan(row, "cos_to_flow"))},
+                      {"cos_to_kkt", number_or_null(value_or_nan(row, "cos_to_kkt"))}};
   json layers = json::array();
   for (size_t l = 0; l < degrees.size(); ++l) {
     const std::string prefix = fmt::format("layer{}_", l + 1);
@@ -331,6 +333,18 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
     if (flow) {
       reference.flow_direction = flow->direction;
       for (const auto& member : flow->members) reference.flow_samples.push_back(member.samples);
+    }
+    if (batch.hooks.kkt_search) {
+      const auto search = search_kkt_points(*ncf, KktSearchOptions()
+                                                      .restarts(batch.kkt.restarts)
+                                                      .tol(batch.kkt.tol)
+                                                      .max_iterations(batch.kkt.max_iterations)
+                                                      .kink_tol(batch.kkt.kink_tol)
+                                                      .seed(static_cast<uint64_t>(batch.seed)));
+      for (const auto& point : search.points) reference.kkt_points.push_back(point.direction);
+      out << fmt::format("  kkt      {} non-negative KKT points from {} starts{}\n", search.points.size(),
+                         search.restarts,
+                         search.points.empty() ? "" : fmt::format(", best N = {:.6g}", search.points.front().ncf));
     }
     const bool kinks = batch.hooks.kink_residual == Switch::on ||
                        (batch.hooks.kink_residual == Switch::automatic && batch.model.activation.p == 1);

@@ -33,8 +33,9 @@ class LayerProjectionHook final : public TrainHook {
 };
 
 /// Compares û = w/‖w‖ with the constrained NCF: N(û), the smooth KKT residual, the
-/// kink-aware one (p = 1 nets), cos(û, u(T*)/‖u(T*)‖) to the flow's blow-up direction
-/// and cos(û, u(τ)/‖u(τ)‖) to the flow at the matching time τ = δ^(L−2)·t.
+/// kink-aware one (p = 1 nets), cos(û, u(T*)/‖u(T*)‖) to the flow's blow-up direction,
+/// cos(û, u(τ)/‖u(τ)‖) to the flow at the matching time τ = δ^(L−2)·t, and the largest
+/// cosine to the points of a KKT search (hidden units aligned first).
 class KktComparisonHook final : public TrainHook {
  public:
   struct Reference {
@@ -44,6 +45,8 @@ class KktComparisonHook final : public TrainHook {
     /// ([T, P], NaN past the flow's end); empty: none.
     std::vector<torch::Tensor> flow_samples;
     int64_t log_every = 1;
+    /// Unit KKT points [P] (float64 CPU) of a search; empty: no cos_to_kkt column.
+    std::vector<torch::Tensor> kkt_points;
   };
 
   /// `kink_tolerance` > 0 adds the kink-aware residual column (meaningful for p = 1).

@@ -64,6 +64,7 @@ enum class Switch { automatic, on, off };
 
 struct HooksConfig {
   bool kkt = true;                        ///< N(û), residuals and cosines to the flow
+  bool kkt_search = false;                ///< also search KKT points (kkt.*) and log cos_to_kkt
   Switch kink_residual = Switch::automatic;  ///< auto: for p = 1 nets
   bool layers = true;                     ///< per-layer norms, shares and σ₂/σ₁
   Switch progress = Switch::automatic;    ///< auto: on, redrawn in place on a terminal

@@ -2,6 +2,7 @@
 // escape, step budget, interrupt) and the hooks, log, then update the active members.
 #include "ncflab/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -18,14 +19,6 @@ const char* member_status_name(MemberStatus status) {
     case MemberStatus::interrupted: return "interrupted";
   }
   return "unknown";
-}
-
-std::optional<MemberStatus> member_status_from_name(const std::string& name) {
-  for (auto status : {MemberStatus::running, MemberStatus::escaped, MemberStatus::max_steps,
-                      MemberStatus::diverged, MemberStatus::interrupted}) {
-    if (name == member_status_name(status)) return status;
-  }
-  return std::nullopt;
 }
 
 void TrainState::finish(int64_t s, MemberStatus why) {

@@ -6,8 +6,6 @@
 #include <torch/torch.h>
 
 #include <cstdint>
-#include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,8 +16,6 @@ enum class MemberStatus { running, escaped, max_steps, diverged, interrupted };
 
 /// "running", "escaped", "max_steps", "diverged", "interrupted".
 const char* member_status_name(MemberStatus status);
-/// Inverse of member_status_name; nullopt for an unknown name.
-std::optional<MemberStatus> member_status_from_name(const std::string& name);
 
 /// When a member escaped: the first k with ‖w_k‖ ≥ r_esc.
 struct EscapeRecord {

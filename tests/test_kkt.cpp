@@ -1,9 +1,13 @@
-// The KKT search: points found on p = 2, 3 nets satisfy the KKT conditions and the
-// balance law; hand-built problems (smooth and at a kink) are solved exactly; starts
-// that end at the same point up to a permutation of hidden units are merged.
+// The KKT search: points found on p = 2, 3 nets and on deep Leaky ReLU nets (maxima on
+// kinks) satisfy the KKT conditions and the balance law; hand-built problems (smooth and at
+// a kink) are solved exactly, also by the kink Newton method alone; starts that end at the
+// same point up to a permutation of hidden units are merged.
 #include "ncflab/kkt.h"
 
+#include <algorithm>
+
 #include "ncflab/data.h"
+#include "ncflab/kink_newton.h"
 
 #include "support.h"
 
@@ -18,6 +22,15 @@ Ncf random_problem(std::vector<int64_t> widths, double alpha, int64_t p, int64_t
   auto data = make_synthetic_data(SyntheticDataOptions().n(n).d(d).seed(7).teacher_activation(
       PolyLeakyReLUOptions().alpha(alpha).p(p)));
   return Ncf(FeedForwardOptions(d, std::move(widths)).activation(PolyLeakyReLUOptions().alpha(alpha).p(p)),
+             data.inputs, data.labels);
+}
+
+// Labels ±1 independent of the inputs: the maxima of deep Leaky ReLU nets then sit on kinks
+// (with a teacher neuron on so few samples they are smooth).
+Ncf random_signs_problem(std::vector<int64_t> widths, double alpha, int64_t n, int64_t d) {
+  auto data = make_synthetic_data(
+      SyntheticDataOptions().n(n).d(d).seed(7).teacher(TeacherKind::random_signs));
+  return Ncf(FeedForwardOptions(d, std::move(widths)).activation(PolyLeakyReLUOptions().alpha(alpha).p(1)),
              data.inputs, data.labels);
 }
 
@@ -95,6 +108,74 @@ TEST_F(KktSearch, LeakyReluPointsCarryAKinkCertificate) {
   const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(8).tol(1e-8));
   ASSERT_FALSE(result.points.empty());
   for (const auto& point : result.points) EXPECT_LT(point.kink_residual, 1e-6);
+}
+
+// Every point: kink-aware residual below `tol`, N ≥ 0 and ‖W_l‖² = q_l/L. Returns the
+// largest smooth residual among them.
+double expect_kink_certificates(const Ncf& ncf, const KktSearchResult& result, double tol) {
+  EXPECT_FALSE(result.points.empty());
+  const double total = static_cast<double>(ncf.total_degree());
+  double worst_smooth = 0;
+  for (const auto& point : result.points) {
+    EXPECT_LT(point.kink_residual, tol);
+    EXPECT_GE(point.ncf, 0.0);
+    const auto layers = ncf.layers(point.direction.unsqueeze(0));
+    for (size_t l = 0; l < layers.size(); ++l) {
+      EXPECT_NEAR(layers[l].square().sum().item<double>(), ncf.degrees()[l] / total, 1e-8);
+    }
+    worst_smooth = std::max(worst_smooth, point.residual);
+  }
+  return worst_smooth;
+}
+
+// Depth 3, α = 0.1: the maxima sit on kinks, where the smooth ascent stalls with smooth
+// residuals ~1e-2; the active-set Newton method lands on them exactly.
+TEST_F(KktSearch, DeepLeakyReluPointsSitOnKinksWithAClarkeCertificate) {
+  const auto ncf = random_signs_problem({5, 5}, 0.1, 30, 4);
+  const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(8));
+  EXPECT_EQ(result.unconverged, 0);
+  const double worst_smooth = expect_kink_certificates(ncf, result, 1e-8);
+  EXPECT_GT(worst_smooth, 1e-3);  // genuinely non-smooth points
+}
+
+// ReLU (α = 0), depth 3: units without a positive preactivation are removed as a whole
+// (their incoming and outgoing weights vanish) instead of being held as n kinks each.
+TEST_F(KktSearch, DeepReluPointsConvergeWithDeadUnitsRemoved) {
+  const auto ncf = random_signs_problem({6, 5}, 0.0, 30, 4);
+  const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(8));
+  EXPECT_EQ(result.unconverged, 0);
+  expect_kink_certificates(ncf, result, 1e-8);
+  int64_t removed = 0;
+  for (const auto& point : result.points) {
+    const auto layers = ncf.layers(point.direction.unsqueeze(0));
+    for (size_t h = 0; h + 1 < layers.size(); ++h) {
+      const auto incoming = layers[h][0].abs().sum(1);
+      const auto outgoing = layers[h + 1][0].abs().sum(0);
+      removed += ((incoming == 0) & (outgoing == 0)).sum().item<int64_t>();
+    }
+  }
+  EXPECT_GT(removed, 0);
+}
+
+TEST(KinkNewton, LandsOnTheHandBuiltKinkFromASmoothStart) {
+  // The problem of FindsTheKinkOfTheHandBuiltLeakyReluProblem, started at b = (1, 0.05),
+  // where z_b = b2 > 0: Newton steps toward the kink, holds it and stops at u* exactly.
+  const Ncf ncf(FeedForwardOptions(2, {1}).activation(PolyLeakyReLUOptions().alpha(0.2).p(1)),
+                torch::tensor({{1.0, 0.5}, {0.0, 1.0}}, torch::kFloat64),
+                torch::tensor({1.0, -1.0}, torch::kFloat64));
+  const auto start = unit_rows(torch::tensor({{1.0, 0.05, 0.9}}, torch::kFloat64))[0];
+  const auto result = kink_newton(ncf, start);
+  EXPECT_TRUE(torch::allclose(result.direction,
+                              torch::tensor({1.0, 0.0, 1.0}, torch::kFloat64) / std::sqrt(2.0), 0, 1e-12));
+  EXPECT_EQ(result.held_kinks, 1);
+  EXPECT_LT(ncf.kink_residual(result.direction.unsqueeze(0), 1e-6).residual.item<double>(), 1e-10);
+  EXPECT_LE(result.iterations, 20);
+}
+
+TEST(KinkNewton, RejectsSmoothActivations) {
+  const auto ncf = random_problem({3}, 0.2, 2, 10, 2);  // p = 2: no kinks
+  EXPECT_THROW(kink_newton(ncf, unit_rows(torch::ones({1, ncf.parameters()}, torch::kFloat64))[0]),
+               c10::Error);
 }
 
 TEST(KktDuplicates, PermutedHiddenUnitsAreTheSamePoint) {

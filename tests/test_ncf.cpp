@@ -1,5 +1,6 @@
 // NCF: the analytic gradient against autograd, residuals at hand-built KKT points
-// (smooth and at a kink), the kink projection, and the bounded least-squares solver.
+// (smooth and at a kink), which preactivations count as kinks, the kink projection, and
+// the bounded least-squares solver.
 #include "ncflab/ncf.h"
 
 #include "support.h"
@@ -106,6 +107,26 @@ TEST(NcfResiduals, ProjectionOntoKinksZeroesTheirPreactivations) {
   EXPECT_NEAR(projected.norm().item<double>(), 1.0, 1e-15);
   EXPECT_NEAR(projected[1].item<double>(), 0.0, 1e-16);  // w·x_b = w2 = 0
   EXPECT_NEAR(projected[0].item<double>(), projected[2].item<double>(), 1e-6);
+}
+
+/// Depth 3, every first-layer row orthogonal to x_0 = e1 up to ~1e-12: sample 0's first-layer
+/// preactivations are kinks and its activation column is ~1e-12, so each second-layer
+/// preactivation at sample 0 is ~1e-12 too, though not small relative to that vanishing
+/// column (here 0.64 of ‖row‖·‖column‖): it counts as a kink all the same. The second unit of
+/// layer 2 has an all-zero row (a removed unit): z ≡ 0 there, but no kinks.
+TEST(NcfResiduals, KinksFollowAVanishingColumnAndSkipZeroRows) {
+  const Ncf ncf(FeedForwardOptions(3, {3, 2}).activation(PolyLeakyReLUOptions().alpha(0.1).p(1)),
+                torch::tensor({{1.0, 0.0, 0.0}, {0.3, 1.0, 0.2}, {0.5, -0.4, 1.0}, {-0.2, 0.7, 0.6}},
+                              torch::kFloat64),
+                torch::tensor({1.0, -1.0, 0.5, 2.0}, torch::kFloat64));
+  const auto w1 = torch::tensor({{1e-12, 1.0, 0.5}, {-2e-12, -0.3, 1.0}, {0.0, 0.8, -0.6}}, torch::kFloat64);
+  const auto w2 = torch::tensor({{0.7, 0.4, -0.5}, {0.0, 0.0, 0.0}}, torch::kFloat64);
+  const auto w3 = torch::tensor({{1.0, -1.0}}, torch::kFloat64);
+  const auto u = unit_rows(join_layers({w1.unsqueeze(0), w2.unsqueeze(0), w3.unsqueeze(0)}))[0];
+  const auto kinks = ncf.kinks(u, 1e-6);
+  ASSERT_EQ(kinks.size(), 2u);
+  EXPECT_TRUE(torch::equal(kinks[0], torch::tensor({{0, 0}, {1, 0}, {2, 0}}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(kinks[1], torch::tensor({{0, 0}}, torch::kLong)));
 }
 
 TEST(BoundedLeastSquares, MatchesTheUnconstrainedSolutionInsideTheBox) {

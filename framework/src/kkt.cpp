@@ -1,10 +1,14 @@
 // The KKT search: spectral (Barzilai–Borwein) projected gradient ascent on the sphere,
-// batched over all starts, then for p = 1 a per-start walk along kink ridges, then
-// merging of starts that found the same point up to a permutation of hidden units.
+// batched over all starts, then for p = 1 a per-start active-set Newton method on the kink
+// manifold (kink_newton.h), then merging of starts that found the same point up to a
+// permutation of hidden units.
 #include "ncflab/kkt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "ncflab/kink_newton.h"
 
 namespace ncflab {
 namespace {
@@ -12,8 +16,12 @@ namespace {
 constexpr double kArmijo = 1e-4;
 // Relative rounding of N: below it, function values cannot tell progress apart.
 constexpr double kValueRounding = 64 * std::numeric_limits<double>::epsilon();
-// Preactivations closer than this (relative) to a kink join the ridge walk.
-constexpr double kRidgeTolerance = 1e-3;
+// p = 1: a start whose N rose by less than this (relative) over kStallWindow iterations has
+// stalled at a kink, where the smooth ascent makes no further progress; Newton takes over.
+constexpr double kStallRise = 1e-9;
+constexpr int64_t kStallWindow = 200;
+// p = 1: Newton iterations per start (at most); a few dozen suffice in practice.
+constexpr int64_t kNewtonIterations = 300;
 
 torch::Tensor tangent_of(const torch::Tensor& gradient, const torch::Tensor& unit) {
   return gradient - (gradient * unit).sum(-1, /*keepdim=*/true) * unit;
@@ -36,8 +44,9 @@ struct StartState {
 };
 
 // Phase 1: all starts together, smooth projected gradient with BB steps.
+// With `detect_stall` a start also stops once N stops rising (kStallRise per kStallWindow).
 StartState smooth_ascent(const Ncf& ncf, torch::Tensor u, const KktSearchOptions& options,
-                         int64_t max_iterations,
+                         int64_t max_iterations, bool detect_stall,
                          const std::function<void(const KktProgress&)>& progress) {
   const int64_t restarts = u.size(0);
   auto eval = ncf.evaluate(u);
@@ -46,9 +55,14 @@ StartState smooth_ascent(const Ncf& ncf, torch::Tensor u, const KktSearchOptions
   auto step = torch::full({restarts}, 0.1, u.options());
   auto active = torch::ones({restarts}, torch::kBool).to(u.device());
   auto iterations = torch::zeros({restarts}, torch::kLong).to(u.device());
+  auto window_start = eval.value.clone();
   for (int64_t iteration = 0; iteration < max_iterations; ++iteration) {
     const auto residual = tangent_sq.sqrt() / eval.gradient.norm(2, -1).clamp_min(1e-300);
     active = active & (residual >= options.tol()) & (step > 1e-30);
+    if (detect_stall && iteration > 0 && iteration % kStallWindow == 0) {
+      active = active & (eval.value - window_start > kStallRise * eval.value.abs());
+      window_start = eval.value.clone();
+    }
     if (!active.any().item<bool>()) break;
     const auto candidate = unit_rows(u + step.unsqueeze(1) * tangent);
     const auto candidate_eval = ncf.evaluate(candidate);
@@ -73,44 +87,6 @@ StartState smooth_ascent(const Ncf& ncf, torch::Tensor u, const KktSearchOptions
     }
   }
   return {u, iterations};
-}
-
-// Phase 2 (p = 1): one start, steepest Clarke direction, kept on its kink manifold.
-torch::Tensor ridge_ascent(const Ncf& ncf, torch::Tensor row, const KktSearchOptions& options,
-                           int64_t max_iterations, int64_t& iterations) {
-  auto kinks = ncf.kinks(row, kRidgeTolerance);
-  row = ncf.project_onto_kinks(row, kinks);
-  double step = 1e-2;
-  auto direction_of = [&](const torch::Tensor& r) {
-    return ncf.clarke_ascent_direction(r.unsqueeze(0), options.kink_tol()).first[0];
-  };
-  auto direction = direction_of(row);
-  double value = ncf.value(row.unsqueeze(0)).item<double>();
-  for (int64_t iteration = 0; iteration < max_iterations; ++iteration) {
-    const double gradient_norm = ncf.evaluate(row.unsqueeze(0)).gradient.norm().item<double>();
-    const double direction_sq = direction.square().sum().item<double>();
-    if (std::sqrt(direction_sq) < options.tol() * gradient_norm || step < 1e-30) break;
-    ++iterations;
-    auto candidate = ncf.project_onto_kinks(unit_rows(row + step * direction), kinks);
-    const double candidate_value = ncf.value(candidate.unsqueeze(0)).item<double>();
-    const auto candidate_direction = direction_of(candidate);
-    const double candidate_sq = candidate_direction.square().sum().item<double>();
-    const bool armijo = candidate_value >= value + kArmijo * step * direction_sq;
-    const bool flat = candidate_value >= value - kValueRounding * std::abs(value) &&
-                      candidate_sq < direction_sq;
-    if (!(armijo || flat)) {
-      step *= 0.3;
-      continue;
-    }
-    const auto s = candidate - row;
-    const auto y = candidate_direction - direction;
-    const double sy = std::abs((s * y).sum().item<double>());
-    step = std::clamp(s.square().sum().item<double>() / std::max(sy, 1e-300), 1e-12, 1e12);
-    row = candidate;
-    value = candidate_value;
-    direction = candidate_direction;
-  }
-  return row;
 }
 
 }  // namespace
@@ -174,18 +150,28 @@ KktSearchResult search_kkt_points(const Ncf& ncf, const KktSearchOptions& option
                                                RandomStream::kkt)
                           .to(ncf.inputs().options());
   const int64_t smooth_budget = kinked ? options.max_iterations() / 2 : options.max_iterations();
-  auto state = smooth_ascent(ncf, starts, options, smooth_budget, progress);
+  auto state = smooth_ascent(ncf, starts, options, smooth_budget, kinked, progress);
+  // Newton works on small dense matrices: CPU float64 is both faster and more accurate.
+  const Ncf newton_ncf(ncf.options(), ncf.inputs().to(torch::kCPU, torch::kFloat64),
+                       ncf.ybar().to(torch::kCPU, torch::kFloat64));
 
   KktSearchResult result;
   result.restarts = options.restarts();
   result.best_unconverged_residual = std::numeric_limits<double>::infinity();
+  const auto u_options = state.u.options();
   const auto smooth = ncf.smooth_residual(state.u).cpu();
   const auto values = ncf.value(state.u).cpu();
   for (int64_t r = 0; r < options.restarts(); ++r) {
     auto row = state.u[r];
     int64_t iterations = state.iterations[r].item<int64_t>();
-    if (kinked && smooth[r].item<double>() >= options.tol()) {
-      row = ridge_ascent(ncf, row, options, options.max_iterations() - smooth_budget, iterations);
+    if (kinked && smooth[r].item<double>() >= options.tol() &&
+        ncf.kink_residual(row.unsqueeze(0), options.kink_tol()).residual.item<double>() >= options.tol()) {
+      const auto newton = kink_newton(
+          newton_ncf, row.to(torch::kCPU, torch::kFloat64),
+          KinkNewtonOptions().tol(options.tol()).kink_tol(options.kink_tol()).max_iterations(
+              std::max<int64_t>(1, std::min(kNewtonIterations, options.max_iterations() - iterations))));
+      row = newton.direction.to(u_options);
+      iterations += newton.iterations;
     }
     KktPoint point;
     point.direction = row.to(torch::kCPU, torch::kFloat64);

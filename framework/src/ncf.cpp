@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace ncflab {
 namespace {
@@ -95,35 +96,64 @@ Ncf::ClarkeChoice Ncf::best_clarke_gradient(const torch::Tensor& unit_row, doubl
   int kinked_layers = 0;
   for (const auto& k : kinked) kinked_layers += k.size(0) > 0 ? 1 : 0;
   // One kinked layer: the gradient is affine in its slopes, one solve is exact.
-  // Several: solve layer by layer, a few rounds (the gradient is multilinear).
-  const int rounds = kinked_layers == 1 ? 1 : 4;
-  for (int round = 0; round < rounds; ++round) {
-    for (size_t h = 0; h < hidden_layers; ++h) {
-      const auto& index = kinked[h];
-      const int64_t count = index.size(0);
-      if (count == 0) continue;
-      const auto j = index.select(1, 0);
-      const auto i = index.select(1, 1);
-      // Batch element 0: every kink of this layer at the low slope; element f+1: kink f high.
-      std::vector<torch::Tensor> slope_set;
-      for (size_t m = 0; m < hidden_layers; ++m) {
-        slope_set.push_back(slopes[m].expand({count + 1, -1, -1}).clone());
+  // Several: solve layer by layer in rounds (the gradient is multilinear: block coordinate
+  // descent), until the tangent shrinks by less than 0.1% a round or reaches rounding.
+  const int rounds = kinked_layers == 1 ? 1 : 100;
+  const auto descend = [&](std::vector<torch::Tensor> current) {
+    double previous = std::numeric_limits<double>::infinity();
+    for (int round = 0; round < rounds; ++round) {
+      if (round > 0) {
+        const auto gradient = gradient_for(current, 1)[0];
+        const double tangent = project_out(gradient.unsqueeze(0), unit)[0].norm().item<double>();
+        const double scale = gradient.norm().item<double>();
+        if (tangent <= 1e-15 * scale || tangent > 0.999 * previous) break;
+        previous = tangent;
       }
-      auto layer_slopes = slope_set[h];
-      layer_slopes.index_put_({torch::indexing::Slice(), j, i}, low);
-      const auto f = torch::arange(count, torch::kLong);
-      layer_slopes.index_put_({f + 1, j, i}, high);
-      const auto gradients = gradient_for(slope_set, count + 1);
-      const auto base = gradients[0];
-      const auto columns = gradients.narrow(0, 1, count) - base;  // [F, P], exact: affine
-      const auto matrix = project_out(columns, unit).t().to(torch::kCPU, torch::kFloat64);
-      const auto target = -project_out(base.unsqueeze(0), unit)[0].to(torch::kCPU, torch::kFloat64);
-      const auto t = bounded_least_squares(matrix, target, 0.0, 1.0).to(slopes[h].options());
-      slopes[h].index_put_({torch::zeros_like(j), j, i}, low + (high - low) * t);
+      for (size_t h = 0; h < hidden_layers; ++h) {
+        const auto& index = kinked[h];
+        const int64_t count = index.size(0);
+        if (count == 0) continue;
+        const auto j = index.select(1, 0);
+        const auto i = index.select(1, 1);
+        // Batch element 0: every kink of this layer at the low slope; element f+1: kink f high.
+        std::vector<torch::Tensor> slope_set;
+        for (size_t m = 0; m < hidden_layers; ++m) {
+          slope_set.push_back(current[m].expand({count + 1, -1, -1}).clone());
+        }
+        auto layer_slopes = slope_set[h];
+        layer_slopes.index_put_({torch::indexing::Slice(), j, i}, low);
+        const auto f = torch::arange(count, torch::kLong);
+        layer_slopes.index_put_({f + 1, j, i}, high);
+        const auto gradients = gradient_for(slope_set, count + 1);
+        const auto base = gradients[0];
+        const auto columns = gradients.narrow(0, 1, count) - base;  // [F, P], exact: affine
+        const auto matrix = project_out(columns, unit).t().to(torch::kCPU, torch::kFloat64);
+        const auto target = -project_out(base.unsqueeze(0), unit)[0].to(torch::kCPU, torch::kFloat64);
+        const auto t = bounded_least_squares(matrix, target, 0.0, 1.0).to(current[h].options());
+        current[h].index_put_({torch::zeros_like(j), j, i}, low + (high - low) * t);
+      }
     }
+    const auto gradient = gradient_for(current, 1)[0];
+    return std::make_pair(gradient, project_out(gradient.unsqueeze(0), unit)[0]);
+  };
+  auto best = descend(slopes);
+  if (kinked_layers > 1) {
+    // The problem is not convex: start again with every kink at the middle of its interval
+    // and keep the better end. (At the one-sided slope σ'(0) = α, 0 for ReLU, a kink and the
+    // kinks below it at the same sample can silence each other's columns: a stationary point
+    // of the block descent that is no minimum.)
+    std::vector<torch::Tensor> middle;
+    for (size_t h = 0; h < hidden_layers; ++h) {
+      middle.push_back(slopes[h].clone());
+      if (kinked[h].size(0) == 0) continue;
+      middle[h].index_put_({torch::zeros_like(kinked[h].select(1, 0)), kinked[h].select(1, 0),
+                            kinked[h].select(1, 1)},
+                           0.5 * (low + high));
+    }
+    auto other = descend(middle);
+    if (other.second.norm().item<double>() < best.second.norm().item<double>()) best = other;
   }
-  const auto gradient = gradient_for(slopes, 1)[0];
-  return {gradient, project_out(gradient.unsqueeze(0), unit)[0], kink_count};
+  return {best.first, best.second, kink_count};
 }
 
 std::vector<torch::Tensor> Ncf::kinks(const torch::Tensor& unit_row, double tolerance) const {
@@ -133,6 +163,7 @@ std::vector<torch::Tensor> Ncf::kinks(const torch::Tensor& unit_row, double tole
   const auto cache = feedforward_forward(weights, inputs_, activation);
   std::vector<torch::Tensor> result;
   const bool has_kink = activation.p() == 1 && activation.alpha() != 1.0;
+  torch::Tensor silent;  // [n]: the previous layer's whole column is at kinks or removed
   for (size_t h = 0; h < cache.preactivations.size(); ++h) {
     if (!has_kink) {
       result.push_back(torch::empty({0, 2}, torch::kLong));
@@ -142,7 +173,14 @@ std::vector<torch::Tensor> Ncf::kinks(const torch::Tensor& unit_row, double tole
     const auto row_norms = weights[h][0].norm(2, 1, /*keepdim=*/true);  // [k_l, 1]
     const auto column_norms = h == 0 ? inputs_.norm(2, 1).unsqueeze(0)   // [1, n]
                                      : cache.activations[h - 1][0].norm(2, 0, /*keepdim=*/true);
-    const auto near = cache.preactivations[h][0].abs() <= tolerance * row_norms * column_norms;
+    // A unit with an all-zero row (removed) has no kinks: its z vanishes identically.
+    const auto alive = row_norms > 0;
+    auto near = (cache.preactivations[h][0].abs() <= tolerance * row_norms * column_norms) & alive;
+    // Where every preactivation feeding sample i sits at a kink, a_{l−1}[:,i] is zero to
+    // tolerance and so is z_ji for every j, but the relative test above divides by that
+    // vanishing column: count these as kinks directly.
+    if (h > 0) near = near | (silent.unsqueeze(0) & alive);
+    silent = (near | ~alive).all(0);
     result.push_back(near.nonzero().to(torch::kCPU));
   }
   return result;

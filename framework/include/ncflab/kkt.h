@@ -55,10 +55,11 @@ struct KktProgress {
 };
 
 /// Runs the search. Armijo backtracking per start (step ×1.5 after success, ×0.3 after
-/// failure) converges at smooth points; for p = 1 starts that have not converged after
-/// half the iterations switch to the steepest Clarke direction (Ncf::clarke_ascent_direction)
-/// and are projected onto the kink manifold after each step, which walks along a ridge
-/// instead of chattering across it.
+/// failure) converges at smooth points. For p = 1 a start stops its smooth ascent once N
+/// stops rising (it sits at a kink, where that ascent stalls) or after half the iterations;
+/// unless it is already KKT by the kink-aware residual, kink_newton (kink_newton.h) then
+/// holds its kinks at zero, solves on that manifold by Newton's method and adds or releases
+/// kinks until the Clarke slopes fit.
 KktSearchResult search_kkt_points(const Ncf& ncf, const KktSearchOptions& options,
                                   const std::function<void(const KktProgress&)>& progress = {});
 

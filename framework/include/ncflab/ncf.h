@@ -42,7 +42,8 @@ class Ncf {
   /// norm over those slopes (relative to ‖∇N‖), a bounded least-squares problem solved
   /// exactly by an active-set method. The gradient is affine in the slopes of one layer,
   /// so the minimum is exact when kinks sit in one layer; with kinks in several layers
-  /// the layers are solved in turn a few rounds (an upper bound on the minimum).
+  /// the layers are solved in turn until the residual stops shrinking (block coordinate
+  /// descent on a multilinear problem: an upper bound on the minimum).
   /// For p ≥ 2 (no kinks) it equals the smooth residual.
   KinkResidual kink_residual(const torch::Tensor& u, double tolerance) const;
 
@@ -53,8 +54,10 @@ class Ncf {
                                                                   double tolerance) const;
 
   /// Preactivations of member û [P] that count as kinks: per hidden layer a [F_l, 2]
-  /// tensor of (unit j, sample i) with |z_ji| ≤ tolerance·‖W_l[j,:]‖·‖a_{l−1}[:,i]‖.
-  /// Empty for p ≥ 2 and for α = 1 (no kink).
+  /// tensor of (unit j, sample i) with |z_ji| ≤ tolerance·‖W_l[j,:]‖·‖a_{l−1}[:,i]‖, and
+  /// every z_ji of a sample whose whole input column comes from kinks (or removed units) of
+  /// the layer before. Units with an all-zero row (removed) have none. Empty for p ≥ 2 and
+  /// for α = 1 (no kink).
   std::vector<torch::Tensor> kinks(const torch::Tensor& unit_row, double tolerance) const;
 
   /// Moves û [P] onto the kink manifold {z_ji = 0 for the given kinks}: each row W_l[j,:]

@@ -66,12 +66,7 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
   const auto directory =
       prepare_output_directory(config, "kkt", arguments.out, arguments.overwrite, "kkt.json");
   const Ncf ncf(problem.model->options, problem.data.inputs, problem.ncf_labels);
-  const auto options = KktSearchOptions()
-                           .restarts(config.kkt.restarts)
-                           .tol(config.kkt.tol)
-                           .max_iterations(config.kkt.max_iterations)
-                           .kink_tol(config.kkt.kink_tol)
-                           .seed(static_cast<uint64_t>(config.seed));
+  const auto options = kkt_search_options(config);
   out << fmt::format("kkt: {} starts on {} (L = {}, P = {}), tol {:g}\n", options.restarts(),
                      describe_activation(ncf.options().activation()), ncf.total_degree(),
                      ncf.parameters(), options.tol());

@@ -95,6 +95,15 @@ FlowOptions flow_options(const Config& config) {
       .min_relative_step(config.model.activation.p == 1 ? config.flow.kink_step : 0.0);
 }
 
+KktSearchOptions kkt_search_options(const Config& config) {
+  return KktSearchOptions()
+      .restarts(config.kkt.restarts)
+      .tol(config.kkt.tol)
+      .max_iterations(config.kkt.max_iterations)
+      .kink_tol(config.kkt.kink_tol)
+      .seed(static_cast<uint64_t>(config.seed));
+}
+
 std::string describe_problem(const Problem& problem) {
   const Config& config = problem.config;
   const auto& model = *problem.model;

@@ -335,12 +335,7 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
       for (const auto& member : flow->members) reference.flow_samples.push_back(member.samples);
     }
     if (batch.hooks.kkt_search) {
-      const auto search = search_kkt_points(*ncf, KktSearchOptions()
-                                                      .restarts(batch.kkt.restarts)
-                                                      .tol(batch.kkt.tol)
-                                                      .max_iterations(batch.kkt.max_iterations)
-                                                      .kink_tol(batch.kkt.kink_tol)
-                                                      .seed(static_cast<uint64_t>(batch.seed)));
+      const auto search = search_kkt_points(*ncf, kkt_search_options(batch));
       for (const auto& point : search.points) reference.kkt_points.push_back(point.direction);
       out << fmt::format("  kkt      {} non-negative KKT points from {} starts{}\n", search.points.size(),
                          search.restarts,

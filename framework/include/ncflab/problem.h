@@ -11,6 +11,7 @@
 #include "ncflab/data.h"
 #include "ncflab/feedforward.h"
 #include "ncflab/flow.h"
+#include "ncflab/kkt.h"
 
 namespace ncflab {
 
@@ -38,6 +39,9 @@ Problem build_problem(const Config& config);
 
 /// The NCF-flow integrator settings of `config` (flow.*; kink_step only for p = 1).
 FlowOptions flow_options(const Config& config);
+
+/// The KKT-search settings of `config` (kkt.*, seeded by `seed`).
+KktSearchOptions kkt_search_options(const Config& config);
 
 /// A few lines a researcher reads before a run: data, model, degrees, scales.
 std::string describe_problem(const Problem& problem);

@@ -227,7 +227,7 @@ TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
   EXPECT_EQ(first.state.step, 1235);  // the signal raised during step 1234 stops step 1235
   EXPECT_EQ(first.state.status[0], MemberStatus::interrupted);
 
-  const auto checkpoint = load_checkpoint(checkpoint_path, 2, 2);
+  const auto checkpoint = load_checkpoint(checkpoint_path, 2, straight->layer_shapes());
   EXPECT_EQ(checkpoint.state.step, 1235);
   auto resumed = fresh();
   {

@@ -29,8 +29,7 @@ torch::Tensor per_member(const std::vector<T>& items, F&& value) {
 
 void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
                      const std::vector<torch::Tensor>& weights) {
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (size_t l = 0; l < weights.size(); ++l) tensors.emplace_back(fmt::format("W{}", l + 1), weights[l]);
+  auto tensors = named_layers(weights);
   tensors.emplace_back("step", doubles({static_cast<double>(state.step)}));
   tensors.emplace_back("status", per_member(state.status, [](MemberStatus s) { return static_cast<int>(s); }));
   tensors.emplace_back("active", per_member(state.active, [](uint8_t a) { return a; }));
@@ -46,7 +45,8 @@ void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
   save_tensor_dict(path, tensors);
 }
 
-Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members, size_t layers) {
+Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members,
+                           const std::vector<std::vector<int64_t>>& layer_shapes) {
   if (!std::filesystem::exists(path)) {
     throw InputError({path.string(), 0}, "--resume", "a checkpoint written by ncflab run",
                      "no such file");
@@ -65,11 +65,13 @@ Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members, s
     return it->second.contiguous();
   };
   Checkpoint checkpoint;
-  for (size_t l = 0; l < layers; ++l) {
-    const auto w = get(fmt::format("W{}", l + 1), -1);
-    if (w.dim() != 3 || w.size(0) != members) {
-      throw InputError({path.string(), 0}, fmt::format("W{}", l + 1),
-                       fmt::format("[{}, k, k'] weights for this config", members), "other shapes");
+  for (size_t l = 0; l < layer_shapes.size(); ++l) {
+    const auto name = layer_name(l);
+    const auto w = get(name, -1);
+    const std::vector<int64_t> expected = {members, layer_shapes[l][0], layer_shapes[l][1]};
+    if (w.sizes() != torch::IntArrayRef(expected)) {
+      throw InputError({path.string(), 0}, name, "shape " + c10::str(torch::IntArrayRef(expected)),
+                       "shape " + c10::str(w.sizes()));
     }
     checkpoint.weights.push_back(w);
   }

@@ -15,22 +15,13 @@
 namespace ncflab {
 namespace {
 
-// JSON has no NaN: an undefined time is null.
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
-
 nlohmann::json member_json(const FlowMember& member) {
-  return {{"status", flow_status_name(member.status)},
-          {"blowup_time", number_or_null(member.blowup_time)},
-          {"escape_time", number_or_null(member.escape_time)},
-          {"collapsed", member.status == FlowStatus::collapsed},
-          {"ncf", member.ncf},
-          {"residual", member.residual},
-          {"norm", member.norm},
-          {"time", member.time},
-          {"accepted_steps", member.accepted},
-          {"rejected_steps", member.rejected}};
+  auto json = flow_member_json(member);
+  json.update({{"norm", member.norm},
+               {"time", member.time},
+               {"accepted_steps", member.accepted},
+               {"rejected_steps", member.rejected}});
+  return json;
 }
 
 }  // namespace
@@ -77,10 +68,7 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
   report["wall_seconds"] = seconds;
   write_file_atomically(directory / "flow.json", report.dump(2) + "\n");
   write_file_atomically(directory / "flow_trajectory.csv", trajectory);
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  const auto layers = ncf.layers(result.direction);
-  for (size_t l = 0; l < layers.size(); ++l) tensors.emplace_back(fmt::format("W{}", l + 1), layers[l]);
-  save_tensor_dict(directory / "flow_direction.pt", tensors);
+  save_tensor_dict(directory / "flow_direction.pt", named_layers(ncf.layers(result.direction)));
   out << fmt::format("flow: wrote {} ({:.1f} s)\n", (directory / "flow.json").string(), seconds);
   return directory;
 }

@@ -121,11 +121,9 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
                                  {"wall_seconds", seconds}};
   write_file_atomically(directory / "kkt.json", report.dump(2) + "\n");
   if (!result.points.empty()) {
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
-    for (size_t l = 0; l < per_layer.size(); ++l) {
-      tensors.emplace_back(fmt::format("W{}", l + 1), torch::stack(per_layer[l]));
-    }
-    save_tensor_dict(directory / "kkt_points.pt", tensors);
+    std::vector<torch::Tensor> stacked;
+    for (const auto& layer : per_layer) stacked.push_back(torch::stack(layer));
+    save_tensor_dict(directory / "kkt_points.pt", named_layers(stacked));
   }
   out << fmt::format("kkt: wrote {} ({:.1f} s)\n", (directory / "kkt.json").string(), seconds);
   return directory;

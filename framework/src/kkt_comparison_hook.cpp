@@ -47,8 +47,10 @@ void KktComparisonHook::metrics(const TrainState& state, const std::vector<int64
                           .index_select(0, index.to(unit.device()));
     columns.emplace_back("cos_to_flow", to_vector((unit * flow).sum(-1)));
   }
+  // The flow samples and KKT points live on the host: copy û there once.
+  const bool on_host = !reference_.flow_samples.empty() || !reference_.kkt_points.empty();
+  const auto host = on_host ? unit.to(torch::kCPU, torch::kFloat64) : torch::Tensor();
   if (!reference_.flow_samples.empty()) {
-    const auto host = unit.to(torch::kCPU, torch::kFloat64);
     std::vector<double> cosines;
     const bool on_grid = state.step % reference_.log_every == 0;
     const int64_t sample = state.step / reference_.log_every;
@@ -64,7 +66,6 @@ void KktComparisonHook::metrics(const TrainState& state, const std::vector<int64
     columns.emplace_back("cos_to_flow_now", cosines);
   }
   if (!reference_.kkt_points.empty()) {
-    const auto host = unit.to(torch::kCPU, torch::kFloat64);
     std::vector<double> best;
     for (size_t r = 0; r < rows.size(); ++r) {
       const auto row = host[static_cast<int64_t>(r)];

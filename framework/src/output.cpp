@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -65,6 +66,27 @@ void save_tensor_dict(const std::filesystem::path& path,
   }
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+std::string layer_name(size_t layer) { return fmt::format("W{}", layer + 1); }
+
+std::vector<std::pair<std::string, torch::Tensor>> named_layers(const std::vector<torch::Tensor>& layers) {
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (size_t l = 0; l < layers.size(); ++l) named.emplace_back(layer_name(l), layers[l]);
+  return named;
+}
+
+nlohmann::json number_or_null(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
+nlohmann::json flow_member_json(const FlowMember& member) {
+  return {{"status", flow_status_name(member.status)},
+          {"blowup_time", number_or_null(member.blowup_time)},
+          {"escape_time", number_or_null(member.escape_time)},
+          {"collapsed", member.status == FlowStatus::collapsed},
+          {"ncf", member.ncf},
+          {"residual", member.residual}};
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(const std::filesystem::path& path) {

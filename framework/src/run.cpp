@@ -33,8 +33,6 @@ using nlohmann::json;
 // Flow samples are kept for at most this many logged steps per member (memory S·T·P).
 constexpr int64_t kMaxFlowSamples = 4096;
 
-json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
-
 double value_or_nan(const std::map<std::string, double>& row, const std::string& key) {
   const auto it = row.find(key);
   return it == row.end() ? std::nan("") : it->second;
@@ -63,12 +61,6 @@ void write_meta(const std::filesystem::path& directory, const Problem& problem, 
   write_file_atomically(directory / "meta.json", meta.dump(2) + "\n");
 }
 
-void save_weights(const std::filesystem::path& path, const std::vector<torch::Tensor>& weights) {
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (size_t l = 0; l < weights.size(); ++l) tensors.emplace_back(fmt::format("W{}", l + 1), weights[l]);
-  save_tensor_dict(path, tensors);
-}
-
 // u(τ) is wanted at τ = δ^(L−2)·k·η for the logged k = 0, log_every, … (SPEC §1: w(t) ≈
 // δ·u(δ^(L−2)·t)).
 std::vector<std::vector<double>> flow_sample_times(const Config& config,
@@ -91,8 +83,8 @@ FlowResult run_flow(const Config& config, const Ncf& ncf, const torch::Tensor& w
                     const std::vector<double>& deltas, std::ostream& err) {
   const auto options =
       flow_options(config).sample_times(flow_sample_times(config, deltas, ncf.total_degree()));
-  const double interval = config.hooks.progress == Switch::off ? 1e300 : config.hooks.progress_seconds;
-  return integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, interval));
+  if (config.hooks.progress == Switch::off) return integrate_ncf_flow(ncf, w0, options);
+  return integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, config.hooks.progress_seconds));
 }
 
 // Member s of the batch, which is member `local` of its run's metrics file.
@@ -110,15 +102,10 @@ json member_summary(int64_t s, int64_t local, const TrainState& state, const Met
   if (flow != nullptr) {
     const auto& member = flow->members[i];
     blowup = member.blowup_time;
-    summary["ncf_flow"] = {{"status", flow_status_name(member.status)},
-                           {"blowup_time", number_or_null(member.blowup_time)},
-                           {"escape_time", number_or_null(member.escape_time)},
-                           {"collapsed", member.status == FlowStatus::collapsed},
-                           {"ncf", member.ncf},
-                           {"residual", member.residual}};
+    summary["ncf_flow"] = flow_member_json(member);
     if (std::isfinite(blowup) && total_degree > 2) {
       // The escape the theory predicts: t ≈ T*/δ^(L−2) (an upper bound: r_esc < ∞).
-      summary["predicted_escape_time"] = blowup / std::pow(state.deltas[i], total_degree - 2.0);
+      summary["predicted_escape_time"] = training_time(blowup, state.deltas[i], total_degree);
     }
   } else {
     summary["ncf_flow"] = nullptr;
@@ -285,10 +272,10 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
 
   std::optional<Checkpoint> checkpoint;
   if (settings.resume) {
-    checkpoint = load_checkpoint(groups.front().directory / kCheckpointFile, layout.total, model.weights().size());
+    checkpoint = load_checkpoint(groups.front().directory / kCheckpointFile, layout.total, model.layer_shapes());
   } else {
     for (size_t g = 0; g < groups.size(); ++g) {
-      save_weights(groups[g].directory / "weights_init.pt", slice(model.weights(), layout.first[g], layout.count[g]));
+      save_tensor_dict(groups[g].directory / "weights_init.pt", named_layers(slice(model.weights(), layout.first[g], layout.count[g])));
       std::string overrides;
       for (const auto& o : groups[g].overrides) overrides += o + "\n";
       write_file_atomically(groups[g].directory / "overrides.txt", overrides);
@@ -305,7 +292,7 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
     flow = run_flow(batch, *ncf, w0, deltas, err);
     const auto& first = flow->members.front();
     if (single && std::isfinite(first.blowup_time)) {
-      const double predicted = first.blowup_time / std::pow(deltas.front(), total_degree - 2.0);
+      const double predicted = training_time(first.blowup_time, deltas.front(), total_degree);
       out << fmt::format("  flow     NCF flow from w0 blows up at T* = {:.6g}: escape expected near t = "
                          "T*/delta^(L-2) = {:.6g} (step {:.0f})\n",
                          first.blowup_time, predicted, predicted / batch.train.step);
@@ -358,7 +345,7 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
       for (size_t s = 0; s < flow->members.size(); ++s) {
         const double blowup = flow->members[s].blowup_time;
         if (!std::isfinite(blowup)) continue;
-        const double steps = blowup / std::pow(deltas[s], total_degree - 2.0) / batch.train.step;
+        const double steps = training_time(blowup, deltas[s], total_degree) / batch.train.step;
         expected_escape = std::max(expected_escape, static_cast<int64_t>(std::min(steps, 9e15)));
       }
     }
@@ -373,16 +360,8 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
   }
   trainer.set_metrics_sink(std::make_shared<GroupedMetrics>(metrics, layout));
   if (checkpoint) {
-    const auto path = groups.front().directory / kCheckpointFile;
     torch::NoGradGuard no_grad;
-    for (size_t l = 0; l < checkpoint->weights.size(); ++l) {
-      const auto& target = model.weights()[l];
-      if (checkpoint->weights[l].sizes() != target.sizes()) {
-        throw InputError({path.string(), 0}, fmt::format("W{}", l + 1), "shape " + c10::str(target.sizes()),
-                         c10::str(checkpoint->weights[l].sizes()));
-      }
-      model.weights()[l].copy_(checkpoint->weights[l]);
-    }
+    for (size_t l = 0; l < checkpoint->weights.size(); ++l) model.weights()[l].copy_(checkpoint->weights[l]);
     trainer.resume_from(checkpoint->state);
     out << fmt::format("run: resuming {} at step {}\n", groups.front().directory.string(), checkpoint->state.step);
   }
@@ -421,7 +400,7 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
     if (signal != 0) {
       summary["signal"] = signal;
     } else {
-      save_weights(directory / "weights_final.pt", slice(model.weights(), layout.first[g], layout.count[g]));
+      save_tensor_dict(directory / "weights_final.pt", named_layers(slice(model.weights(), layout.first[g], layout.count[g])));
       std::filesystem::remove(directory / kCheckpointFile);
     }
     write_file_atomically(directory / kSummaryFile, summary.dump(2) + "\n");

@@ -33,6 +33,10 @@ double rescaled_time(double time, double delta, int64_t total_degree) {
   return time * std::pow(delta, static_cast<double>(total_degree - 2));
 }
 
+double training_time(double flow_time, double delta, int64_t total_degree) {
+  return flow_time / std::pow(delta, static_cast<double>(total_degree - 2));
+}
+
 Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss,
                  std::vector<double> deltas, TrainerOptions options)
     : model_(model), options_(options), total_degree_(model->total_degree()),
@@ -164,13 +168,18 @@ TrainResult Trainer::run() {
       if (!state.active[i] && state.steps_done[i] == state.step) finished_at_resume.push_back(s);
     }
   }
-  StepStatistics statistics{state.loss, state.norm, state.gradient_norm};
+  StepStatistics statistics;
   bool first = true;
   for (;;) {
+    // The state's vectors go through the engine and back (moves, not copies): frozen
+    // members keep their last values, which the engine does not touch.
+    statistics.loss = std::move(state.loss);
+    statistics.norm = std::move(state.norm);
+    statistics.gradient_norm = std::move(state.gradient_norm);
     engine_->evaluate(state.active, statistics);
-    state.loss = statistics.loss;
-    state.norm = statistics.norm;
-    state.gradient_norm = statistics.gradient_norm;
+    state.loss = std::move(statistics.loss);
+    state.norm = std::move(statistics.norm);
+    state.gradient_norm = std::move(statistics.gradient_norm);
     state.finished_now.clear();
     if (first) {
       state.finished_now = finished_at_resume;

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <cstdint>
 #include <vector>
 
 #include "ncflab/hooks.h"
@@ -22,7 +23,9 @@ void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
                      const std::vector<torch::Tensor>& weights);
 
 /// Reads a checkpoint written by save_checkpoint. Throws InputError naming the file when
-/// it is missing, unreadable, or lacks a key; `members` and `layers` are checked.
-Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members, size_t layers);
+/// it is missing, unreadable, lacks a key, or its weights are not [members, k_l, k_{l−1}]
+/// for the given layer shapes [k_l, k_{l−1}].
+Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members,
+                           const std::vector<std::vector<int64_t>>& layer_shapes);
 
 }  // namespace ncflab

@@ -9,7 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ncflab/config.h"
+#include "ncflab/flow.h"
 
 namespace ncflab {
 
@@ -28,6 +31,19 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 /// torch.load(path). Written atomically.
 void save_tensor_dict(const std::filesystem::path& path,
                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
+
+/// "W1", "W2", … for layer index 0, 1, … (the keys of every weights file).
+std::string layer_name(size_t layer);
+
+/// {"W1": layers[0], …}: the dict save_tensor_dict writes for per-layer weights.
+std::vector<std::pair<std::string, torch::Tensor>> named_layers(const std::vector<torch::Tensor>& layers);
+
+/// JSON has no NaN: a non-finite number (an undefined time, say) becomes null.
+nlohmann::json number_or_null(double value);
+
+/// How a member's NCF flow ended, as flow.json and summary.json report it: status,
+/// blowup_time, escape_time, collapsed, ncf, residual.
+nlohmann::json flow_member_json(const FlowMember& member);
 
 /// Reads a dict written by save_tensor_dict.
 std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(const std::filesystem::path& path);

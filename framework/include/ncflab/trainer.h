@@ -75,9 +75,6 @@ class Trainer {
   /// max_steps reached) or SIGINT/SIGTERM arrives (see signals.h).
   TrainResult run();
 
-  const TrainerOptions& options() const { return options_; }
-  int64_t total_degree() const { return total_degree_; }
-
  private:
   void check_divergence(TrainState& state) const;
   void check_escape(TrainState& state) const;
@@ -96,5 +93,9 @@ class Trainer {
 /// δ^(L−2)·t: the time on the NCF flow's clock that step time t corresponds to
 /// (t itself for L = 2, where there is no rescaling).
 double rescaled_time(double time, double delta, int64_t total_degree);
+
+/// The inverse: the step time t = τ/δ^(L−2) that flow time τ corresponds to (e.g. the
+/// escape the theory predicts, T*/δ^(L−2)).
+double training_time(double flow_time, double delta, int64_t total_degree);
 
 }  // namespace ncflab

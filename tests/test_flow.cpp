@@ -114,12 +114,14 @@ TEST_F(NcfFlowRandom, KeepsTheLayerBalanceDifferencesConstant) {
   ASSERT_EQ(ncf.total_degree(), 7);
   const double initial_norm = 0.1;
   const auto u0 = positive_start(ncf, 3, initial_norm);
-  const auto result = integrate_ncf_flow(ncf, u0, FlowOptions().max_norm(1.0));
+  const auto options = FlowOptions().max_norm(1.0);
+  const auto result = integrate_ncf_flow(ncf, u0, options);
   std::vector<torch::Tensor> finals;
   for (size_t s = 0; s < result.members.size(); ++s) {
     const auto& m = result.members[s];
     EXPECT_EQ(m.status, FlowStatus::blew_up) << flow_status_name(m.status);
-    finals.push_back(m.norm * result.direction[static_cast<int64_t>(s)]);
+    // At blow-up the direction is taken where ‖u‖ crossed max_norm (interpolated).
+    finals.push_back(options.max_norm() * result.direction[static_cast<int64_t>(s)]);
   }
   const auto before = scaled_layer_norms(ncf, u0);
   const auto after = scaled_layer_norms(ncf, torch::stack(finals));
@@ -147,6 +149,30 @@ TEST_F(NcfFlowRandom, EnsembleMembersMatchSeparateRuns) {
         << "member " << s << ": " << t.blowup_time << " vs " << a.blowup_time;
     EXPECT_LT((together.direction[s] - alone.direction[0]).abs().max().item<double>(), 1e-9);
   }
+}
+
+TEST_F(NcfFlowRandom, BlowUpDirectionIsTheMaxNormCrossingWhateverTheStepSizes) {
+  // L = 3: at ‖u‖ = max_norm the direction still turns (residual ~1e-3), so the end of the
+  // last step, which overshoots max_norm by a step-size dependent amount, is no reference.
+  const auto ncf = Ncf(FeedForwardOptions(5, {6}).activation(PolyLeakyReLUOptions().alpha(0.2).p(2)),
+                       torch::randn({30, 5}, torch::kFloat64), torch::randn({30}, torch::kFloat64));
+  const auto u0 = positive_start(ncf, 1, 1.0);
+  const auto options = FlowOptions().max_norm(1e3).rtol(1e-12);
+  const auto plain = integrate_ncf_flow(ncf, u0, options);
+  const auto& first = plain.members[0];
+  ASSERT_EQ(first.status, FlowStatus::blew_up) << flow_status_name(first.status);
+  // Landing on many sample times gives a different sequence of steps and a different overshoot.
+  std::vector<double> times;
+  for (int i = 1; i <= 300; ++i) times.push_back(first.escape_time * (1 - std::pow(0.97, i)));
+  const auto sampled = integrate_ncf_flow(ncf, u0, FlowOptions(options).sample_times({times}));
+  const auto& second = sampled.members[0];
+  ASSERT_EQ(second.status, FlowStatus::blew_up);
+  EXPECT_GT(std::abs(second.norm - first.norm), 1e-3 * options.max_norm())
+      << "the two runs should end their last steps at different norms";
+  EXPECT_GT(first.residual, 1e-5) << "the direction should still be turning at max_norm";
+  EXPECT_LT((plain.direction[0] - sampled.direction[0]).norm().item<double>(), 1e-9);
+  EXPECT_LT(relative_error(second.blowup_time, first.blowup_time), 1e-9);
+  EXPECT_LT(relative_error(second.ncf, first.ncf), 1e-10);
 }
 
 TEST_F(NcfFlowRandom, RejectsBadInput) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <optional>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <ostream>
 
@@ -163,9 +164,27 @@ void record(const Ncf& ncf, const torch::Tensor& u, const std::vector<int64_t>& 
   }
 }
 
-// Fills the final fields of a member whose last trajectory row is its final state.
-void finish(const MemberState& m, FlowStatus status, double total_degree,
-            const FlowOptions& options, FlowMember& out) {
+// u at fraction s of the step from u0 (slope k0) to u1 (slope k1) of length h: the cubic
+// Hermite interpolant, 4th-order accurate like the norm's.
+torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const torch::Tensor& u1,
+                      const torch::Tensor& k1, double h, double s) {
+  const double c = 1 - s;
+  return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 - s * s * c * h * k1;
+}
+
+// Where a blown-up member crossed max_norm: the reference direction. The last accepted
+// step overshoots max_norm by a step-size dependent amount while û still turns (slowly),
+// so the crossing point, not the step's end, makes the direction independent of the path
+// of step sizes (and comparable with any other integrator to its tolerance).
+struct Crossing {
+  double time = 0;
+  torch::Tensor u;  // [P]
+};
+
+// Fills the final fields of a member whose last trajectory row is its final state; a
+// blown-up member reports N, the residual and T* at its max_norm crossing.
+void finish(const Ncf& ncf, const MemberState& m, FlowStatus status, double total_degree,
+            const std::optional<Crossing>& crossing, FlowMember& out) {
   out.status = status;
   out.time = m.time;
   out.norm = m.norm;
@@ -174,11 +193,19 @@ void finish(const MemberState& m, FlowStatus status, double total_degree,
   out.accepted = m.accepted;
   out.rejected = m.rejected;
   if (status != FlowStatus::blew_up) return;
-  out.escape_time = m.accepted == 0 ? m.time : crossing_time(total_degree, m, options.max_norm());
+  double time = m.time;
+  double norm = m.norm;
+  if (crossing) {
+    time = crossing->time;
+    norm = crossing->u.norm().item<double>();
+    const auto unit = unit_rows(crossing->u.unsqueeze(0));
+    out.ncf = ncf.value(unit).item<double>();
+    out.residual = ncf.smooth_residual(unit).item<double>();
+  }
+  out.escape_time = time;
   if (total_degree > 2 && out.ncf > 0) {
     // SPEC §1: T* ≈ t + ‖u‖^(2−L)/((L−2)·L·N(û)); exact on a KKT ray.
-    out.blowup_time =
-        m.time + std::pow(m.norm, 2 - total_degree) / ((total_degree - 2) * total_degree * out.ncf);
+    out.blowup_time = time + std::pow(norm, 2 - total_degree) / ((total_degree - 2) * total_degree * out.ncf);
   }
 }
 
@@ -273,7 +300,7 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
     }
     if (const auto reason = stop_reason(states[s], options)) {
       states[s].active = false;
-      finish(states[s], *reason, total_degree, options, result.members[s]);
+      finish(ncf, states[s], *reason, total_degree, std::nullopt, result.members[s]);
     }
   }
 
@@ -322,6 +349,7 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
     std::vector<int64_t> accepted_global;
     std::vector<int64_t> to_record;
     std::vector<std::pair<int64_t, FlowStatus>> finished;
+    std::map<int64_t, Crossing> crossings;
     for (size_t a = 0; a < active.size(); ++a) {
       const int64_t i = static_cast<int64_t>(a);
       auto& m = states[active[a]];
@@ -368,6 +396,13 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
       if (const auto reason = stop_reason(m, options)) {
         m.active = false;
         finished.emplace_back(active[a], *reason);
+        if (*reason == FlowStatus::blew_up && m.accepted > 0) {
+          // This step crossed max_norm (an earlier one would have stopped the member).
+          const double time = crossing_time(total_degree, m, options.max_norm());
+          const double fraction = (time - m.previous_time) / (m.time - m.previous_time);
+          crossings[active[a]] = {time, hermite(start[i], stages.front()[i], next[i], stages.back()[i],
+                                                steps[a], fraction)};
+        }
       }
       const bool due = m.accepted % options.record_every() == 0 || !m.active;
       if (due && m.last_recorded != m.accepted) to_record.push_back(active[a]);
@@ -393,7 +428,11 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
     }
     record(ncf, u, to_record, states, result);
     for (const auto& [s, reason] : finished) {
-      finish(states[s], reason, total_degree, options, result.members[s]);
+      const auto crossing = crossings.find(s);
+      if (crossing != crossings.end()) u[s].copy_(crossing->second.u);
+      finish(ncf, states[s], reason, total_degree,
+             crossing == crossings.end() ? std::nullopt : std::optional<Crossing>(crossing->second),
+             result.members[s]);
     }
 
     if (progress && iteration % kProgressEvery == 0) {

@@ -64,17 +64,18 @@ struct FlowSample {
 /// The outcome for one ensemble member.
 struct FlowMember {
   FlowStatus status = FlowStatus::max_steps;
-  /// T* extrapolated at the step that crossed max_norm, SPEC §1:
+  /// T* extrapolated from the max_norm crossing (t, u, û there), SPEC §1:
   /// T* = t + ‖u‖^(2−L) / ((L−2)·L·N(û)). NaN unless blew_up with L > 2 (L = 2 grows
   /// exponentially and has no finite blow-up).
   double blowup_time = std::numeric_limits<double>::quiet_NaN();
   /// The t at which ‖u‖ reached max_norm (cubic Hermite interpolation inside the last
   /// step). NaN unless blew_up.
   double escape_time = std::numeric_limits<double>::quiet_NaN();
-  double time = 0;       ///< final t
-  double norm = 0;       ///< final ‖u‖
-  double ncf = 0;        ///< final N(û)
-  double residual = 0;   ///< smooth KKT residual of the final û
+  double time = 0;       ///< final t (the end of the last step)
+  double norm = 0;       ///< final ‖u‖ (the end of the last step)
+  /// N(û) of the final direction: at blow-up, at the max_norm crossing (see direction).
+  double ncf = 0;
+  double residual = 0;   ///< smooth KKT residual of that direction
   int64_t accepted = 0;  ///< accepted steps
   int64_t rejected = 0;  ///< rejected steps
   /// Rows at t = 0, every record_every accepted steps, and at the end.
@@ -86,7 +87,10 @@ struct FlowMember {
 
 struct FlowResult {
   std::vector<FlowMember> members;  ///< one per ensemble member, in input order
-  torch::Tensor direction;   ///< final û = u/‖u‖, [S, P] (at blow-up: the direction of u(T*))
+  /// Final û = u/‖u‖, [S, P]. At blow-up, û where ‖u‖ crossed max_norm (cubic Hermite
+  /// interpolation inside the last step): the stand-in for u(T*)/‖u(T*)‖, defined by
+  /// max_norm rather than by how far the last step overshot it.
+  torch::Tensor direction;
   int64_t total_degree = 0;  ///< L of the net
 };
 

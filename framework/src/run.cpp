@@ -276,6 +276,11 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
   } else {
     for (size_t g = 0; g < groups.size(); ++g) {
       save_tensor_dict(groups[g].directory / "weights_init.pt", named_layers(slice(model.weights(), layout.first[g], layout.count[g])));
+      // The data exactly as trained on (after normalisation): the PyTorch baseline and
+      // report scripts read it, and synthetic data need not be regenerated elsewhere.
+      save_tensor_dict(groups[g].directory / "data.pt",
+                       {{"inputs", problem.data.inputs.to(torch::kCPU, torch::kFloat64)},
+                        {"labels", problem.data.labels.to(torch::kCPU, torch::kFloat64)}});
       std::string overrides;
       for (const auto& o : groups[g].overrides) overrides += o + "\n";
       write_file_atomically(groups[g].directory / "overrides.txt", overrides);

@@ -78,6 +78,33 @@ TEST(NcfFlow, BlowsUpAlongAKktRayAtTheClosedFormTime) {
   }
 }
 
+TEST(NcfFlow, SamplesFollowTheClosedFormRayAndLeaveTheStepsAlone) {
+  const auto ncf = single_relu_squared(1.0);
+  const auto kkt = torch::tensor({std::sqrt(2.0 / 3), 0.0, std::sqrt(1.0 / 3)}, torch::kFloat64);
+  const double ncf_star = 2.0 / 3 * std::sqrt(1.0 / 3);
+  const double r0 = 0.1;
+  const auto u0 = (r0 * kkt).unsqueeze(0);
+  // On the ray dr/dt = 3N*·r², so r(t) = r0/(1 − 3N*·r0·t) and T* = 1/(3N*·r0).
+  const double blowup = 1.0 / (3 * ncf_star * r0);
+  std::vector<double> times;
+  for (int j = 0; j < 20; ++j) times.push_back(blowup * j / 20.0);
+  times.push_back(2 * blowup);  // past the end of the flow: NaN
+  const auto plain = integrate_ncf_flow(ncf, u0, FlowOptions().rtol(1e-13));
+  const auto sampled = integrate_ncf_flow(ncf, u0, FlowOptions().rtol(1e-13).sample_times({times}));
+  const auto& m = sampled.members[0];
+  EXPECT_EQ(m.accepted, plain.members[0].accepted);
+  EXPECT_EQ(m.rejected, plain.members[0].rejected);
+  EXPECT_EQ(m.blowup_time, plain.members[0].blowup_time);
+  ASSERT_EQ(m.samples.size(0), static_cast<int64_t>(times.size()));
+  for (size_t j = 0; j + 1 < times.size(); ++j) {
+    const double radius = r0 / (1 - 3 * ncf_star * r0 * times[j]);
+    const auto expected = radius * kkt;
+    const auto got = m.samples[static_cast<int64_t>(j)];
+    EXPECT_LT(((got - expected).norm() / expected.norm()).item<double>(), 1e-8) << "t = " << times[j];
+  }
+  EXPECT_TRUE(torch::isnan(m.samples[static_cast<int64_t>(times.size()) - 1]).all().item<bool>());
+}
+
 TEST(NcfFlow, CollapsesToTheNormFixedByItsConservationLaw) {
   // ȳ = −1: N = −v·max(w1, 0)² < 0. d(v²)/dt = 2N and d(w1²)/dt = 4N, so v² − w1²/2 is
   // conserved; v stays positive, w1 → 0, and ‖u‖ → sqrt(b² − a²/2).
@@ -161,14 +188,14 @@ TEST_F(NcfFlowRandom, BlowUpDirectionIsTheMaxNormCrossingWhateverTheStepSizes) {
   const auto plain = integrate_ncf_flow(ncf, u0, options);
   const auto& first = plain.members[0];
   ASSERT_EQ(first.status, FlowStatus::blew_up) << flow_status_name(first.status);
-  // Landing on many sample times gives a different sequence of steps and a different overshoot.
-  std::vector<double> times;
-  for (int i = 1; i <= 300; ++i) times.push_back(first.escape_time * (1 - std::pow(0.97, i)));
-  const auto sampled = integrate_ncf_flow(ncf, u0, FlowOptions(options).sample_times({times}));
+  // A tighter tolerance gives a different sequence of steps and a different overshoot.
+  const auto sampled = integrate_ncf_flow(ncf, u0, FlowOptions(options).rtol(1e-13));
   const auto& second = sampled.members[0];
   ASSERT_EQ(second.status, FlowStatus::blew_up);
-  EXPECT_GT(std::abs(second.norm - first.norm), 1e-3 * options.max_norm())
-      << "the two runs should end their last steps at different norms";
+  // The ends of the last steps differ, and so does N there, by far more than at the crossing.
+  EXPECT_GT(std::abs(second.norm - first.norm), 1e-5 * options.max_norm());
+  const double end_difference = std::abs(second.trajectory.back().ncf - first.trajectory.back().ncf);
+  EXPECT_GT(end_difference, 1e4 * std::abs(second.ncf - first.ncf));
   EXPECT_GT(first.residual, 1e-5) << "the direction should still be turning at max_norm";
   EXPECT_LT((plain.direction[0] - sampled.direction[0]).norm().item<double>(), 1e-9);
   EXPECT_LT(relative_error(second.blowup_time, first.blowup_time), 1e-9);

@@ -410,6 +410,12 @@ DP_STAGES = [
 DP_ERROR = [71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40]
 
 
+def hermite(u0, k0, u1, k1, h, s):
+    """u at fraction s of a step of length h from u0 (slope k0) to u1 (slope k1): cubic Hermite."""
+    c = 1 - s
+    return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 - s * s * c * h * k1
+
+
 def crossing_time(degree, t0, r0, n0, t1, r1, n1, target):
     """t where ‖u‖ = target inside a step: cubic Hermite in t with d‖u‖/dt = L·N(u)/‖u‖."""
     h = t1 - t0
@@ -443,10 +449,13 @@ def integrate_flow(ncf, u0, options, sample_times):
     h = 1e-3 * norm / speed if speed > 0 else 1.0
     previous = None
 
-    def take_samples():
+    def take_samples(t0, u0, k0, step):
+        """u at the sample times the last step passed, interpolated inside it: sampling never
+        changes the steps the flow takes."""
         nonlocal next_sample
         while next_sample < len(sample_times) and sample_times[next_sample] <= t:
-            samples[next_sample] = u.cpu()
+            s = 0.0 if step == 0 else (sample_times[next_sample] - t0) / (t - t0)
+            samples[next_sample] = (u if step == 0 else hermite(u0, k0, u, slope, step, s)).cpu()
             next_sample += 1
 
     def stop_reason():
@@ -460,10 +469,10 @@ def integrate_flow(ncf, u0, options, sample_times):
             return "max_steps"
         return None
 
-    take_samples()
+    take_samples(t, u, slope, 0.0)  # times at or before 0: u0 itself
     status = stop_reason()
     while status is None:
-        target = options["max_time"] if next_sample >= len(sample_times) else min(options["max_time"], sample_times[next_sample])
+        target = options["max_time"]  # landed on exactly, not overshot
         step = min(h, target - t)
         stages = [slope]
         for row in DP_STAGES:
@@ -494,7 +503,7 @@ def integrate_flow(ncf, u0, options, sample_times):
             if min_relative_step > 0 and speed > 0:
                 h = max(h, min_relative_step * norm / speed)
             accepted += 1
-            take_samples()
+            take_samples(previous[0], *before)
         else:
             h = max(step * min(1.0, factor), floor_step)
             rejected += 1

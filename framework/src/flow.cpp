@@ -50,7 +50,7 @@ struct MemberState {
   int64_t rejected = 0;
   int64_t last_recorded = -1;  // accepted count of the last trajectory row
   bool active = true;
-  size_t next_sample = 0;  // index of the next sample time to land on
+  size_t next_sample = 0;  // index of the next sample time not yet reached
   // State before the last accepted step, for locating the max_norm crossing inside it.
   double previous_time = 0;
   double previous_norm = 0;
@@ -82,25 +82,23 @@ void check_options(const FlowOptions& options) {
               options.record_every());
 }
 
-// The next time a member must land on exactly: max_time or its next sample time.
-double landing_time(const MemberState& m, const FlowOptions& options, size_t member) {
-  double target = options.max_time();
-  if (!options.sample_times().empty()) {
-    const auto& times = options.sample_times()[member];
-    if (m.next_sample < times.size()) target = std::min(target, times[m.next_sample]);
-  }
-  return target;
+// u at fraction s of the step from u0 (slope k0) to u1 (slope k1) of length h: the cubic
+// Hermite interpolant, 4th-order accurate like the norm's.
+torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const torch::Tensor& u1,
+                      const torch::Tensor& k1, double h, double s) {
+  const double c = 1 - s;
+  return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 - s * s * c * h * k1;
 }
 
-// Copies u's row into the member's samples for every sample time it has reached.
-void take_samples(const torch::Tensor& u, int64_t s, MemberState& m, const FlowOptions& options,
-                  FlowResult& result) {
-  if (options.sample_times().empty()) return;
-  const auto& times = options.sample_times()[static_cast<size_t>(s)];
-  while (m.next_sample < times.size() && times[m.next_sample] <= m.time) {
-    result.members[static_cast<size_t>(s)].samples[static_cast<int64_t>(m.next_sample)].copy_(u[s]);
-    ++m.next_sample;
-  }
+// The sample times a member has passed now, [next_sample, end): filled by interpolation
+// inside the step that passed them, so sampling never changes the steps the flow takes
+// (and a member's flow is the same whatever times it is asked for).
+size_t samples_reached(const MemberState& m, const FlowOptions& options, size_t member) {
+  if (options.sample_times().empty()) return m.next_sample;
+  const auto& times = options.sample_times()[member];
+  size_t end = m.next_sample;
+  while (end < times.size() && times[end] <= m.time) ++end;
+  return end;
 }
 
 torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device& device) {
@@ -162,14 +160,6 @@ void record(const Ncf& ncf, const torch::Tensor& u, const std::vector<int64_t>& 
         {m.time, m.norm, at[0][static_cast<int64_t>(i)], at[1][static_cast<int64_t>(i)]});
     m.last_recorded = m.accepted;
   }
-}
-
-// u at fraction s of the step from u0 (slope k0) to u1 (slope k1) of length h: the cubic
-// Hermite interpolant, 4th-order accurate like the norm's.
-torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const torch::Tensor& u1,
-                      const torch::Tensor& k1, double h, double s) {
-  const double c = 1 - s;
-  return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 - s * s * c * h * k1;
 }
 
 // Where a blown-up member crossed max_norm: the reference direction. The last accepted
@@ -296,7 +286,11 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
       result.members[static_cast<size_t>(s)].samples =
           torch::full({count, ncf.parameters()}, std::numeric_limits<double>::quiet_NaN(),
                       torch::kFloat64);
-      take_samples(u, s, states[static_cast<size_t>(s)], options, result);
+      // Times at or before 0 are u0 itself.
+      auto& m = states[static_cast<size_t>(s)];
+      for (const size_t end = samples_reached(m, options, static_cast<size_t>(s)); m.next_sample < end; ++m.next_sample) {
+        result.members[static_cast<size_t>(s)].samples[static_cast<int64_t>(m.next_sample)].copy_(u[s]);
+      }
     }
     if (const auto reason = stop_reason(states[s], options)) {
       states[s].active = false;
@@ -310,10 +304,8 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
     for (int64_t s = 0; s < members; ++s) {
       if (!states[s].active) continue;
       active.push_back(s);
-      // Land exactly on max_time and on sample times rather than overshoot them.
-      steps.push_back(std::min(states[s].step,
-                               landing_time(states[s], options, static_cast<size_t>(s)) -
-                                   states[s].time));
+      // Land exactly on max_time rather than overshoot it.
+      steps.push_back(std::min(states[s].step, options.max_time() - states[s].time));
     }
     if (active.empty()) break;
 
@@ -374,7 +366,7 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
         m.previous_time = m.time;
         m.previous_norm = m.norm;
         m.previous_value = m.value;
-        const double target = landing_time(m, options, static_cast<size_t>(active[a]));
+        const double target = options.max_time();
         const bool landed = steps[a] >= target - m.time;
         m.time = landed ? target : m.time + steps[a];
         m.norm = norm;
@@ -389,6 +381,16 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
         ++m.accepted;
         accepted_local.push_back(i);
         accepted_global.push_back(active[a]);
+        const auto member = static_cast<size_t>(active[a]);
+        if (const size_t end = samples_reached(m, options, member); end > m.next_sample) {
+          const auto& times = options.sample_times()[member];
+          auto& samples = result.members[member].samples;
+          for (; m.next_sample < end; ++m.next_sample) {
+            const double fraction = (times[m.next_sample] - m.previous_time) / (m.time - m.previous_time);
+            samples[static_cast<int64_t>(m.next_sample)].copy_(
+                hermite(start[i], stages.front()[i], next[i], stages.back()[i], steps[a], fraction));
+          }
+        }
       } else {
         m.step = std::max(steps[a] * std::min(1.0, factor), floor_step);
         ++m.rejected;
@@ -412,19 +414,6 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
       const auto global = index_tensor(accepted_global, device);
       u.index_copy_(0, global, next.index_select(0, local));
       slope.index_copy_(0, global, stages.back().index_select(0, local));
-      const bool sample_due = !sample_times.empty() && std::any_of(accepted_global.begin(), accepted_global.end(),
-                                          [&](int64_t s) {
-                                            const auto& times = sample_times[static_cast<size_t>(s)];
-                                            const auto& m = states[static_cast<size_t>(s)];
-                                            return m.next_sample < times.size() &&
-                                                   times[m.next_sample] <= m.time;
-                                          });
-      if (sample_due) {
-        const auto host = u.to(torch::kCPU, torch::kFloat64);
-        for (int64_t s : accepted_global) {
-          take_samples(host, s, states[static_cast<size_t>(s)], options, result);
-        }
-      }
     }
     record(ncf, u, to_record, states, result);
     for (const auto& [s, reason] : finished) {

@@ -30,8 +30,10 @@ namespace {
 
 using nlohmann::json;
 
-// Flow samples are kept for at most this many logged steps per member (memory S·T·P).
+// Flow samples are kept for at most this many logged steps per member, and at most
+// kMaxFlowSampleValues doubles in all (memory S·T·P): past them cos_to_flow_now is NaN.
 constexpr int64_t kMaxFlowSamples = 4096;
+constexpr int64_t kMaxFlowSampleValues = int64_t{1} << 25;  // 256 MiB
 
 double value_or_nan(const std::map<std::string, double>& row, const std::string& key) {
   const auto it = row.find(key);
@@ -65,8 +67,10 @@ void write_meta(const std::filesystem::path& directory, const Problem& problem, 
 // δ·u(δ^(L−2)·t)).
 std::vector<std::vector<double>> flow_sample_times(const Config& config,
                                                    const std::vector<double>& deltas,
-                                                   int64_t total_degree) {
-  const int64_t rows = std::min(kMaxFlowSamples, config.train.max_steps / config.train.log_every + 1);
+                                                   int64_t total_degree, int64_t parameters) {
+  const auto members = static_cast<int64_t>(deltas.size());
+  const int64_t affordable = std::max<int64_t>(1, kMaxFlowSampleValues / (members * parameters));
+  const int64_t rows = std::min({kMaxFlowSamples, affordable, config.train.max_steps / config.train.log_every + 1});
   std::vector<std::vector<double>> times;
   for (double delta : deltas) {
     std::vector<double> member;
@@ -79,12 +83,50 @@ std::vector<std::vector<double>> flow_sample_times(const Config& config,
   return times;
 }
 
+// The NCF flow from each member's w0. Members that share w0 (a δ sweep over the same
+// seeds) share one integration, asked for the union of their sample times; sampling does
+// not change the flow's steps, so each member gets exactly the flow it would get alone.
 FlowResult run_flow(const Config& config, const Ncf& ncf, const torch::Tensor& w0,
                     const std::vector<double>& deltas, std::ostream& err) {
-  const auto options =
-      flow_options(config).sample_times(flow_sample_times(config, deltas, ncf.total_degree()));
-  if (config.hooks.progress == Switch::off) return integrate_ncf_flow(ncf, w0, options);
-  return integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, config.hooks.progress_seconds));
+  const auto times = flow_sample_times(config, deltas, ncf.total_degree(), ncf.parameters());
+  const int64_t members = w0.size(0);
+  std::vector<int64_t> distinct;          // a member holding each distinct w0
+  std::vector<int64_t> source(static_cast<size_t>(members));  // member s's distinct w0
+  for (int64_t s = 0; s < members; ++s) {
+    size_t d = 0;
+    while (d < distinct.size() && !torch::equal(w0[s], w0[distinct[d]])) ++d;
+    if (d == distinct.size()) distinct.push_back(s);
+    source[static_cast<size_t>(s)] = static_cast<int64_t>(d);
+  }
+  std::vector<std::vector<double>> merged(distinct.size());
+  for (int64_t s = 0; s < members; ++s) {
+    auto& all = merged[static_cast<size_t>(source[static_cast<size_t>(s)])];
+    all.insert(all.end(), times[static_cast<size_t>(s)].begin(), times[static_cast<size_t>(s)].end());
+  }
+  for (auto& all : merged) {
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+  }
+  const auto options = flow_options(config).sample_times(merged);
+  const auto starts = w0.index_select(0, torch::tensor(distinct, torch::kLong));
+  const auto shared = config.hooks.progress == Switch::off
+                          ? integrate_ncf_flow(ncf, starts, options)
+                          : integrate_ncf_flow(ncf, starts, options,
+                                               flow_progress_printer(err, config.hooks.progress_seconds));
+  FlowResult result;
+  result.total_degree = shared.total_degree;
+  result.direction = shared.direction.index_select(0, torch::tensor(source, torch::kLong).to(shared.direction.device()));
+  for (int64_t s = 0; s < members; ++s) {
+    const auto d = static_cast<size_t>(source[static_cast<size_t>(s)]);
+    FlowMember member = shared.members[d];
+    std::vector<int64_t> rows;
+    for (double t : times[static_cast<size_t>(s)]) {
+      rows.push_back(std::lower_bound(merged[d].begin(), merged[d].end(), t) - merged[d].begin());
+    }
+    member.samples = shared.members[d].samples.index_select(0, torch::tensor(rows, torch::kLong));
+    result.members.push_back(std::move(member));
+  }
+  return result;
 }
 
 // Member s of the batch, which is member `local` of its run's metrics file.
@@ -267,7 +309,9 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
     }
   }
   model.initialize(torch::tensor(deltas, torch::kFloat64), seeds);
-  const auto w0 = unit_rows(model.flatten().detach());
+  // The unit directions the weights were drawn from (δ·w0), exact: runs with the same seed
+  // share w0 bit for bit whatever their δ.
+  const auto w0 = unit_gaussian_directions(seeds, model.parameters_per_member());
   const bool single = groups.size() == 1;
 
   std::optional<Checkpoint> checkpoint;

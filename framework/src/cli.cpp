@@ -113,8 +113,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   sweep->add_flag("--sequential", sequential,
                   "One run at a time (default: runs differing only in init.scale train as one ensemble)");
 
+  ReportArguments report_arguments;
+  CLI::App* report = app.add_subcommand(
+      "report", "Draw figures and report.md of a run, sweep, kkt or flow directory into DIR/report/");
+  report->add_option("directory", report_arguments.directory, "RUN_DIR, SWEEP_DIR, KKT_DIR or FLOW_DIR")
+      ->required();
+  report->add_option("--python", report_arguments.python,
+                     "Python with matplotlib (default: $NCFLAB_PYTHON, else /usr/bin/python3)");
+
   // CLI11 would call an unknown command "a missing subcommand"; name it instead.
-  const std::vector<const CLI::App*> commands{validate_command, run, sweep, kkt, flow};
+  const std::vector<const CLI::App*> commands{validate_command, run, sweep, kkt, flow, report};
   const auto is_command = [&](const std::string& name) {
     return std::any_of(commands.begin(), commands.end(),
                        [&](const CLI::App* command) { return command->get_name() == name; });
@@ -158,6 +166,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       flow_command(flow_arguments, out, err);
       return kExitSuccess;
     }
+    if (report->parsed()) return report_command(report_arguments, out, err);
     err << "ncflab: no command given (see ncflab --help)\n";
     return kExitBadInput;
   } catch (const InputError& e) {

@@ -55,4 +55,16 @@ struct SweepOutcome {
 SweepOutcome sweep_command(const CommandArguments& arguments, bool sequential, std::ostream& out,
                            std::ostream& err);
 
+/// `ncflab report DIR [--python PATH]`: the directory to report on and the interpreter.
+struct ReportArguments {
+  std::string directory;  ///< a run, sweep, kkt or flow directory
+  std::string python;     ///< empty: $NCFLAB_PYTHON, else /usr/bin/python3, else python3
+};
+
+/// `ncflab report`: runs experiments/report/report.py on the directory, which writes PNG
+/// figures and report.md into DIR/report/; its output goes to `out` and `err`. Returns
+/// the script's exit code: 0 done, 2 not a directory ncflab wrote, 1 failure (e.g. no
+/// matplotlib). Throws InputError when the interpreter the user named cannot run.
+int report_command(const ReportArguments& arguments, std::ostream& out, std::ostream& err);
+
 }  // namespace ncflab

@@ -66,6 +66,32 @@ def read_metrics(path):
     return members
 
 
+def escape_radius(run_dir):
+    """train.escape_radius from the run's resolved config.yaml (None when unreadable)."""
+    try:
+        with open(os.path.join(run_dir, "config.yaml")) as f:
+            section = None
+            for line in f:
+                if line and not line[0].isspace():
+                    section = line.split(":")[0].strip()
+                elif section == "train" and line.strip().startswith("escape_radius:"):
+                    return float(line.split(":", 1)[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def finite_radius_ratio(member, radius, total_degree):
+    """The ratio δ^(L−2)·t_esc/T* the flow itself predicts for a finite escape radius r:
+    near blow-up ‖u(τ)‖ ≈ ((L−2)·L·N*·(T*−τ))^(−1/(L−2)) and training escapes at
+    ‖u‖ = r/δ, so T* − τ_esc = (δ/r)^(L−2)/((L−2)·L·N*) with N* = N(û) at blow-up."""
+    t_star, n_star, delta = get(member, "ncf_flow.blowup_time"), get(member, "ncf_flow.ncf"), member.get("delta")
+    if None in (t_star, n_star, delta, radius) or total_degree is None or total_degree <= 2 or n_star <= 0:
+        return None
+    gap = (delta / radius) ** (total_degree - 2) / ((total_degree - 2) * total_degree * n_star)
+    return 1 - gap / t_star
+
+
 def read_overrides(run_dir):
     """overrides.txt → {key: value} (the last assignment of a key wins, as in ncflab)."""
     overrides = {}
@@ -503,10 +529,13 @@ def report_sweep(sweep_dir, out_dir):
                     if m.get("status") != "escaped":
                         continue
                     label = ", ".join(part for part in (name, f"member {s}" if multi else "") if part)
+                    m = dict(m, delta=m.get("delta", run["summary"].get("delta")))
+                    predicted = finite_radius_ratio(m, escape_radius(run["directory"]),
+                                                    get(run["summary"], "homogeneity.total"))
                     lines.setdefault(label, []).append(
-                        (m.get("delta", run["summary"].get("delta")), get(m, "escape.rescaled_time"),
+                        (m["delta"], get(m, "escape.rescaled_time"),
                          get(m, "ncf_flow.blowup_time"), get(m, "escape.rescaled_time_over_blowup_time"),
-                         get(m, "final.cos_to_flow")))
+                         get(m, "final.cos_to_flow"), predicted))
         return {label: sorted(points) for label, points in lines.items()}
 
     if varies_delta:
@@ -523,9 +552,15 @@ def report_sweep(sweep_dir, out_dir):
             ratios = [(p[0], p[3]) for p in points if p[3] is not None]
             ax_ratio.plot([r[0] for r in ratios], [r[1] for r in ratios], "o-", color=line_colors[g],
                           label=label)
+            predicted = [(p[0], p[5]) for p in points if p[5] is not None]
+            ax_ratio.plot([r[0] for r in predicted], [r[1] for r in predicted], ":", color=line_colors[g],
+                          linewidth=1.5)
         ax.plot([], [], "o-", color="gray", label=r"$\delta^{L-2}t_{esc}$")
         ax.plot([], [], "x--", color="gray", linewidth=1, label="flow T* (each run's own)")
         ax_ratio.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="ratio 1 (δ → 0 limit)")
+        if any(p[5] is not None for points in lines_by_w0.values() for p in points):
+            ax_ratio.plot([], [], ":", color="gray", linewidth=1.5,
+                          label=r"flow at $\Vert u\Vert=r_{esc}/\delta$ (finite radius)")
         for a in (ax, ax_ratio):
             delta_axis(a, deltas)
         ax.set_ylabel(r"rescaled escape time $\delta^{L-2}\,t_{esc}$")
@@ -536,7 +571,8 @@ def report_sweep(sweep_dir, out_dir):
         legend(ax_ratio)
         figures.save(fig, "escape_law.png",
                      "Escape time rescaled by δ^(L−2) against δ (log x), with each run's own flow T*; "
-                     "right: their ratio"
+                     "right: their ratio, and dotted the ratio the flow predicts for the finite escape "
+                     "radius r_esc: 1 − (δ/r_esc)^(L−2)/((L−2)·L·N*·T*)"
                      + ("; one line per initial direction" if len(lines_by_w0) > 1 else ""))
 
         fig, (ax,) = new_axes()
@@ -552,8 +588,42 @@ def report_sweep(sweep_dir, out_dir):
         figures.save(fig, "cos_at_escape.png",
                      "1 − cos(w/‖w‖ at escape, flow direction at T*) against δ (log-log)")
 
-    # ‖w‖/δ against rescaled time, every run overlaid.
+    # Directional convergence: member 0 of every run, coloured by δ.
     plotted = [run for run in runs if run["metrics"]]
+    if varies_delta and plotted and any("cos_to_flow" in next(iter(r["metrics"].values())) for r in plotted):
+        order = sorted(plotted, key=lambda r: r["summary"].get("delta") or 0)
+        cmap = plt.get_cmap("viridis")
+        fig, axes = new_axes(3, width=4.6)
+        for i, run in enumerate(order):
+            columns = run["metrics"][min(run["metrics"])]
+            color = cmap(i / max(len(order) - 1, 1))
+            t = columns.get("rescaled_time", [])
+            label = f"δ = {run['summary'].get('delta'):g}"
+            axes[0].plot(t, columns.get("cos_to_flow", []), color=color, label=label)
+            if "cos_to_flow_now" in columns:
+                axes[1].plot(t, positive([1 - c for c in columns["cos_to_flow_now"]]), color=color, label=label)
+            axes[2].plot(t, positive(columns.get("kkt_residual", [])), color=color, label=label)
+            t_star = get(run_members(run["summary"])[0], "ncf_flow.blowup_time")
+            if t_star is not None:
+                for ax in axes:
+                    ax.axvline(t_star, color="black", linestyle="--", linewidth=0.6)
+        axes[0].set_ylabel(r"$\cos(w(t)/\Vert w\Vert,\ u(T^*)/\Vert u(T^*)\Vert)$")
+        axes[0].set_title("toward the flow's blow-up direction", fontsize="medium")
+        axes[1].set_yscale("log")
+        axes[1].set_ylabel(r"$1-\cos(w(t),\ u(\delta^{L-2}t))$")
+        axes[1].set_title("tracking the flow at the same rescaled time", fontsize="medium")
+        axes[2].set_yscale("log")
+        axes[2].set_ylabel("smooth KKT residual of w/‖w‖")
+        axes[2].set_title("toward a KKT point of the NCF", fontsize="medium")
+        for ax in axes:
+            ax.set_xlabel(rescaled_label(next(iter(total_degrees)) if len(total_degrees) == 1 else 3))
+        legend(axes[0])
+        figures.save(fig, "direction.png",
+                     "Directional convergence, member 0 of every run (colour: δ; dashed: flow T*): cosine "
+                     "to the flow's blow-up direction, distance to the flow at the matching rescaled time, "
+                     "and the smooth KKT residual of w/‖w‖, against rescaled time")
+
+    # ‖w‖/δ against rescaled time, every run overlaid.
     if plotted:
         fig, (ax,) = new_axes()
         run_colors = member_colors(len(plotted))
@@ -597,10 +667,13 @@ def report_sweep(sweep_dir, out_dir):
         rows.append([run["name"]] + [run["values"].get(k) for k in keys] +
                     [s.get("status"), s.get("delta"), get(s, "homogeneity.total"), get(s, "escape.step"),
                      get(s, "escape.rescaled_time"), get(s, "ncf_flow.blowup_time"),
-                     get(s, "escape.rescaled_time_over_blowup_time"), get(s, "final.cos_to_flow"),
+                     get(s, "escape.rescaled_time_over_blowup_time"),
+                     finite_radius_ratio(s, escape_radius(run["directory"]), get(s, "homogeneity.total")),
+                     get(s, "final.cos_to_flow"),
                      get(s, "final.ncf"), get(s, "final.kkt_residual")])
     header = (["run"] + [f"`{k}`" for k in keys] +
-              ["status", "δ", "L", "escape step", "δ^(L−2)·t_esc", "T*", "ratio", "cos_to_flow",
+              ["status", "δ", "L", "escape step", "δ^(L−2)·t_esc", "T*", "ratio", "ratio predicted at r_esc",
+               "cos_to_flow",
                "final N(û)", "KKT residual"])
     lines += ["## Runs", "", table(header, rows, ["---"] + ["---:"] * (len(header) - 1)), ""]
     lines.append(figures.markdown())

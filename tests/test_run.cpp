@@ -208,6 +208,39 @@ TEST(Sweep, RowsMatchTheIndividualRuns) {
   EXPECT_EQ(swept["final"]["loss"], summary["final"]["loss"]);
 }
 
+TEST(Sweep, ValuesWithCommasAreQuotedCsvCells) {
+  TempDir dir;
+  const auto root = dir.path("sweep");
+  const auto sweep = run_ncflab({"sweep", kQuickstart, "data.n=20", "init.scale=0.03", "hooks.progress=false",
+                                 "model.widths=[3,2],[2]", "--out", root});
+  ASSERT_EQ(sweep.code, 0) << sweep.err;
+  const auto rows = lines_of(root + "/sweep.csv");
+  ASSERT_EQ(rows.size(), 3u);
+  // The header's column count holds for every row once quoted cells are read as one.
+  const auto cells = [](const std::string& line) {
+    std::vector<std::string> out(1);
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (c == '"' && quoted && i + 1 < line.size() && line[i + 1] == '"') {
+        out.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = !quoted;
+      } else if (c == ',' && !quoted) {
+        out.emplace_back();
+      } else {
+        out.back() += c;
+      }
+    }
+    return out;
+  };
+  const auto header = cells(rows[0]);
+  for (size_t r = 1; r < rows.size(); ++r) EXPECT_EQ(cells(rows[r]).size(), header.size()) << rows[r];
+  EXPECT_EQ(cells(rows[1])[2], "[3,2]");
+  EXPECT_EQ(cells(rows[2])[2], "[2]");
+}
+
 TEST(Sweep, DeltasTrainAsOneEnsembleWithTheResultsOfSeparateRuns) {
   TempDir dir;
   const std::vector<std::string> grid = {"sweep", kQuickstart, "data.n=30", "model.widths=[5]",

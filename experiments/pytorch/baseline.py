@@ -515,9 +515,7 @@ def integrate_flow(ncf, u0, options, sample_times):
         crossing = crossing_time(degree, *previous, t, norm, value, max_norm)
         u0, k0, step = before
         fraction = (crossing - previous[0]) / (t - previous[0])
-        t, c = crossing, 1 - fraction
-        u = ((1 + 2 * fraction) * c * c * u0 + fraction * c * c * step * k0
-             + fraction * fraction * (3 - 2 * fraction) * u - fraction * fraction * c * step * slope)
+        t, u = crossing, hermite(u0, k0, u, slope, step, fraction)
         norm = float(u.norm())
     direction = u / u.norm()
     result = {"status": status, "blowup_time": None, "escape_time": None, "collapsed": status == "collapsed",

@@ -105,6 +105,15 @@ std::string point_name(size_t index, const std::vector<std::pair<std::string, st
   return name;
 }
 
+// A CSV cell: quoted (RFC 4180) when it holds a comma, quote or line break, as swept
+// values like [4,4] or {alpha: 0.1, p: 2} do.
+std::string csv_cell(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
 std::string csv_number(const nlohmann::json& value) {
   if (value.is_null()) return "";
   if (value.is_number_integer()) return fmt::format("{}", value.get<int64_t>());
@@ -229,9 +238,9 @@ SweepOutcome sweep_command(const CommandArguments& arguments, bool sequential, s
     const auto outcomes = run_batch(groups, RunSettings{}, out, err);
     for (size_t b = 0; b < batch.size(); ++b) {
       const size_t i = batch[b];
-      std::string row = fmt::format("{},{}", i, groups[b].directory.filename().string());
-      for (const auto& [key, value] : points[i]) row += "," + value;
-      for (const auto& field : fields) row += "," + csv_number(lookup(outcomes[b].summary, field));
+      std::string row = fmt::format("{},{}", i, csv_cell(groups[b].directory.filename().string()));
+      for (const auto& [key, value] : points[i]) row += "," + csv_cell(value);
+      for (const auto& field : fields) row += "," + csv_cell(csv_number(lookup(outcomes[b].summary, field)));
       rows[i] = row + "\n";
       if (outcomes[b].signal != 0) signal = outcomes[b].signal;
     }

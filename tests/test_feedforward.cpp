@@ -11,10 +11,7 @@ using testing::NetCase;
 using testing::SeededTest;
 
 FeedForward make_net(const NetCase& c, int64_t d, int64_t members = 1, uint64_t seed = 0) {
-  return FeedForward(FeedForwardOptions(d, c.widths)
-                         .activation(PolyLeakyReLUOptions().alpha(c.alpha).p(c.p))
-                         .members(members)
-                         .seed(seed));
+  return FeedForward(testing::model_options(c, d).members(members).seed(seed));
 }
 
 TEST(LayerDegrees, FollowTheClosedForm) {
@@ -45,12 +42,12 @@ TEST_P(NetInvariants, OutputIsHomogeneousOfTotalDegreeL) {
   const int64_t total = net->total_degree();
   const auto weights = testing::random_weights(*net, 3);
   const auto inputs = torch::randn({40, 6}, torch::kFloat64);
-  const auto base = feedforward_outputs(weights, inputs, net->options.activation());
+  const auto base = feedforward_outputs(weights, inputs, net->options);
   for (double c : {0.5, 0.9, 1.7, 3.0}) {
     std::vector<torch::Tensor> scaled;
     for (const auto& w : weights) scaled.push_back(c * w);
     const auto expected = std::pow(c, static_cast<double>(total)) * base;
-    EXPECT_TRUE(torch::allclose(feedforward_outputs(scaled, inputs, net->options.activation()),
+    EXPECT_TRUE(torch::allclose(feedforward_outputs(scaled, inputs, net->options),
                                 expected, 1e-11, 1e-12 * expected.abs().max().item<double>()))
         << "c=" << c << " L=" << total;
   }
@@ -66,7 +63,7 @@ TEST_P(NetInvariants, EulersIdentityHoldsWholeAndPerLayer) {
   for (auto& w : weights) w = (w / norms_sq.sqrt().view({4, 1, 1})).requires_grad_(true);
   const auto inputs = torch::randn({30, 5}, torch::kFloat64);
   const auto ybar = torch::randn({30}, torch::kFloat64);
-  const auto ncf = testing::ncf_value(weights, inputs, ybar, net->options.activation());
+  const auto ncf = testing::ncf_value(weights, inputs, ybar, net->options);
   const auto grads = torch::autograd::grad({ncf.sum()}, weights);
 
   torch::Tensor euler = torch::zeros({4}, torch::kFloat64);

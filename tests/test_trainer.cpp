@@ -25,11 +25,7 @@ using testing::NetCase;
 using testing::SeededTest;
 
 FeedForward make_model(int64_t d, const NetCase& net, int64_t members, double delta, uint64_t seed) {
-  return FeedForward(FeedForwardOptions(d, net.widths)
-                         .activation(PolyLeakyReLUOptions().alpha(net.alpha).p(net.p))
-                         .members(members)
-                         .init_scale(delta)
-                         .seed(seed));
+  return FeedForward(testing::model_options(net, d).members(members).init_scale(delta).seed(seed));
 }
 
 FeedForward copy_of(const FeedForward& model) {

@@ -2,6 +2,7 @@
 // bad input, and the validate summary with the model's degrees.
 #include "ncflab/cli.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -28,6 +29,21 @@ TEST(Cli, ValidatePrintsTheModelsDegrees) {
   EXPECT_THAT(result.out, HasSubstr("q = [2, 1] (W1 first), total L = 3"));
   const auto deeper = run({"validate", kQuickstart, "model.widths=[12,12]", "model.activation.p=2"});
   EXPECT_THAT(deeper.out, HasSubstr("q = [4, 2, 1] (W1 first), total L = 7"));
+  const auto single =
+      run({"validate", kQuickstart, "model.kind=single_layer", "model.activation.alpha=0"});
+  EXPECT_EQ(single.code, 0) << single.err;
+  EXPECT_THAT(single.out, HasSubstr("single-layer H = sum_j sigma(w_j.x), no output weights, "
+                                    "d = 10, k = 20, ReLU^2"));
+  EXPECT_THAT(single.out, HasSubstr("q = [2] (W1 first), total L = 2"));
+  EXPECT_THAT(single.out, HasSubstr("L = 2, no blow-up; escape time grows like log(1/delta)"));
+}
+
+TEST(Cli, SingleLayerModelWithTwoWidthsExitsWithCode2) {
+  const auto result =
+      run({"validate", kQuickstart, "model.kind=single_layer", "model.widths=[4,4]"});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_THAT(result.err, HasSubstr("model.widths: expected exactly one hidden width [k]"));
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
 }
 
 TEST(Cli, PrintConfigEchoesTheResolvedSettings) {

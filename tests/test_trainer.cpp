@@ -193,14 +193,16 @@ class InterruptAt final : public TrainHook {
   int64_t step_;
 };
 
-TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
-  SmallProblem problem;
+// Two members trained straight, and interrupted at step 1234, checkpointed and resumed:
+// the same weights bit for bit.
+void expect_interrupted_run_to_resume_bit_for_bit(const SmallProblem& problem,
+                                                   const NetCase& net) {
   testing::TempDir dir;
   const auto checkpoint_path = std::filesystem::path(dir.path("checkpoint.pt"));
   const auto options = TrainerOptions().step(1e-2).max_steps(2500).stop_at_escape(false);
   const std::vector<double> deltas = {0.02, 0.03};
   const auto fresh = [&] {
-    auto model = make_model(4, problem.net, 2, 1.0, 4);
+    auto model = make_model(4, net, 2, 1.0, 4);
     model->initialize(torch::tensor(deltas, torch::kFloat64), 4);
     return model;
   };
@@ -225,6 +227,7 @@ TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
 
   const auto checkpoint = load_checkpoint(checkpoint_path, 2, straight->layer_shapes());
   EXPECT_EQ(checkpoint.state.step, 1235);
+  ASSERT_EQ(checkpoint.weights.size(), straight->weights().size());
   auto resumed = fresh();
   {
     torch::NoGradGuard no_grad;
@@ -238,6 +241,17 @@ TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
   EXPECT_EQ(second.state.status[0], MemberStatus::max_steps);
   EXPECT_EQ(second.state.steps_done[1], 2500);
   EXPECT_TRUE(torch::equal(resumed->flatten(), straight->flatten()));
+}
+
+TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
+  SmallProblem problem;
+  expect_interrupted_run_to_resume_bit_for_bit(problem, problem.net);
+}
+
+TEST_F(TrainerTest, InterruptedSingleLayerRunResumesToTheSameWeightsBitForBit) {
+  SmallProblem problem;
+  // H = Σ_j max(w_jᵀx, 0)²: the checkpoint holds W1 alone.
+  expect_interrupted_run_to_resume_bit_for_bit(problem, {{6}, 0.0, 2, ModelKind::single_layer});
 }
 
 TEST_F(TrainerTest, DivergenceIsCaughtWithTheLastGoodWeightsKept) {

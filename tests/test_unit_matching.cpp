@@ -33,5 +33,21 @@ TEST(UnitMatching, RecoversAPermutedCopyAndKeepsTheOutputs) {
   EXPECT_TRUE(torch::allclose(before, after, 1e-13, 1e-13));
 }
 
+TEST(UnitMatching, LinesUpTheUnitsOfASingleLayerModel) {
+  torch::manual_seed(6);
+  const auto options = FeedForwardOptions(3, {5}).kind(ModelKind::single_layer);
+  const auto original = torch::randn({5 * 3}, torch::kFloat64);
+  const auto order = torch::randperm(5, torch::kLong);
+  const auto permuted = original.view({5, 3}).index_select(0, order).flatten();
+  ASSERT_GT((original - permuted).abs().max().item<double>(), 1e-3);
+  const auto aligned = align_hidden_units(original, permuted, options);
+  EXPECT_TRUE(torch::equal(aligned, original));
+  const auto inputs = torch::randn({7, 3}, torch::kFloat64);
+  const auto shapes = layer_shapes(options);
+  EXPECT_TRUE(torch::allclose(feedforward_outputs(split_layers(permuted, shapes), inputs, options),
+                              feedforward_outputs(split_layers(aligned, shapes), inputs, options),
+                              1e-13, 1e-13));
+}
+
 }  // namespace
 }  // namespace ncflab

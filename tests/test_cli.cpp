@@ -38,6 +38,21 @@ TEST(Cli, ValidatePrintsTheModelsDegrees) {
   EXPECT_THAT(single.out, HasSubstr("L = 2, no blow-up; escape time grows like log(1/delta)"));
 }
 
+TEST(Cli, EveryExperimentConfigIsValid) {
+  int configs = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(NCFLAB_SOURCE_DIR) + "/experiments")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++configs;
+    const auto result = run({"validate", entry.path().string()});
+    EXPECT_EQ(result.code, 0) << entry.path() << ": " << result.err;
+  }
+  EXPECT_GE(configs, 2);
+  const auto single =
+      run({"validate", std::string(NCFLAB_SOURCE_DIR) + "/experiments/single_layer_relu2.yaml"});
+  EXPECT_THAT(single.out, HasSubstr("total L = 2"));
+}
+
 TEST(Cli, SingleLayerModelWithTwoWidthsExitsWithCode2) {
   const auto result =
       run({"validate", kQuickstart, "model.kind=single_layer", "model.widths=[4,4]"});

@@ -188,5 +188,32 @@ TEST(Cli, FlowWritesBlowupTimeTrajectoryAndDirection) {
   EXPECT_TRUE(std::filesystem::exists(out + "/flow_direction.pt"));
 }
 
+TEST(Cli, KktAndFlowHandleASingleLayerModel) {
+  TempDir dir;
+  const auto config = std::string(NCFLAB_SOURCE_DIR) + "/experiments/single_layer_relu2.yaml";
+  const auto kkt = run({"kkt", config, "kkt.restarts=4", "--out", dir.path("kkt")});
+  ASSERT_EQ(kkt.code, 0) << kkt.err;
+  EXPECT_THAT(kkt.out, HasSubstr("starts on single-layer H = sum_j sigma(w_j.x)"));
+  const auto points = nlohmann::json::parse(std::ifstream(dir.path("kkt") + "/kkt.json"));
+  EXPECT_EQ(points["homogeneity"], nlohmann::json({{"total", 2}, {"layers", {2}}}));
+  ASSERT_FALSE(points["points"].empty());
+  for (const auto& point : points["points"]) {
+    EXPECT_LT(point["residual"].get<double>(), 1e-10);
+    ASSERT_EQ(point["layers"].size(), 1u);  // W1 alone, holding all of ‖u‖² = 1
+    EXPECT_NEAR(point["layers"][0]["norm2"].get<double>(), 1.0, 1e-12);
+    ASSERT_EQ(point["hidden"].size(), 1u);  // its units
+    EXPECT_EQ(point["input_direction"].size(), 2u);
+  }
+  const auto flow = run({"flow", config, "--out", dir.path("flow")});
+  ASSERT_EQ(flow.code, 0) << flow.err;
+  const auto report = nlohmann::json::parse(std::ifstream(dir.path("flow") + "/flow.json"));
+  EXPECT_EQ(report["status"], "blew_up");  // ‖u‖ reached max_norm, exponentially: no T*
+  EXPECT_TRUE(report["blowup_time"].is_null());
+  EXPECT_GT(report["escape_time"].get<double>(), 0.0);
+  // Where it escapes, the direction is close to a KKT point of the search.
+  EXPECT_NEAR(report["ncf"].get<double>(), points["points"][0]["ncf"].get<double>(),
+              1e-3 * report["ncf"].get<double>());
+}
+
 }  // namespace
 }  // namespace ncflab

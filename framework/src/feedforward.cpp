@@ -19,6 +19,16 @@ const char* model_kind_name(ModelKind kind) {
   return "unknown";
 }
 
+std::string describe_model(const FeedForwardOptions& options) {
+  const auto activation = describe_activation(options.activation());
+  if (options.kind() == ModelKind::single_layer) {
+    return fmt::format("single-layer H = sum_j sigma(w_j.x), no output weights, d = {}, k = {}, {}",
+                       options.input_dim(), fmt::join(options.widths(), ", "), activation);
+  }
+  return fmt::format("feed-forward, d = {}, widths [{}], depth K = {}, {}", options.input_dim(),
+                     fmt::join(options.widths(), ", "), options.widths().size() + 1, activation);
+}
+
 std::vector<int64_t> layer_degrees(int64_t depth, int64_t p) {
   TORCH_CHECK(depth >= 2, "layer_degrees – depth must be >= 2 – got ", depth);
   std::vector<int64_t> degrees(static_cast<size_t>(depth));

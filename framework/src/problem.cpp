@@ -116,16 +116,7 @@ std::string describe_problem(const Problem& problem) {
   text += fmt::format("           labels in [{:.4g}, {:.4g}]\n",
                       problem.data.labels.min().item<double>(),
                       problem.data.labels.max().item<double>());
-  if (model.options.kind() == ModelKind::single_layer) {
-    text += fmt::format(
-        "  model    single-layer H = sum_j sigma(w_j.x), no output weights, d = {}, k = {}, {}\n",
-        problem.data.dim(), config.model.widths.front(),
-        describe_activation(model.options.activation()));
-  } else {
-    text += fmt::format("  model    feed-forward, d = {}, widths [{}], depth K = {}, {}\n",
-                        problem.data.dim(), fmt::join(config.model.widths, ", "), model.depth(),
-                        describe_activation(model.options.activation()));
-  }
+  text += fmt::format("  model    {}\n", describe_model(model.options));
   text += fmt::format("  degrees  q = [{}] (W1 first), total L = {}\n", fmt::join(degrees, ", "),
                       total);
   text += fmt::format("  weights  P = {} per member, S = {} member{}, {} on {}\n",

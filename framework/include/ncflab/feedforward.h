@@ -49,6 +49,10 @@ struct FeedForwardOptions {
   TORCH_ARG(torch::Dtype, dtype) = torch::kFloat64;
 };
 
+/// One line for people: "feed-forward, d = 10, widths [20], depth K = 2, ReLU^2" or
+/// "single-layer H = sum_j sigma(w_j.x), no output weights, d = 2, k = 10, ReLU^2".
+std::string describe_model(const FeedForwardOptions& options);
+
 /// Throws c10::Error unless `options` describe a model: d ≥ 1, widths ≥ 1 (exactly one for
 /// single_layer), a valid activation and a total degree that fits int64.
 void check_architecture(const FeedForwardOptions& options);

@@ -309,19 +309,23 @@ TEST(TrainerCuda, BatchedEngineOnTheGpuTakesTheCpusSteps_CUDA) {
   torch::manual_seed(3);
   const auto inputs = torch::randn({30, 5}, torch::kFloat64);
   const auto labels = torch::randn({30}, torch::kFloat64);
-  const NetCase net{{8, 6}, 0.2, 2};
   const std::vector<double> deltas(4, 0.3);
-  auto cpu = make_model(5, net, 4, 0.3, 9);
-  auto gpu = copy_of(cpu);
-  gpu->to(torch::kCUDA);
-  auto options = TrainerOptions().step(1e-2).max_steps(200).stop_at_escape(false);
-  const auto on_cpu = Trainer(cpu, inputs, labels, LossKind::square, deltas, options).run();
-  const auto on_gpu = Trainer(gpu, inputs.to(torch::kCUDA), labels.to(torch::kCUDA), LossKind::square,
-                              deltas, options.engine(EngineKind::automatic))
-                          .run();
-  EXPECT_EQ(on_gpu.engine, EngineKind::batched);
-  EXPECT_LT(relative_difference(gpu->flatten().cpu(), cpu->flatten()), 1e-12);
-  EXPECT_LT(relative_difference(on_gpu.state.loss, on_cpu.state.loss), 1e-12);
+  // A depth-3 net and the single-layer model (its fixed output row of ones made on the GPU).
+  const std::vector<NetCase> nets = {{{8, 6}, 0.2, 2}, {{8}, 0.0, 2, ModelKind::single_layer}};
+  for (const auto& net : nets) {
+    SCOPED_TRACE(model_kind_name(net.kind));
+    auto cpu = make_model(5, net, 4, 0.3, 9);
+    auto gpu = copy_of(cpu);
+    gpu->to(torch::kCUDA);
+    auto options = TrainerOptions().step(1e-2).max_steps(200).stop_at_escape(false);
+    const auto on_cpu = Trainer(cpu, inputs, labels, LossKind::square, deltas, options).run();
+    const auto on_gpu = Trainer(gpu, inputs.to(torch::kCUDA), labels.to(torch::kCUDA),
+                                LossKind::square, deltas, options.engine(EngineKind::automatic))
+                            .run();
+    EXPECT_EQ(on_gpu.engine, EngineKind::batched);
+    EXPECT_LT(relative_difference(gpu->flatten().cpu(), cpu->flatten()), 1e-12);
+    EXPECT_LT(relative_difference(on_gpu.state.loss, on_cpu.state.loss), 1e-12);
+  }
 }
 
 }  // namespace

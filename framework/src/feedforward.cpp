@@ -220,7 +220,7 @@ void FeedForwardImpl::pretty_print(std::ostream& stream) const {
   stream << fmt::format(
       "ncflab::FeedForward(kind={}, d={}, widths=[{}], activation={}, members={})",
       model_kind_name(options.kind()), options.input_dim(), fmt::join(options.widths(), ", "),
-                        describe_activation(options.activation()), options.members());
+      describe_activation(options.activation()), options.members());
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& inputs) {

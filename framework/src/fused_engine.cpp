@@ -47,7 +47,7 @@ class FusedEngine final : public TrainingEngine {
     negative_coefficient_ = activation_.p() == 1         ? activation_.alpha()
                             : activation_.p() % 2 == 0 ? -activation_.alpha()
                                                          : activation_.alpha();
-    // A single-layer model's output row is fixed to ones (SPEC: H = Σ_j σ(w_jᵀx)).
+    // A single-layer model's output row is fixed to ones: H = Σ_j σ(w_jᵀx).
     if (!learned_output_) ones_.assign(static_cast<size_t>(shapes_[hidden_ - 1][0]), T(1));
     scratch_.resize(static_cast<size_t>(at::get_num_threads()));
     for (auto& s : scratch_) {

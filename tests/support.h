@@ -91,20 +91,29 @@ inline std::vector<torch::Tensor> random_weights(const FeedForwardImpl& model, i
 
 /// N(u) = ȳᵀH(X; u) per member [S].
 inline torch::Tensor ncf_value(const std::vector<torch::Tensor>& weights, const torch::Tensor& inputs,
-                               const torch::Tensor& ybar, const PolyLeakyReLUOptions& activation) {
-  return (feedforward_outputs(weights, inputs, activation) * ybar).sum(-1);
+                               const torch::Tensor& ybar, const FeedForwardOptions& options) {
+  return (feedforward_outputs(weights, inputs, options) * ybar).sum(-1);
 }
 
-/// A feed-forward shape and activation to sweep the invariance checks over.
+/// A model kind, shape and activation to sweep the invariance checks over.
 struct NetCase {
   std::vector<int64_t> widths;
   double alpha;
   int64_t p;
+  ModelKind kind = ModelKind::feedforward;
 };
 
-/// "widths_6_4_alpha_m30_p_3" for widths [6, 4], α = −0.3, p = 3.
+/// The architecture of `c` on inputs of dimension d (chain .members(), .seed(), …).
+inline FeedForwardOptions model_options(const NetCase& c, int64_t d) {
+  return FeedForwardOptions(d, c.widths)
+      .kind(c.kind)
+      .activation(PolyLeakyReLUOptions().alpha(c.alpha).p(c.p));
+}
+
+/// "widths_6_4_alpha_m30_p_3" for widths [6, 4], α = −0.3, p = 3; "single_layer_widths_…"
+/// for the single-layer kind.
 inline std::string case_name(const ::testing::TestParamInfo<NetCase>& info) {
-  std::string name = "widths";
+  std::string name = info.param.kind == ModelKind::single_layer ? "single_layer_widths" : "widths";
   for (auto w : info.param.widths) name += "_" + std::to_string(w);
   const int percent = static_cast<int>(std::lround(info.param.alpha * 100));
   name += "_alpha_" + std::string(percent < 0 ? "m" : "") + std::to_string(std::abs(percent));
@@ -112,16 +121,19 @@ inline std::string case_name(const ::testing::TestParamInfo<NetCase>& info) {
 }
 
 inline void PrintTo(const NetCase& c, std::ostream* os) {
-  *os << "widths [";
+  *os << model_kind_name(c.kind) << ", widths [";
   for (size_t i = 0; i < c.widths.size(); ++i) *os << (i ? ", " : "") << c.widths[i];
   *os << "], alpha " << c.alpha << ", p " << c.p;
 }
 
-/// Shapes × activation families: ReLU, Leaky ReLU, polynomial, odd and even powers.
+/// Shapes × activation families: ReLU, Leaky ReLU, polynomial, odd and even powers; and the
+/// single-layer model H = Σ_j σ(w_jᵀx) with Leaky ReLU (L = 1), ReLU² (L = 2) and p = 3.
 inline std::vector<NetCase> net_cases() {
+  constexpr auto single = ModelKind::single_layer;
   return {{{7}, 0.0, 1},        {{5}, 0.2, 1},       {{6, 4}, 0.1, 1},   {{3, 3, 3}, 0.5, 1},
           {{8}, 0.2, 2},        {{4, 5}, 0.0, 2},    {{6}, 1.0, 3},      {{3, 4}, -1.0, 2},
-          {{5}, -0.3, 3},       {{2, 3, 2}, 0.2, 2}};
+          {{5}, -0.3, 3},       {{2, 3, 2}, 0.2, 2}, {{7}, 0.1, 1, single}, {{6}, 0.0, 2, single},
+          {{5}, 0.3, 3, single}};
 }
 
 }  // namespace ncflab::testing

@@ -2,6 +2,7 @@
 // bad input, and the validate summary with the model's degrees.
 #include "ncflab/cli.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -28,6 +29,36 @@ TEST(Cli, ValidatePrintsTheModelsDegrees) {
   EXPECT_THAT(result.out, HasSubstr("q = [2, 1] (W1 first), total L = 3"));
   const auto deeper = run({"validate", kQuickstart, "model.widths=[12,12]", "model.activation.p=2"});
   EXPECT_THAT(deeper.out, HasSubstr("q = [4, 2, 1] (W1 first), total L = 7"));
+  const auto single =
+      run({"validate", kQuickstart, "model.kind=single_layer", "model.activation.alpha=0"});
+  EXPECT_EQ(single.code, 0) << single.err;
+  EXPECT_THAT(single.out, HasSubstr("single-layer H = sum_j sigma(w_j.x), no output weights, "
+                                    "d = 10, k = 20, ReLU^2"));
+  EXPECT_THAT(single.out, HasSubstr("q = [2] (W1 first), total L = 2"));
+  EXPECT_THAT(single.out, HasSubstr("L = 2, no blow-up; escape time grows like log(1/delta)"));
+}
+
+TEST(Cli, EveryExperimentConfigIsValid) {
+  int configs = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(NCFLAB_SOURCE_DIR) + "/experiments")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++configs;
+    const auto result = run({"validate", entry.path().string()});
+    EXPECT_EQ(result.code, 0) << entry.path() << ": " << result.err;
+  }
+  EXPECT_GE(configs, 2);
+  const auto single =
+      run({"validate", std::string(NCFLAB_SOURCE_DIR) + "/experiments/single_layer_relu2.yaml"});
+  EXPECT_THAT(single.out, HasSubstr("total L = 2"));
+}
+
+TEST(Cli, SingleLayerModelWithTwoWidthsExitsWithCode2) {
+  const auto result =
+      run({"validate", kQuickstart, "model.kind=single_layer", "model.widths=[4,4]"});
+  EXPECT_EQ(result.code, 2);
+  EXPECT_THAT(result.err, HasSubstr("model.widths: expected exactly one hidden width [k]"));
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
 }
 
 TEST(Cli, PrintConfigEchoesTheResolvedSettings) {
@@ -155,6 +186,33 @@ TEST(Cli, FlowWritesBlowupTimeTrajectoryAndDirection) {
   std::getline(csv, header);
   EXPECT_EQ(header, "member,time,norm,ncf,residual");
   EXPECT_TRUE(std::filesystem::exists(out + "/flow_direction.pt"));
+}
+
+TEST(Cli, KktAndFlowHandleASingleLayerModel) {
+  TempDir dir;
+  const auto config = std::string(NCFLAB_SOURCE_DIR) + "/experiments/single_layer_relu2.yaml";
+  const auto kkt = run({"kkt", config, "kkt.restarts=4", "--out", dir.path("kkt")});
+  ASSERT_EQ(kkt.code, 0) << kkt.err;
+  EXPECT_THAT(kkt.out, HasSubstr("starts on single-layer H = sum_j sigma(w_j.x)"));
+  const auto points = nlohmann::json::parse(std::ifstream(dir.path("kkt") + "/kkt.json"));
+  EXPECT_EQ(points["homogeneity"], nlohmann::json({{"total", 2}, {"layers", {2}}}));
+  ASSERT_FALSE(points["points"].empty());
+  for (const auto& point : points["points"]) {
+    EXPECT_LT(point["residual"].get<double>(), 1e-10);
+    ASSERT_EQ(point["layers"].size(), 1u);  // W1 alone, holding all of ‖u‖² = 1
+    EXPECT_NEAR(point["layers"][0]["norm2"].get<double>(), 1.0, 1e-12);
+    ASSERT_EQ(point["hidden"].size(), 1u);  // its units
+    EXPECT_EQ(point["input_direction"].size(), 2u);
+  }
+  const auto flow = run({"flow", config, "--out", dir.path("flow")});
+  ASSERT_EQ(flow.code, 0) << flow.err;
+  const auto report = nlohmann::json::parse(std::ifstream(dir.path("flow") + "/flow.json"));
+  EXPECT_EQ(report["status"], "blew_up");  // ‖u‖ reached max_norm, exponentially: no T*
+  EXPECT_TRUE(report["blowup_time"].is_null());
+  EXPECT_GT(report["escape_time"].get<double>(), 0.0);
+  // Where it escapes, the direction is close to a KKT point of the search.
+  EXPECT_NEAR(report["ncf"].get<double>(), points["points"][0]["ncf"].get<double>(),
+              1e-3 * report["ncf"].get<double>());
 }
 
 }  // namespace

@@ -157,6 +157,21 @@ TEST(Config, CrossKeyRules) {
               HasSubstr("expected a total degree"));
 }
 
+TEST(Config, SingleLayerModelNeedsExactlyOneWidth) {
+  EXPECT_EQ(parse_config("name: x\n", "exp.yaml").model.kind, ModelKind::feedforward);
+  const Config single = parse_config("model: {kind: single_layer, widths: [8]}\n", "exp.yaml");
+  EXPECT_EQ(single.model.kind, ModelKind::single_layer);
+  EXPECT_THAT(config_to_yaml(single), HasSubstr("kind: single_layer"));
+  // The error names the file, the line of the widths, the key, what was expected and found.
+  EXPECT_THAT(config_error("name: x\nmodel:\n  kind: single_layer\n  widths: [8, 8]\n"),
+              HasSubstr("exp.yaml:4: model.widths: expected exactly one hidden width [k] for "
+                        "model.kind: single_layer, found [8, 8] (2 widths)"));
+  EXPECT_THAT(config_error("name: x\n", {"model.kind=single_layer", "model.widths=[3,4,5]"}),
+              HasSubstr("model.widths: expected exactly one hidden width [k]"));
+  EXPECT_THAT(config_error("model: {kind: two_layer}\n"),
+              HasSubstr("model.kind: expected one of feedforward | single_layer"));
+}
+
 TEST(Config, WarnsWhenFloat32WouldUnderflow) {
   testing::CapturedLog log;
   parse_config("dtype: float32\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n", "exp.yaml");

@@ -1,5 +1,6 @@
-// The ensemble feed-forward net: degrees, a hand-computed forward pass, homogeneity,
-// Euler's identity (whole and per layer), ensemble = separate runs, flattening, init.
+// The ensemble feed-forward net and the single-layer model: degrees, hand-computed forward
+// passes, homogeneity, Euler's identity (whole and per layer), ensemble = separate runs,
+// flattening, init.
 #include "ncflab/feedforward.h"
 
 #include "support.h"
@@ -11,10 +12,7 @@ using testing::NetCase;
 using testing::SeededTest;
 
 FeedForward make_net(const NetCase& c, int64_t d, int64_t members = 1, uint64_t seed = 0) {
-  return FeedForward(FeedForwardOptions(d, c.widths)
-                         .activation(PolyLeakyReLUOptions().alpha(c.alpha).p(c.p))
-                         .members(members)
-                         .seed(seed));
+  return FeedForward(testing::model_options(c, d).members(members).seed(seed));
 }
 
 TEST(LayerDegrees, FollowTheClosedForm) {
@@ -27,6 +25,50 @@ TEST(LayerDegrees, FollowTheClosedForm) {
   EXPECT_EQ(net->total_degree(), 7);
   FeedForward leaky(FeedForwardOptions(4, {5, 5, 5}).activation(PolyLeakyReLUOptions().alpha(0.1)));
   EXPECT_EQ(leaky->total_degree(), 4);  // p = 1: L = K
+}
+
+TEST(LayerDegrees, SingleLayerModelHasOneLayerOfDegreeP) {
+  // H = Σ_j σ(w_jᵀx): W1 is the only weight tensor, H(c·w) = c^p H(w), so L = p.
+  for (int64_t p : {1, 2, 3}) {
+    auto options = FeedForwardOptions(4, {6}).kind(ModelKind::single_layer).activation(
+        PolyLeakyReLUOptions().p(p));
+    EXPECT_EQ(layer_degrees(options), (std::vector<int64_t>{p}));
+    EXPECT_EQ(layer_shapes(options), (std::vector<std::vector<int64_t>>{{6, 4}}));
+    FeedForward net(options.members(2));
+    EXPECT_EQ(net->total_degree(), p);
+    EXPECT_EQ(net->depth(), 1);
+    EXPECT_EQ(net->hidden_layers(), 1);
+    EXPECT_EQ(net->parameters_per_member(), 24);
+    ASSERT_EQ(net->named_parameters().size(), 1u);
+    EXPECT_EQ(net->named_parameters()["W1"].sizes(), (std::vector<int64_t>{2, 6, 4}));
+  }
+}
+
+TEST(FeedForward, SingleLayerModelMatchesAHandComputedSum) {
+  FeedForward net(FeedForwardOptions(2, {2}).kind(ModelKind::single_layer).activation(
+      PolyLeakyReLUOptions().alpha(0.2).p(2)));
+  // W1 = [[1, −1], [2, 0]], x = (1, 2): z = (−1, 2), σ(z) = (−0.2, 4), H = 3.8.
+  net->load_flat(torch::tensor({{1.0, -1.0, 2.0, 0.0}}, torch::kFloat64));
+  const auto h = net->forward(torch::tensor({{1.0, 2.0}}, torch::kFloat64));
+  ASSERT_EQ(h.sizes(), (std::vector<int64_t>{1, 1}));
+  EXPECT_NEAR(h.item<double>(), 3.8, 1e-15);
+}
+
+TEST(FeedForward, SingleLayerModelSumsItsUnitsOverTheEnsemble) {
+  torch::manual_seed(8);
+  const auto activation = PolyLeakyReLUOptions().alpha(-0.4).p(3);
+  FeedForward net(
+      FeedForwardOptions(5, {7}).kind(ModelKind::single_layer).activation(activation).members(3));
+  const auto inputs = torch::randn({11, 5}, torch::kFloat64);
+  const auto w = net->weights()[0];  // [S, k, d]
+  // Σ_j σ(w_jᵀx_i), unit by unit, member by member.
+  auto expected = torch::zeros({3, 11}, torch::kFloat64);
+  for (int64_t s = 0; s < 3; ++s) {
+    for (int64_t j = 0; j < 7; ++j) {
+      expected[s] += poly_leaky_relu(torch::matmul(inputs, w[s][j]), activation);
+    }
+  }
+  EXPECT_TRUE(torch::allclose(net->forward(inputs), expected, 1e-13, 1e-300));
 }
 
 TEST(FeedForward, MatchesAHandComputedTwoLayerNet) {
@@ -45,12 +87,12 @@ TEST_P(NetInvariants, OutputIsHomogeneousOfTotalDegreeL) {
   const int64_t total = net->total_degree();
   const auto weights = testing::random_weights(*net, 3);
   const auto inputs = torch::randn({40, 6}, torch::kFloat64);
-  const auto base = feedforward_outputs(weights, inputs, net->options.activation());
+  const auto base = feedforward_outputs(weights, inputs, net->options);
   for (double c : {0.5, 0.9, 1.7, 3.0}) {
     std::vector<torch::Tensor> scaled;
     for (const auto& w : weights) scaled.push_back(c * w);
     const auto expected = std::pow(c, static_cast<double>(total)) * base;
-    EXPECT_TRUE(torch::allclose(feedforward_outputs(scaled, inputs, net->options.activation()),
+    EXPECT_TRUE(torch::allclose(feedforward_outputs(scaled, inputs, net->options),
                                 expected, 1e-11, 1e-12 * expected.abs().max().item<double>()))
         << "c=" << c << " L=" << total;
   }
@@ -66,7 +108,7 @@ TEST_P(NetInvariants, EulersIdentityHoldsWholeAndPerLayer) {
   for (auto& w : weights) w = (w / norms_sq.sqrt().view({4, 1, 1})).requires_grad_(true);
   const auto inputs = torch::randn({30, 5}, torch::kFloat64);
   const auto ybar = torch::randn({30}, torch::kFloat64);
-  const auto ncf = testing::ncf_value(weights, inputs, ybar, net->options.activation());
+  const auto ncf = testing::ncf_value(weights, inputs, ybar, net->options);
   const auto grads = torch::autograd::grad({ncf.sum()}, weights);
 
   torch::Tensor euler = torch::zeros({4}, torch::kFloat64);
@@ -149,6 +191,10 @@ TEST(FeedForward, RejectsBadOptions) {
   EXPECT_THROW(FeedForward(FeedForwardOptions(3, {4}).init_scale(0.0)), c10::Error);
   EXPECT_THROW(FeedForward(FeedForwardOptions(3, {4}).activation(PolyLeakyReLUOptions().p(0))),
                c10::Error);
+  // A single-layer model has exactly one hidden width.
+  EXPECT_THROW(FeedForward(FeedForwardOptions(3, {4, 4}).kind(ModelKind::single_layer)),
+               c10::Error);
+  EXPECT_THROW(FeedForward(FeedForwardOptions(3, {}).kind(ModelKind::single_layer)), c10::Error);
 }
 
 }  // namespace

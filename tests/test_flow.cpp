@@ -1,5 +1,6 @@
 // The NCF gradient flow: closed-form blow-up on a KKT ray, closed-form collapse, the
-// per-layer conservation laws, ensemble = separate runs, bad input, and L = 2 escape.
+// per-layer conservation laws, ensemble = separate runs, bad input, and L = 2 escape (two-layer
+// Leaky ReLU and the single-layer ReLU² model).
 #include "ncflab/flow.h"
 
 #include <cmath>
@@ -249,6 +250,36 @@ TEST(NcfFlow, TwoHomogeneousEscapeTimeMatchesTheExponentialClosedForm) {
   EXPECT_TRUE(std::isnan(m.blowup_time));
   const double expected = std::log(1e4 / (a * std::sqrt(2.0)));
   EXPECT_LT(relative_error(m.escape_time, expected), 1e-8) << m.escape_time << " vs " << expected;
+}
+
+TEST(NcfFlow, SingleLayerReluSquaredEscapesAlongAKktRayAtTheExponentialRate) {
+  // H = Σ_j max(w_jᵀx, 0)² (L = 2) on x1 = (2, 1), x2 = (1, 2), x3 = (−1, −3), ȳ = (1, 1, 2).
+  // Along b = (1, 1)/√2, x1 and x2 are active and x3 is not: ∇_{w_j}N = 2·(x1x1ᵀ + x2x2ᵀ)w_j
+  // = 18·w_j for w_j ∥ b, so û* with units c_j·b, Σ c_j² = 1, is a KKT point, N(û*) = 9.
+  // On the ray u = r·û*: dr/dt = L·N*·r^(L−1) = 18·r, r = r0·e^(18t), no finite blow-up:
+  // ‖u‖ = max_norm at t = ln(max_norm/r0)/(2·N*).
+  const Ncf ncf(FeedForwardOptions(2, {3}).kind(ModelKind::single_layer).activation(
+                    PolyLeakyReLUOptions().alpha(0).p(2)),
+                torch::tensor({{2.0, 1.0}, {1.0, 2.0}, {-1.0, -3.0}}, torch::kFloat64),
+                torch::tensor({1.0, 1.0, 2.0}, torch::kFloat64));
+  ASSERT_EQ(ncf.total_degree(), 2);
+  const double c = 1 / std::sqrt(2.0);
+  const auto kkt = torch::tensor({0.6 * c, 0.6 * c, 0.0, 0.0, 0.8 * c, 0.8 * c}, torch::kFloat64);
+  const double ncf_star = 9;
+  EXPECT_NEAR(ncf.value(kkt.unsqueeze(0)).item<double>(), ncf_star, 1e-13);
+  EXPECT_LT(ncf.smooth_residual(kkt.unsqueeze(0)).item<double>(), 1e-15);
+  const std::vector<double> radii = {1e-2, 0.5};
+  const auto result = integrate_ncf_flow(ncf, torch::stack({radii[0] * kkt, radii[1] * kkt}),
+                                         FlowOptions().max_norm(1e4));
+  for (size_t s = 0; s < radii.size(); ++s) {
+    const auto& m = result.members[s];
+    EXPECT_EQ(m.status, FlowStatus::blew_up) << flow_status_name(m.status);
+    EXPECT_TRUE(std::isnan(m.blowup_time));  // L = 2: T* does not exist
+    const double expected = std::log(1e4 / radii[s]) / (2 * ncf_star);
+    EXPECT_LT(relative_error(m.escape_time, expected), 1e-8) << m.escape_time << " vs " << expected;
+    EXPECT_LT((result.direction[static_cast<int64_t>(s)] - kkt).abs().max().item<double>(), 1e-10);
+    EXPECT_NEAR(m.ncf, ncf_star, 1e-9);
+  }
 }
 
 TEST(NcfFlow, StopsAtMaxTimeAndReportsProgress) {

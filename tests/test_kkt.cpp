@@ -8,6 +8,7 @@
 
 #include "ncflab/data.h"
 #include "ncflab/kink_newton.h"
+#include "ncflab/structure.h"
 
 #include "support.h"
 
@@ -155,6 +156,72 @@ TEST_F(KktSearch, DeepReluPointsConvergeWithDeadUnitsRemoved) {
     }
   }
   EXPECT_GT(removed, 0);
+}
+
+// The single-layer ReLU² model H = Σ_j σ(w_jᵀx) (L = 2) on 2-D inputs x1 = (2, 1),
+// x2 = (1, 2), x3 = (−1, −3) with ȳ = (1, 1, 2). Its NCF is Σ_j ‖w_j‖² g(ŵ_j) with the
+// single-neuron objective g(b) = Σ_i ȳ_i max(bᵀx_i, 0)², so at a KKT point (λ = 2N) every
+// live unit's direction ŵ_j is a KKT point of g on the unit circle with g(ŵ_j) = N. g has
+// two maxima: b = (1, 1)/√2, where x1 and x2 are active and g = bᵀ(x1x1ᵀ + x2x2ᵀ)b = 9, and
+// b = x3/‖x3‖ with g = 2·‖x3‖² = 20.
+Ncf single_layer_relu_squared(int64_t units) {
+  return Ncf(FeedForwardOptions(2, {units}).kind(ModelKind::single_layer).activation(
+                 PolyLeakyReLUOptions().alpha(0).p(2)),
+             torch::tensor({{2.0, 1.0}, {1.0, 2.0}, {-1.0, -3.0}}, torch::kFloat64),
+             torch::tensor({1.0, 1.0, 2.0}, torch::kFloat64));
+}
+
+TEST_F(KktSearch, SingleLayerReluSquaredPointsPutEveryUnitOnASingleNeuronKktDirection) {
+  const auto ncf = single_layer_relu_squared(3);
+  const auto neuron = single_layer_relu_squared(1);  // N = g(b) for b = w1
+  const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(8));
+  EXPECT_EQ(result.converged, 8);
+  ASSERT_FALSE(result.points.empty());
+  for (const auto& point : result.points) {
+    EXPECT_LT(point.residual, 1e-10);
+    const auto w = ncf.layers(point.direction.unsqueeze(0))[0][0];  // [k, 2]
+    int64_t live = 0;
+    for (int64_t j = 0; j < 3; ++j) {
+      const double norm = w[j].norm().item<double>();
+      if (norm < 1e-4) continue;  // a unit the ascent switched off (g(ŵ_j) ≤ 0 where it went)
+      ++live;
+      const auto b = (w[j] / norm).unsqueeze(0);  // a unit vector in the input plane
+      EXPECT_LT(neuron.smooth_residual(b).item<double>(), 1e-8) << "unit " << j;
+      EXPECT_NEAR(neuron.value(b).item<double>(), point.ncf, 1e-8 * point.ncf) << "unit " << j;
+    }
+    EXPECT_GT(live, 0);
+  }
+  // The best point: every live unit along x3/‖x3‖, N = 20; rank one with one-signed scales.
+  const auto& best = result.points.front();
+  EXPECT_NEAR(best.ncf, 20.0, 1e-9);
+  const auto structure = analyze_structure(ncf, best.direction);
+  ASSERT_EQ(structure.layers.size(), 1u);
+  ASSERT_EQ(structure.hidden.size(), 1u);
+  EXPECT_NEAR(structure.layers[0].norm2, 1.0, 1e-12);  // q_1/L = 1
+  EXPECT_LT(structure.layers[0].sv_ratio, 1e-8);
+  EXPECT_EQ(structure.hidden[0].sign_fraction, 1.0);
+  const auto b = torch::tensor(structure.input_direction, torch::kFloat64);
+  const auto expected = torch::tensor({-1.0, -3.0}, torch::kFloat64) / std::sqrt(10.0);
+  EXPECT_NEAR((b * expected).sum().item<double>(), 1.0, 1e-10);
+  EXPECT_LT(structure.single_neuron_residual, 1e-8);
+}
+
+// Leaky ReLU (α = 0.1), single layer: L = 1; maxima sit on kinks, where the active-set Newton
+// method (kink_newton) certifies them with the kink-aware residual.
+TEST_F(KktSearch, SingleLayerLeakyReluPointsCarryAKinkCertificate) {
+  auto data = make_synthetic_data(
+      SyntheticDataOptions().n(20).d(3).seed(7).teacher(TeacherKind::random_signs));
+  const Ncf ncf(FeedForwardOptions(3, {4}).kind(ModelKind::single_layer).activation(
+                    PolyLeakyReLUOptions().alpha(0.1).p(1)),
+                data.inputs, data.labels);
+  ASSERT_EQ(ncf.total_degree(), 1);
+  const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(8));
+  EXPECT_EQ(result.unconverged, 0);
+  ASSERT_FALSE(result.points.empty());
+  for (const auto& point : result.points) {
+    EXPECT_LT(point.kink_residual, 1e-8);
+    EXPECT_GE(point.ncf, 0.0);
+  }
 }
 
 TEST(KinkNewton, LandsOnTheHandBuiltKinkFromASmoothStart) {

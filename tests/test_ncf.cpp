@@ -1,6 +1,6 @@
-// NCF: the analytic gradient against autograd, residuals at hand-built KKT points
-// (smooth and at a kink), which preactivations count as kinks, the kink projection, and
-// the bounded least-squares solver.
+// NCF: the analytic gradient against autograd and central differences, residuals at
+// hand-built KKT points (smooth and at a kink), which preactivations count as kinks, the
+// kink projection, and the bounded least-squares solver.
 #include "ncflab/ncf.h"
 
 #include "support.h"
@@ -12,8 +12,8 @@ using testing::NetCase;
 using testing::SeededTest;
 
 Ncf make_ncf(const NetCase& c, int64_t d, int64_t n) {
-  return Ncf(FeedForwardOptions(d, c.widths).activation(PolyLeakyReLUOptions().alpha(c.alpha).p(c.p)),
-             torch::randn({n, d}, torch::kFloat64), torch::randn({n}, torch::kFloat64));
+  return Ncf(testing::model_options(c, d), torch::randn({n, d}, torch::kFloat64),
+             torch::randn({n}, torch::kFloat64));
 }
 
 class NcfInvariants : public SeededTest, public ::testing::WithParamInterface<NetCase> {};
@@ -21,28 +21,41 @@ class NcfInvariants : public SeededTest, public ::testing::WithParamInterface<Ne
 TEST_P(NcfInvariants, AnalyticGradientMatchesAutograd) {
   const auto ncf = make_ncf(GetParam(), 5, 30);
   auto u = torch::randn({3, ncf.parameters()}, torch::kFloat64).requires_grad_(true);
-  const auto value = testing::ncf_value(ncf.layers(u), ncf.inputs(), ncf.ybar(), ncf.options().activation());
+  const auto value = testing::ncf_value(ncf.layers(u), ncf.inputs(), ncf.ybar(), ncf.options());
   const auto autograd = torch::autograd::grad({value.sum()}, {u})[0];
   const auto eval = ncf.evaluate(u.detach());
   EXPECT_TRUE(torch::allclose(eval.value, value.detach(), 1e-13, 1e-13));
   EXPECT_TRUE(torch::allclose(eval.gradient, autograd, 1e-12, 1e-12));
 }
 
+TEST_P(NcfInvariants, AnalyticGradientMatchesCentralDifferences) {
+  const auto ncf = make_ncf(GetParam(), 4, 20);
+  const auto u = unit_rows(torch::randn({1, ncf.parameters()}, torch::kFloat64));
+  const auto gradient = ncf.evaluate(u).gradient[0];
+  // Every coordinate at once: rows u ± h·e_r. For p = 1, h is far below the distance of any
+  // preactivation from its kink on random data, so N is smooth on [u − h·e_r, u + h·e_r].
+  const double h = 1e-6;
+  const auto steps = h * torch::eye(ncf.parameters(), torch::kFloat64);
+  const auto central = (ncf.value(u + steps) - ncf.value(u - steps)) / (2 * h);
+  const double scale = gradient.abs().max().item<double>();
+  EXPECT_LT((central - gradient).abs().max().item<double>(), 1e-7 * scale);
+}
+
 TEST_P(NcfInvariants, VjpWithPerMemberOutputWeightsMatchesAutograd) {
-  const auto c = GetParam();
-  const auto activation = PolyLeakyReLUOptions().alpha(c.alpha).p(c.p);
-  FeedForward net(FeedForwardOptions(4, c.widths).activation(activation).members(2));
+  const auto options = testing::model_options(GetParam(), 4).members(2);
+  FeedForward net(options);
   std::vector<torch::Tensor> weights;
   for (const auto& w : testing::random_weights(*net, 2)) weights.push_back(w.requires_grad_(true));
   const auto inputs = torch::randn({15, 4}, torch::kFloat64);
   const auto output_weights = torch::randn({2, 15}, torch::kFloat64);
-  const auto outputs = feedforward_outputs(weights, inputs, activation);
+  const auto outputs = feedforward_outputs(weights, inputs, options);
   const auto expected = torch::autograd::grad({(outputs * output_weights).sum()}, weights);
   std::vector<torch::Tensor> detached;
   for (const auto& w : weights) detached.push_back(w.detach());
-  const auto cache = feedforward_forward(detached, inputs, activation);
+  const auto cache = feedforward_forward(detached, inputs, options);
   EXPECT_TRUE(torch::allclose(cache.outputs, outputs.detach(), 1e-14, 1e-14));
-  const auto got = feedforward_vjp(detached, inputs, activation, cache, output_weights);
+  const auto got = feedforward_vjp(detached, inputs, options, cache, output_weights);
+  ASSERT_EQ(got.size(), weights.size());
   for (size_t l = 0; l < weights.size(); ++l) {
     EXPECT_TRUE(torch::allclose(got[l], expected[l], 1e-12, 1e-12)) << "layer " << l + 1;
   }

@@ -265,6 +265,61 @@ TEST(Sweep, DeltasTrainAsOneEnsembleWithTheResultsOfSeparateRuns) {
   }
 }
 
+// The single-layer ReLU² model H = Σ_j max(w_jᵀx, 0)² (model.kind single_layer, L = 2, the
+// figure-1 model of 2402.09226): no finite blow-up and δ^(L−2) = 1. Once w/‖w‖ has settled,
+// ‖w‖ grows like δ·e^(2N*t), so t_esc = ln(1/δ)/(2N*) + const: a line in ln(1/δ) with
+// slope 1/(2N*), N* = N at the flow's direction.
+TEST(Sweep, SingleLayerReluSquaredEscapeTimeGrowsLikeLogOneOverDelta) {
+  TempDir dir;
+  const auto root = dir.path("sweep");
+  // One thread: ~5000 short steps, where OpenMP's per-step fork and join only cost time.
+  const auto sweep = run_ncflab({"sweep", kQuickstart, "model.kind=single_layer",
+                                 "model.widths=[5]", "model.activation.alpha=0", "data.n=30",
+                                 "train.step=1e-5", "threads=1", "hooks.progress=false",
+                                 "init.scale=1e-2,1e-3,1e-4", "--out", root});
+  ASSERT_EQ(sweep.code, 0) << sweep.err;
+  std::vector<double> log_inverse_delta;
+  std::vector<double> escape_times;
+  double ncf_star = 0;
+  for (const char* run : {"000_init.scale=1e-2", "001_init.scale=1e-3", "002_init.scale=1e-4"}) {
+    SCOPED_TRACE(run);
+    const auto out = root + "/" + run;
+    const auto summary = read_json(out + "/summary.json");
+    ASSERT_EQ(summary["status"], "escaped");
+    EXPECT_EQ(summary["homogeneity"], nlohmann::json({{"total", 2}, {"layers", {2}}}));
+    ASSERT_EQ(summary["layers"].size(), 1u);  // W1 alone: share and KKT share 1
+    EXPECT_EQ(summary["layers"][0]["kkt_share"].get<double>(), 1.0);
+    EXPECT_NEAR(summary["layers"][0]["share"].get<double>(), 1.0, 1e-15);
+    EXPECT_TRUE(summary["ncf_flow"]["blowup_time"].is_null());
+    EXPECT_EQ(summary["ncf_flow"]["status"], "blew_up");  // ‖u‖ reached flow.max_norm
+    EXPECT_FALSE(summary.contains("predicted_escape_time"));
+    const auto weights = load_tensor_dict(out + "/weights_final.pt");
+    ASSERT_EQ(weights.size(), 1u);
+    EXPECT_EQ(weights[0].first, "W1");
+    EXPECT_EQ(weights[0].second.sizes(), torch::IntArrayRef({1, 5, 10}));
+    const auto header = lines_of(out + "/metrics.csv").front();
+    EXPECT_THAT(header, HasSubstr("layer1_sv_ratio"));
+    EXPECT_THAT(header, ::testing::Not(HasSubstr("layer2")));
+    log_inverse_delta.push_back(-std::log(summary["delta"].get<double>()));
+    escape_times.push_back(summary["escape"]["time"].get<double>());
+    ncf_star = summary["ncf_flow"]["ncf"].get<double>();
+    if (summary["delta"].get<double>() < 2e-4) {
+      EXPECT_GT(summary["final"]["cos_to_flow"].get<double>(), 0.99);
+    }
+  }
+  // Least-squares line t = a + b·ln(1/δ) through the three escapes.
+  const auto x = torch::tensor(log_inverse_delta, torch::kFloat64);
+  const auto t = torch::tensor(escape_times, torch::kFloat64);
+  const auto xc = x - x.mean();
+  const double slope = ((xc * (t - t.mean())).sum() / xc.square().sum()).item<double>();
+  const auto residuals = t - t.mean() - slope * xc;
+  const double deviation = (residuals.abs().max() / (t.max() - t.min())).item<double>();
+  EXPECT_GT(slope, 0.0);
+  EXPECT_LT(deviation, 0.02) << "escape times " << t;
+  EXPECT_NEAR(slope * 2 * ncf_star, 1.0, 0.03)
+      << "slope " << slope << ", 1/(2N*) " << 0.5 / ncf_star;
+}
+
 TEST(Sweep, RejectsAGridWithATypoBeforeRunningAnything) {
   TempDir dir;
   const auto root = dir.path("sweep");

@@ -32,6 +32,35 @@ TEST(Structure, MeasuresAHandBuiltRankOnePoint) {
   EXPECT_LT(structure.single_neuron_residual, 1e-15);
 }
 
+/// The single-layer ReLU² model on x = e1 (ȳ = 1): N = Σ_j max(w_j1, 0)², so every unit
+/// along e1 with Σ_j ‖w_j‖² = 1 is a KKT point (N = 1, λ = 2). W1 is the only layer (share
+/// q_1/L = 1) and a hidden layer: its left singular vector holds the units' scales.
+TEST(Structure, MeasuresASingleLayerModelsUnitsAsItsHiddenVector) {
+  const Ncf ncf(FeedForwardOptions(2, {3}).kind(ModelKind::single_layer).activation(
+                    PolyLeakyReLUOptions().alpha(0).p(2)),
+                torch::tensor({{1.0, 0.0}}, torch::kFloat64),
+                torch::tensor({1.0}, torch::kFloat64));
+  // Units (0.6, 0), (0, 0), (0.8, 0): rank one, support 2 of 3, spread (0.8 − 0.6)/0.8.
+  const auto u = torch::tensor({0.6, 0.0, 0.0, 0.0, 0.8, 0.0}, torch::kFloat64);
+  EXPECT_LT(ncf.smooth_residual(u.unsqueeze(0)).item<double>(), 1e-15);
+  const auto structure = analyze_structure(ncf, u);
+  ASSERT_EQ(structure.layers.size(), 1u);
+  EXPECT_NEAR(structure.layers[0].norm2, 1.0, 1e-15);
+  EXPECT_EQ(structure.layers[0].target_norm2, 1.0);
+  EXPECT_NEAR(structure.balance_error, 0.0, 1e-15);
+  EXPECT_LT(structure.layers[0].sv_ratio, 1e-15);
+  EXPECT_TRUE(structure.rank_one);
+  ASSERT_EQ(structure.hidden.size(), 1u);
+  EXPECT_EQ(structure.hidden[0].layer, 1);
+  EXPECT_EQ(structure.hidden[0].units, 3);
+  EXPECT_EQ(structure.hidden[0].support, 2);
+  EXPECT_EQ(structure.hidden[0].sign_fraction, 1.0);
+  EXPECT_NEAR(structure.hidden[0].magnitude_spread, 0.25, 1e-15);
+  EXPECT_NEAR(structure.input_direction[0], 1.0, 1e-15);
+  // g = σ once: b = e1 maximises max(b1, 0)² on the circle.
+  EXPECT_LT(structure.single_neuron_residual, 1e-15);
+}
+
 TEST(Structure, MeasuresSpreadSignsAndFullRank) {
   const Ncf ncf(FeedForwardOptions(2, {3}).activation(PolyLeakyReLUOptions().alpha(0.2).p(1)),
                 torch::tensor({{1.0, 0.0}, {0.0, 1.0}}, torch::kFloat64),

@@ -25,11 +25,7 @@ using testing::NetCase;
 using testing::SeededTest;
 
 FeedForward make_model(int64_t d, const NetCase& net, int64_t members, double delta, uint64_t seed) {
-  return FeedForward(FeedForwardOptions(d, net.widths)
-                         .activation(PolyLeakyReLUOptions().alpha(net.alpha).p(net.p))
-                         .members(members)
-                         .init_scale(delta)
-                         .seed(seed));
+  return FeedForward(testing::model_options(net, d).members(members).init_scale(delta).seed(seed));
 }
 
 FeedForward copy_of(const FeedForward& model) {
@@ -197,14 +193,16 @@ class InterruptAt final : public TrainHook {
   int64_t step_;
 };
 
-TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
-  SmallProblem problem;
+// Two members trained straight, and interrupted at step 1234, checkpointed and resumed:
+// the same weights bit for bit.
+void expect_interrupted_run_to_resume_bit_for_bit(const SmallProblem& problem,
+                                                   const NetCase& net) {
   testing::TempDir dir;
   const auto checkpoint_path = std::filesystem::path(dir.path("checkpoint.pt"));
   const auto options = TrainerOptions().step(1e-2).max_steps(2500).stop_at_escape(false);
   const std::vector<double> deltas = {0.02, 0.03};
   const auto fresh = [&] {
-    auto model = make_model(4, problem.net, 2, 1.0, 4);
+    auto model = make_model(4, net, 2, 1.0, 4);
     model->initialize(torch::tensor(deltas, torch::kFloat64), 4);
     return model;
   };
@@ -229,6 +227,7 @@ TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
 
   const auto checkpoint = load_checkpoint(checkpoint_path, 2, straight->layer_shapes());
   EXPECT_EQ(checkpoint.state.step, 1235);
+  ASSERT_EQ(checkpoint.weights.size(), straight->weights().size());
   auto resumed = fresh();
   {
     torch::NoGradGuard no_grad;
@@ -242,6 +241,17 @@ TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
   EXPECT_EQ(second.state.status[0], MemberStatus::max_steps);
   EXPECT_EQ(second.state.steps_done[1], 2500);
   EXPECT_TRUE(torch::equal(resumed->flatten(), straight->flatten()));
+}
+
+TEST_F(TrainerTest, InterruptedRunResumesToTheSameWeightsBitForBit) {
+  SmallProblem problem;
+  expect_interrupted_run_to_resume_bit_for_bit(problem, problem.net);
+}
+
+TEST_F(TrainerTest, InterruptedSingleLayerRunResumesToTheSameWeightsBitForBit) {
+  SmallProblem problem;
+  // H = Σ_j max(w_jᵀx, 0)²: the checkpoint holds W1 alone.
+  expect_interrupted_run_to_resume_bit_for_bit(problem, {{6}, 0.0, 2, ModelKind::single_layer});
 }
 
 TEST_F(TrainerTest, DivergenceIsCaughtWithTheLastGoodWeightsKept) {
@@ -299,19 +309,23 @@ TEST(TrainerCuda, BatchedEngineOnTheGpuTakesTheCpusSteps_CUDA) {
   torch::manual_seed(3);
   const auto inputs = torch::randn({30, 5}, torch::kFloat64);
   const auto labels = torch::randn({30}, torch::kFloat64);
-  const NetCase net{{8, 6}, 0.2, 2};
   const std::vector<double> deltas(4, 0.3);
-  auto cpu = make_model(5, net, 4, 0.3, 9);
-  auto gpu = copy_of(cpu);
-  gpu->to(torch::kCUDA);
-  auto options = TrainerOptions().step(1e-2).max_steps(200).stop_at_escape(false);
-  const auto on_cpu = Trainer(cpu, inputs, labels, LossKind::square, deltas, options).run();
-  const auto on_gpu = Trainer(gpu, inputs.to(torch::kCUDA), labels.to(torch::kCUDA), LossKind::square,
-                              deltas, options.engine(EngineKind::automatic))
-                          .run();
-  EXPECT_EQ(on_gpu.engine, EngineKind::batched);
-  EXPECT_LT(relative_difference(gpu->flatten().cpu(), cpu->flatten()), 1e-12);
-  EXPECT_LT(relative_difference(on_gpu.state.loss, on_cpu.state.loss), 1e-12);
+  // A depth-3 net and the single-layer model (its fixed output row of ones made on the GPU).
+  const std::vector<NetCase> nets = {{{8, 6}, 0.2, 2}, {{8}, 0.0, 2, ModelKind::single_layer}};
+  for (const auto& net : nets) {
+    SCOPED_TRACE(model_kind_name(net.kind));
+    auto cpu = make_model(5, net, 4, 0.3, 9);
+    auto gpu = copy_of(cpu);
+    gpu->to(torch::kCUDA);
+    auto options = TrainerOptions().step(1e-2).max_steps(200).stop_at_escape(false);
+    const auto on_cpu = Trainer(cpu, inputs, labels, LossKind::square, deltas, options).run();
+    const auto on_gpu = Trainer(gpu, inputs.to(torch::kCUDA), labels.to(torch::kCUDA),
+                                LossKind::square, deltas, options.engine(EngineKind::automatic))
+                            .run();
+    EXPECT_EQ(on_gpu.engine, EngineKind::batched);
+    EXPECT_LT(relative_difference(gpu->flatten().cpu(), cpu->flatten()), 1e-12);
+    EXPECT_LT(relative_difference(on_gpu.state.loss, on_cpu.state.loss), 1e-12);
+  }
 }
 
 }  // namespace

@@ -4,8 +4,8 @@
     /usr/bin/python3 experiments/pytorch/baseline.py CONFIG.yaml [key.path=value ...] \\
         [--init RUN_DIR/weights_init.pt] [--data RUN_DIR/data.pt] --out DIR
 
-It reads the same YAML config and overrides as `ncflab run`, trains the same feed-forward
-net by gradient descent with autograd (one weight tensor per layer, in-place updates under
+It reads the same YAML config and overrides as `ncflab run`, trains the same model (the
+feed-forward net, or with model.kind: single_layer H = σ(X W1ᵀ).sum(1)) by gradient descent with autograd (one weight tensor per layer, in-place updates under
 no_grad), integrates the NCF gradient flow from the same w0 (Dormand–Prince 5(4), the
 same step-size control) and writes what a ncflab run writes: config.yaml, metrics.csv
 (same columns), summary.json (same keys), weights_init.pt and weights_final.pt.
@@ -54,7 +54,7 @@ DEFAULTS = {
     "data": {"source": "synthetic", "n": 100, "d": 10, "inputs": "gaussian", "teacher": "neuron",
              "teacher_width": 2, "label_noise": 0.0, "sign_labels": False, "path": "", "label": "",
              "normalize": "none"},
-    "model": {"widths": [20], "activation": {"alpha": 0.2, "p": 2}},
+    "model": {"kind": "feedforward", "widths": [20], "activation": {"alpha": 0.2, "p": 2}},
     "loss": "square",
     "init": {"scale": 1.0e-3},
     "train": {"step": 1.0e-2, "max_steps": 100000, "escape_radius": 0.1, "stop_at_escape": True,
@@ -139,7 +139,13 @@ def load_config(path, overrides):
     if data_path and not os.path.isabs(data_path):
         base = os.path.dirname(os.path.abspath(path)) if data_path_from_file else os.getcwd()
         config["data"]["path"] = os.path.normpath(os.path.join(base, data_path))
-    activation = config["model"]["activation"]
+    model = config["model"]
+    if model["kind"] not in ("feedforward", "single_layer"):
+        raise InputError(f"{path}: model.kind must be feedforward or single_layer, got {model['kind']!r}")
+    if model["kind"] == "single_layer" and len(model["widths"]) != 1:
+        raise InputError(f"{path}: model.widths must be one hidden width [k] for model.kind: single_layer, "
+                         f"got {model['widths']!r}")
+    activation = model["activation"]
     if not (isinstance(activation["p"], int) and activation["p"] >= 1):
         raise InputError(f"{path}: model.activation.p must be an integer >= 1, got {activation['p']!r}")
     if not -1.0 <= float(activation["alpha"]) <= 1.0:
@@ -209,12 +215,24 @@ def activation(z, alpha, p):
     return torch.clamp(z, min=0) ** p - alpha * torch.clamp(-z, min=0) ** p
 
 
-def forward(weights, x, alpha, p):
-    """H(X) for weights [W1, ..., WK], Wl of shape [k_l, k_{l−1}]; returns [n]."""
+def split_model(weights, kind):
+    """The layers followed by σ, and the output row W_K (None for single_layer: H sums the units)."""
+    return (weights, None) if kind == "single_layer" else (weights[:-1], weights[-1])
+
+
+def output(h, out):
+    """H from the last hidden activations h [n, k]: W_K h, or Σ_j h_j without output weights."""
+    return h.sum(1) if out is None else (h @ out.t()).squeeze(1)
+
+
+def forward(weights, x, alpha, p, kind):
+    """H(X) for weights [W1, ..., WK] (W1 alone for single_layer), Wl of shape [k_l, k_{l−1}];
+    returns [n]."""
+    hidden, out = split_model(weights, kind)
     h = x
-    for w in weights[:-1]:
+    for w in hidden:
         h = activation(h @ w.t(), alpha, p)
-    return (h @ weights[-1].t()).squeeze(1)
+    return output(h, out)
 
 
 def loss_value(outputs, labels, kind):
@@ -223,9 +241,18 @@ def loss_value(outputs, labels, kind):
     return F.softplus(-labels * outputs).sum()
 
 
-def layer_degrees(depth, p):
-    """q_l = p^(K−l): W1 enters H with degree p^(K−1), WK with 1."""
+def layer_degrees(widths, p, kind):
+    """q_l = p^(K−l): W1 enters H with degree p^(K−1), WK with 1; single_layer: [p] (L = p)."""
+    if kind == "single_layer":
+        return [p]
+    depth = len(widths) + 1
     return [p ** (depth - 1 - l) for l in range(depth)]
+
+
+def layer_shapes(d, widths, kind):
+    """[k_l, k_{l−1}] of W1, ..., WK (no output row for single_layer)."""
+    dims = [d, *widths] + ([] if kind == "single_layer" else [1])
+    return [(dims[l + 1], dims[l]) for l in range(len(dims) - 1)]
 
 
 def split(flat, shapes):
@@ -243,26 +270,27 @@ def flatten(weights):
 class Ncf:
     """N(u) = ȳᵀH(X; u) on flattened weights u, its gradient by autograd, KKT residuals."""
 
-    def __init__(self, inputs, ybar, shapes, alpha, p):
-        self.inputs, self.ybar, self.shapes, self.alpha, self.p = inputs, ybar, shapes, alpha, p
-        self.total_degree = sum(layer_degrees(len(shapes), p))
+    def __init__(self, inputs, ybar, widths, kind, alpha, p):
+        self.inputs, self.ybar, self.kind, self.alpha, self.p = inputs, ybar, kind, alpha, p
+        self.shapes = layer_shapes(inputs.shape[1], widths, kind)
+        self.total_degree = sum(layer_degrees(widths, p, kind))
 
     def value(self, u):
         with torch.no_grad():
-            return float(self.ybar @ forward(split(u, self.shapes), self.inputs, self.alpha, self.p))
+            return float(self.ybar @ forward(split(u, self.shapes), self.inputs, self.alpha, self.p, self.kind))
 
     def value_and_gradient(self, u, slopes=None):
         """N(u) and ∇N(u); `slopes` (per hidden layer, [n, k_l]) replace σ'(z) in the backward pass."""
         u = u.detach().requires_grad_(True)
         h = self.inputs
-        weights = split(u, self.shapes)
-        for l, w in enumerate(weights[:-1]):
+        hidden, out = split_model(split(u, self.shapes), self.kind)
+        for l, w in enumerate(hidden):
             z = h @ w.t()
             if slopes is None:
                 h = activation(z, self.alpha, self.p)
             else:  # value σ(z), derivative `slopes`: a Clarke gradient at kinks
                 h = activation(z, self.alpha, self.p).detach() + slopes[l] * (z - z.detach())
-        value = self.ybar @ (h @ weights[-1].t()).squeeze(1)
+        value = self.ybar @ output(h, out)
         (gradient,) = torch.autograd.grad(value, u)
         return float(value), gradient
 
@@ -325,7 +353,7 @@ class Ncf:
         with torch.no_grad():
             weights = split(unit, self.shapes)
             zs, hs, h = [], [], self.inputs
-            for w in weights[:-1]:
+            for w in split_model(weights, self.kind)[0]:
                 z = h @ w.t()
                 h = activation(z, self.alpha, self.p)
                 zs.append(z)
@@ -532,16 +560,17 @@ def integrate_flow(ncf, u0, options, sample_times):
 
 def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_samples, kink_tol, report):
     """Gradient descent on one weight set; returns (final weights, metrics rows, outcome)."""
-    alpha, p = float(config["model"]["activation"]["alpha"]), config["model"]["activation"]["p"]
+    model = config["model"]
+    alpha, p, kind = float(model["activation"]["alpha"]), model["activation"]["p"], model["kind"]
     train, hooks = config["train"], config["hooks"]
     eta, log_every, radius = float(train["step"]), train["log_every"], float(train["escape_radius"])
     shapes = [tuple(w.shape) for w in weights]
-    degree = sum(layer_degrees(len(weights), p))
+    degree = sum(layer_degrees(model["widths"], p, kind))
     ws = [w.clone().requires_grad_(True) for w in weights]
     rows, escape, status, step = [], None, None, 0
     last_progress = time.monotonic()
     while True:
-        loss = loss_value(forward(ws, inputs, alpha, p), labels, config["loss"])
+        loss = loss_value(forward(ws, inputs, alpha, p, kind), labels, config["loss"])
         gradients = torch.autograd.grad(loss, ws)
         with torch.no_grad():
             norm2 = sum(w.square().sum() for w in ws)
@@ -587,7 +616,7 @@ def metrics_row(ws, step, t, delta, degree, loss, norm, gradient_norm, config, n
             for l, w in enumerate(ws):
                 row[f"layer{l + 1}_norm"] = math.sqrt(norms2[l])
                 row[f"layer{l + 1}_share"] = norms2[l] / total
-                if l + 1 < len(ws):
+                if l < len(config["model"]["widths"]):  # hidden layers (W1 of single_layer too)
                     sv = torch.linalg.svdvals(w)
                     row[f"layer{l + 1}_sv_ratio"] = float(sv[1] / sv[0]) if sv.numel() >= 2 else 0.0
         flat = flatten([w.detach() for w in ws])
@@ -705,9 +734,9 @@ def main(argv):
     delta = float(config["init"]["scale"])
     alpha, p = float(config["model"]["activation"]["alpha"]), config["model"]["activation"]["p"]
     inputs, labels = load_data(config, args.data, args.init)
-    dims = [inputs.shape[1], *config["model"]["widths"], 1]
-    shapes = [(dims[l + 1], dims[l]) for l in range(len(dims) - 1)]
-    degrees = layer_degrees(len(shapes), p)
+    widths, kind = config["model"]["widths"], config["model"]["kind"]
+    shapes = layer_shapes(inputs.shape[1], widths, kind)
+    degrees = layer_degrees(widths, p, kind)
     degree = sum(degrees)
     if dtype == torch.float32 and delta ** degree < 1e-30:
         print(f"baseline: warning: float32 with delta^L = {delta ** degree:.1e} underflows; use dtype: float64",
@@ -716,7 +745,7 @@ def main(argv):
     inputs, labels = inputs.to(device, dtype), labels.to(device, dtype)
     ybar = labels if config["loss"] == "square" else 0.5 * labels
     # The NCF and its flow in float64, as ncflab computes them.
-    ncf = Ncf(inputs.to(torch.float64), ybar.to(torch.float64), shapes, alpha, p)
+    ncf = Ncf(inputs.to(torch.float64), ybar.to(torch.float64), widths, kind, alpha, p)
     kink_switch = str(config["hooks"]["kink_residual"]).lower()
     kink_tol = float(config["kkt"]["kink_tol"]) if kink_switch == "true" or (kink_switch == "auto" and p == 1) else 0.0
     if config["hooks"]["kkt_search"]:

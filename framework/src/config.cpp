@@ -4,6 +4,7 @@
 #include "ncflab/config.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
@@ -92,6 +93,9 @@ void visit_config(Config& c, Visitor& v) {
                                          {"sphere", InputNormalization::sphere}});
   });
   v.section("model", [&] {
+    v.choice("kind", c.model.kind,
+             Choices<ModelKind>{{"feedforward", ModelKind::feedforward},
+                                {"single_layer", ModelKind::single_layer}});
     v.field("widths", c.model.widths, positive_widths());
     v.section("activation", [&] {
       v.field("alpha", c.model.activation.alpha, within(-1.0, 1.0));
@@ -469,13 +473,23 @@ void check_config(Config& config) {
     throw InputError(config.location_of("loss"), "data.sign_labels",
                      "true for loss: logistic (labels must be +1 or -1)", "false");
   }
-  const int64_t depth = static_cast<int64_t>(config.model.widths.size()) + 1;
-  long double total = 0;
-  for (long double q = 1, l = 0; l < depth; ++l, q *= config.model.activation.p) total += q;
+  const auto& model = config.model;
+  if (model.kind == ModelKind::single_layer && model.widths.size() != 1) {
+    throw InputError(config.location_of("model.widths"), "model.widths",
+                     "exactly one hidden width [k] for model.kind: single_layer",
+                     fmt::format("[{}] ({} widths)", fmt::join(model.widths, ", "),
+                                 model.widths.size()));
+  }
+  const int64_t depth = static_cast<int64_t>(model.widths.size()) + 1;
+  long double total = model.activation.p;  // single_layer: L = q_1 = p (no output row)
+  if (model.kind == ModelKind::feedforward) {
+    total = 0;  // Σ p^(K−l)
+    for (long double q = 1, l = 0; l < depth; ++l, q *= model.activation.p) total += q;
+  }
   if (total > 1.0e15L) {
     throw InputError(config.location_of("model.activation.p"), "model",
                      "a total degree L = sum p^(K-l) below 1e15",
-                     fmt::format("p = {} with depth {}", config.model.activation.p, depth));
+                     fmt::format("p = {} with depth {}", model.activation.p, depth));
   }
   const double degree = static_cast<double>(total);
   const double output_scale = std::pow(config.init.scale, degree);

@@ -94,10 +94,10 @@ class BatchedEngine final : public AtenEngine {
   void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
     torch::NoGradGuard no_grad;
     const auto& weights = model_->weights();
-    const auto activation = model_->options.activation();
-    const auto cache = feedforward_forward(weights, inputs_, activation);
+    const auto& options = model_->options;
+    const auto cache = feedforward_forward(weights, inputs_, options);
     const auto residual = loss_output_gradient(loss_, cache.outputs, labels_);
-    finish_evaluation(feedforward_vjp(weights, inputs_, activation, cache, residual),
+    finish_evaluation(feedforward_vjp(weights, inputs_, options, cache, residual),
                       loss_value(loss_, cache.outputs, labels_), active, statistics);
   }
 
@@ -112,7 +112,7 @@ class AutogradEngine final : public AtenEngine {
   void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
     std::vector<torch::Tensor> leaves;
     for (const auto& w : model_->weights()) leaves.push_back(w.detach().clone().requires_grad_(true));
-    const auto outputs = feedforward_outputs(leaves, inputs_, model_->options.activation());
+    const auto outputs = feedforward_outputs(leaves, inputs_, model_->options);
     const auto loss = loss_value(loss_, outputs, labels_);
     // Members are independent, so the gradient of the sum is each member's gradient.
     finish_evaluation(torch::autograd::grad({loss.sum()}, leaves), loss, active, statistics);

@@ -1,5 +1,5 @@
-// The ensemble feed-forward net: layer shapes, degrees, batched evaluation,
-// flattening and the small initialisation w = δ·w0.
+// The ensemble feed-forward net (and its single-layer kind): layer shapes, degrees,
+// batched evaluation, flattening and the small initialisation w = δ·w0.
 #include "ncflab/feedforward.h"
 
 #include <fmt/format.h>
@@ -10,6 +10,24 @@
 #include "ncflab/random.h"
 
 namespace ncflab {
+
+const char* model_kind_name(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::feedforward: return "feedforward";
+    case ModelKind::single_layer: return "single_layer";
+  }
+  return "unknown";
+}
+
+std::string describe_model(const FeedForwardOptions& options) {
+  const auto activation = describe_activation(options.activation());
+  if (options.kind() == ModelKind::single_layer) {
+    return fmt::format("single-layer H = sum_j sigma(w_j.x), no output weights, d = {}, k = {}, {}",
+                       options.input_dim(), fmt::join(options.widths(), ", "), activation);
+  }
+  return fmt::format("feed-forward, d = {}, widths [{}], depth K = {}, {}", options.input_dim(),
+                     fmt::join(options.widths(), ", "), options.widths().size() + 1, activation);
+}
 
 std::vector<int64_t> layer_degrees(int64_t depth, int64_t p) {
   TORCH_CHECK(depth >= 2, "layer_degrees – depth must be >= 2 – got ", depth);
@@ -26,19 +44,50 @@ std::vector<int64_t> layer_degrees(int64_t depth, int64_t p) {
   return degrees;
 }
 
+std::vector<int64_t> layer_degrees(const FeedForwardOptions& options) {
+  auto degrees = layer_degrees(static_cast<int64_t>(options.widths().size()) + 1,
+                               options.activation().p());
+  // The single-layer model is the depth-2 net with its output row fixed: that row is no
+  // weight, and W1 keeps its degree p.
+  if (options.kind() == ModelKind::single_layer) degrees.pop_back();
+  return degrees;
+}
+
+std::vector<std::vector<int64_t>> layer_shapes(const FeedForwardOptions& options) {
+  std::vector<std::vector<int64_t>> shapes;
+  int64_t fan_in = options.input_dim();
+  for (int64_t width : options.widths()) {
+    shapes.push_back({width, fan_in});
+    fan_in = width;
+  }
+  if (options.kind() == ModelKind::feedforward) shapes.push_back({1, fan_in});
+  return shapes;
+}
+
+std::vector<torch::Tensor> network_layers(const std::vector<torch::Tensor>& weights,
+                                          const FeedForwardOptions& options) {
+  TORCH_CHECK(!weights.empty(), "network_layers – no weights given");
+  if (options.kind() == ModelKind::feedforward) return weights;
+  const auto& last = weights.back();  // [S, k, k_prev]: H sums its k units
+  auto layers = weights;
+  layers.push_back(
+      torch::ones({last.size(0), 1, last.size(1)}, last.options().requires_grad(false)));
+  return layers;
+}
+
 torch::Tensor feedforward_outputs(const std::vector<torch::Tensor>& weights,
-                                  const torch::Tensor& inputs,
-                                  const PolyLeakyReLUOptions& activation) {
-  TORCH_CHECK(weights.size() >= 2, "feedforward_outputs – need >= 2 layers – got ",
-              weights.size());
+                                  const torch::Tensor& inputs, const FeedForwardOptions& options) {
+  const auto layers = network_layers(weights, options);
+  TORCH_CHECK(layers.size() >= 2, "feedforward_outputs – need >= 2 layers – got ",
+              layers.size());
   TORCH_CHECK(inputs.dim() == 2, "feedforward_outputs – inputs must be [n, d] – got ",
               inputs.sizes());
   // [S, k_1, d] @ [d, n] → preactivations [S, k_1, n]; columns are samples throughout.
-  torch::Tensor hidden = torch::matmul(weights.front(), inputs.t());
-  for (size_t l = 1; l < weights.size(); ++l) {
-    hidden = torch::matmul(weights[l], poly_leaky_relu(hidden, activation));
+  torch::Tensor hidden = torch::matmul(layers.front(), inputs.t());
+  for (size_t l = 1; l < layers.size(); ++l) {
+    hidden = torch::matmul(layers[l], poly_leaky_relu(hidden, options.activation()));
   }
-  return hidden.squeeze(1);  // W_K is [S, 1, k_{K−1}]: [S, 1, n] → [S, n]
+  return hidden.squeeze(1);  // the output row is [S, 1, k_{K−1}]: [S, 1, n] → [S, n]
 }
 
 std::vector<torch::Tensor> split_layers(const torch::Tensor& flat,
@@ -66,14 +115,16 @@ torch::Tensor join_layers(const std::vector<torch::Tensor>& layers) {
 
 FeedForwardCache feedforward_forward(const std::vector<torch::Tensor>& weights,
                                      const torch::Tensor& inputs,
-                                     const PolyLeakyReLUOptions& activation) {
-  TORCH_CHECK(weights.size() >= 2, "feedforward_forward – need >= 2 layers – got ", weights.size());
+                                     const FeedForwardOptions& options) {
+  const auto layers = network_layers(weights, options);
+  TORCH_CHECK(layers.size() >= 2, "feedforward_forward – need >= 2 layers – got ",
+              layers.size());
   FeedForwardCache cache;
-  torch::Tensor hidden = torch::matmul(weights.front(), inputs.t());
-  for (size_t l = 1; l < weights.size(); ++l) {
+  torch::Tensor hidden = torch::matmul(layers.front(), inputs.t());
+  for (size_t l = 1; l < layers.size(); ++l) {
     cache.preactivations.push_back(hidden);
-    cache.activations.push_back(poly_leaky_relu(hidden, activation));
-    hidden = torch::matmul(weights[l], cache.activations.back());
+    cache.activations.push_back(poly_leaky_relu(hidden, options.activation()));
+    hidden = torch::matmul(layers[l], cache.activations.back());
   }
   cache.outputs = hidden.squeeze(1);
   return cache;
@@ -81,24 +132,29 @@ FeedForwardCache feedforward_forward(const std::vector<torch::Tensor>& weights,
 
 std::vector<torch::Tensor> feedforward_vjp(const std::vector<torch::Tensor>& weights,
                                            const torch::Tensor& inputs,
-                                           const PolyLeakyReLUOptions& activation,
+                                           const FeedForwardOptions& options,
                                            const FeedForwardCache& cache,
                                            const torch::Tensor& output_weights,
                                            const std::vector<torch::Tensor>& slopes) {
-  const size_t depth = weights.size();
+  const auto layers = network_layers(weights, options);
+  const size_t depth = layers.size();
   TORCH_CHECK(slopes.empty() || slopes.size() + 1 == depth,
               "feedforward_vjp – need one slope tensor per hidden layer – got ", slopes.size());
-  std::vector<torch::Tensor> grads(depth);
+  std::vector<torch::Tensor> grads(weights.size());
   // δ_K = c as [S, 1, n]; grad W_l = δ_l a_{l−1}ᵀ; δ_{l−1} = (W_lᵀ δ_l) ⊙ σ'(z_{l−1}).
   torch::Tensor delta = output_weights.dim() == 1
-                            ? output_weights.expand({weights.back().size(0), -1}).unsqueeze(1)
+                            ? output_weights.expand({layers.back().size(0), -1}).unsqueeze(1)
                             : output_weights.unsqueeze(1);
   for (size_t l = depth - 1; l >= 1; --l) {
-    grads[l] = torch::matmul(delta, cache.activations[l - 1].transpose(1, 2));
-    const torch::Tensor slope = slopes.empty()
-                                    ? poly_leaky_relu_derivative(cache.preactivations[l - 1], activation)
-                                    : slopes[l - 1];
-    delta = torch::matmul(weights[l].transpose(1, 2), delta) * slope;
+    // A single-layer model's output row is fixed: no gradient for it.
+    if (l < weights.size()) {
+      grads[l] = torch::matmul(delta, cache.activations[l - 1].transpose(1, 2));
+    }
+    const torch::Tensor slope =
+        slopes.empty()
+            ? poly_leaky_relu_derivative(cache.preactivations[l - 1], options.activation())
+            : slopes[l - 1];
+    delta = torch::matmul(layers[l].transpose(1, 2), delta) * slope;
   }
   grads[0] = torch::matmul(delta, inputs);
   return grads;
@@ -127,7 +183,7 @@ FeedForwardImpl::FeedForwardImpl(const FeedForwardOptions& options_) : options(o
   reset();
 }
 
-void FeedForwardImpl::reset() {
+void check_architecture(const FeedForwardOptions& options) {
   TORCH_CHECK(options.input_dim() >= 1, "FeedForward – input_dim must be >= 1 – got ",
               options.input_dim());
   TORCH_CHECK(!options.widths().empty(),
@@ -135,11 +191,18 @@ void FeedForwardImpl::reset() {
   for (int64_t width : options.widths()) {
     TORCH_CHECK(width >= 1, "FeedForward – hidden widths must be >= 1 – got ", width);
   }
-  TORCH_CHECK(options.members() >= 1, "FeedForward – members must be >= 1 – got ",
-              options.members());
+  TORCH_CHECK(options.kind() != ModelKind::single_layer || options.widths().size() == 1,
+              "FeedForward – a single-layer model has exactly one hidden width [k] – got ",
+              options.widths().size(), " widths");
   check_activation_options(options.activation());
   // Fail here, not at the first forward, when L does not fit.
-  layer_degrees(static_cast<int64_t>(options.widths().size()) + 1, options.activation().p());
+  layer_degrees(options);
+}
+
+void FeedForwardImpl::reset() {
+  check_architecture(options);
+  TORCH_CHECK(options.members() >= 1, "FeedForward – members must be >= 1 – got ",
+              options.members());
 
   weights_.clear();
   const auto tensor_options = torch::TensorOptions(options.dtype());
@@ -154,13 +217,14 @@ void FeedForwardImpl::reset() {
 }
 
 void FeedForwardImpl::pretty_print(std::ostream& stream) const {
-  stream << fmt::format("ncflab::FeedForward(d={}, widths=[{}], activation={}, members={})",
-                        options.input_dim(), fmt::join(options.widths(), ", "),
-                        describe_activation(options.activation()), options.members());
+  stream << fmt::format(
+      "ncflab::FeedForward(kind={}, d={}, widths=[{}], activation={}, members={})",
+      model_kind_name(options.kind()), options.input_dim(), fmt::join(options.widths(), ", "),
+      describe_activation(options.activation()), options.members());
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& inputs) {
-  return feedforward_outputs(weights_, inputs, options.activation());
+  return feedforward_outputs(weights_, inputs, options);
 }
 
 void FeedForwardImpl::initialize(double delta, uint64_t seed) {
@@ -185,9 +249,7 @@ void FeedForwardImpl::initialize(const torch::Tensor& deltas, const std::vector<
   load_flat(w0 * deltas.to(torch::kCPU, torch::kFloat64).unsqueeze(1));
 }
 
-std::vector<int64_t> FeedForwardImpl::degrees() const {
-  return layer_degrees(depth(), options.activation().p());
-}
+std::vector<int64_t> FeedForwardImpl::degrees() const { return layer_degrees(options); }
 
 int64_t FeedForwardImpl::total_degree() const {
   int64_t total = 0;
@@ -196,14 +258,7 @@ int64_t FeedForwardImpl::total_degree() const {
 }
 
 std::vector<std::vector<int64_t>> FeedForwardImpl::layer_shapes() const {
-  std::vector<std::vector<int64_t>> shapes;
-  int64_t fan_in = options.input_dim();
-  for (int64_t width : options.widths()) {
-    shapes.push_back({width, fan_in});
-    fan_in = width;
-  }
-  shapes.push_back({1, fan_in});
-  return shapes;
+  return ncflab::layer_shapes(options);
 }
 
 int64_t FeedForwardImpl::parameters_per_member() const {

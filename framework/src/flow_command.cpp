@@ -39,7 +39,7 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
   const auto options = flow_options(config);
   out << fmt::format("flow: {} member{} on {} (L = {}, P = {}), from w0 with ||w0|| = 1 until ||u|| = {:g}\n",
                      w0.size(0), w0.size(0) == 1 ? "" : "s",
-                     describe_activation(ncf.options().activation()), ncf.total_degree(),
+                     describe_model(ncf.options()), ncf.total_degree(),
                      ncf.parameters(), options.max_norm());
   const auto result = integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, 2.0));
 

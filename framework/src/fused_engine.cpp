@@ -36,7 +36,9 @@ class FusedEngine final : public TrainingEngine {
         labels_(labels.contiguous()),
         loss_(loss),
         activation_(model_->options.activation()),
-        shapes_(model_->layer_shapes()) {
+        shapes_(model_->layer_shapes()),
+        hidden_(static_cast<size_t>(model_->hidden_layers())),
+        learned_output_(model_->options.kind() == ModelKind::feedforward) {
     for (const auto& w : model_->weights()) {
       TORCH_CHECK(w.is_contiguous(), "fused engine – weights must be contiguous");
       gradients_.push_back(torch::zeros_like(w));
@@ -45,9 +47,11 @@ class FusedEngine final : public TrainingEngine {
     negative_coefficient_ = activation_.p() == 1         ? activation_.alpha()
                             : activation_.p() % 2 == 0 ? -activation_.alpha()
                                                          : activation_.alpha();
+    // A single-layer model's output row is fixed to ones: H = Σ_j σ(w_jᵀx).
+    if (!learned_output_) ones_.assign(static_cast<size_t>(shapes_[hidden_ - 1][0]), T(1));
     scratch_.resize(static_cast<size_t>(at::get_num_threads()));
     for (auto& s : scratch_) {
-      for (size_t l = 0; l + 1 < shapes_.size(); ++l) {
+      for (size_t l = 0; l < hidden_; ++l) {
         const auto size = static_cast<size_t>(samples_ * shapes_[l][0]);
         s.activations.emplace_back(size);
         s.slopes.emplace_back(size);
@@ -125,7 +129,7 @@ class FusedEngine final : public TrainingEngine {
     const T* x = inputs_.template data_ptr<T>();
     // Forward: z_l[i, :] = Σ_c a_{l−1}[i, c]·W_lᵀ[c, :].
     const T* previous = x;
-    for (size_t l = 0; l + 1 < depth; ++l) {
+    for (size_t l = 0; l < hidden_; ++l) {
       const int64_t rows = shapes_[l][0];
       const int64_t cols = shapes_[l][1];
       const T* w = layer(model_->weights()[l], s, rows * cols);
@@ -149,9 +153,11 @@ class FusedEngine final : public TrainingEngine {
       }
       previous = a;
     }
-    // Output H_i = W_K·a_{K−1}[i, :], loss and residual r_i = ∂ℓ/∂H_i.
-    const int64_t last_width = shapes_[depth - 1][1];
-    const T* output_weights = layer(model_->weights()[depth - 1], s, last_width);
+    // Output H_i = W_K·a_{K−1}[i, :] (W_K = ones for a single-layer model), loss and
+    // residual r_i = ∂ℓ/∂H_i.
+    const int64_t last_width = shapes_[hidden_ - 1][0];
+    const T* output_weights =
+        learned_output_ ? layer(model_->weights()[depth - 1], s, last_width) : ones_.data();
     const T* y = labels_.template data_ptr<T>();
     T* r = scratch.residual.data();
     double loss = 0;
@@ -170,24 +176,27 @@ class FusedEngine final : public TrainingEngine {
         r[i] = -y[i] * (T(1) / (T(1) + std::exp(-m)));
       }
     }
-    // Backward: ∇W_K = Σ_i r_i a_{K−1}[i, :]; δ_{K−1}[i, j] = r_i·W_K[j]·σ'(z_{K−1}[i, j]).
-    T* grad_last = layer(gradients_[depth - 1], s, last_width);
-    for (int64_t j = 0; j < last_width; ++j) grad_last[j] = 0;
-    T* delta = scratch.deltas[depth - 2].data();
-    const T* last_slope = scratch.slopes[depth - 2].data();
+    // Backward: ∇W_K = Σ_i r_i a_{K−1}[i, :] (a learned W_K only);
+    // δ_{K−1}[i, j] = r_i·W_K[j]·σ'(z_{K−1}[i, j]).
+    T* grad_last = learned_output_ ? layer(gradients_[depth - 1], s, last_width) : nullptr;
+    if (grad_last != nullptr) {
+      for (int64_t j = 0; j < last_width; ++j) grad_last[j] = 0;
+    }
+    T* delta = scratch.deltas[hidden_ - 1].data();
+    const T* last_slope = scratch.slopes[hidden_ - 1].data();
     for (int64_t i = 0; i < n; ++i) {
       const T* a = previous + i * last_width;
       const T ri = r[i];
       T* d = delta + i * last_width;
       const T* sl = last_slope + i * last_width;
-      for (int64_t j = 0; j < last_width; ++j) {
-        grad_last[j] += ri * a[j];
-        d[j] = ri * output_weights[j] * sl[j];
+      if (grad_last != nullptr) {
+        for (int64_t j = 0; j < last_width; ++j) grad_last[j] += ri * a[j];
       }
+      for (int64_t j = 0; j < last_width; ++j) d[j] = ri * output_weights[j] * sl[j];
     }
     // Hidden layers, last to first: ∇W_l[j, :] = Σ_i δ_l[i, j]·a_{l−1}[i, :], and
     // δ_{l−1}[i, :] = (Σ_j δ_l[i, j]·W_l[j, :]) ⊙ σ'(z_{l−1}[i, :]).
-    for (size_t l = depth - 1; l-- > 0;) {
+    for (size_t l = hidden_; l-- > 0;) {
       const int64_t rows = shapes_[l][0];
       const int64_t cols = shapes_[l][1];
       const T* w = layer(model_->weights()[l], s, rows * cols);
@@ -247,7 +256,10 @@ class FusedEngine final : public TrainingEngine {
   torch::Tensor labels_;
   LossKind loss_;
   PolyLeakyReLUOptions activation_;
-  std::vector<std::vector<int64_t>> shapes_;
+  std::vector<std::vector<int64_t>> shapes_;  // of the weight tensors (the parameters)
+  size_t hidden_;                             // layers followed by σ
+  bool learned_output_;                       // false: the output row is fixed to ones
+  std::vector<T> ones_;                       // that fixed row, [k] (single-layer only)
   int64_t samples_ = 0;
   double negative_coefficient_ = 0;
   std::vector<Scratch<T>> scratch_;  // one per thread

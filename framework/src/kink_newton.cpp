@@ -68,7 +68,7 @@ class KinkNewton {
       : ncf_(ncf), options_(options), alpha_(ncf.options().activation().alpha()) {
     n_ = ncf.inputs().size(0);
     const auto& shapes = ncf.layer_shapes();
-    for (size_t h = 0; h + 1 < shapes.size(); ++h) {
+    for (size_t h = 0; h < static_cast<size_t>(ncf.hidden_layers()); ++h) {
       offsets_.push_back(total_);
       widths_.push_back(shapes[h][0]);
       total_ += shapes[h][0] * n_;
@@ -91,12 +91,11 @@ class KinkNewton {
   PatternPass forward(const torch::Tensor& u, const torch::Tensor& slopes) const {
     const auto weights = ncf_.layers(u);
     PatternPass pass;
-    auto hidden = torch::matmul(weights[0], ncf_.inputs().t());
     std::vector<torch::Tensor> flat;
-    for (size_t l = 1; l < weights.size(); ++l) {
+    for (size_t h = 0; h < widths_.size(); ++h) {
+      const auto hidden = torch::matmul(weights[h], h == 0 ? ncf_.inputs().t() : pass.a.back());
       flat.push_back(hidden.flatten(1));
-      pass.a.push_back(hidden * layer_view(slopes, l - 1));
-      hidden = torch::matmul(weights[l], pass.a.back());
+      pass.a.push_back(hidden * layer_view(slopes, h));
     }
     pass.flat_z = torch::cat(flat, 1);
     return pass;
@@ -112,17 +111,19 @@ class KinkNewton {
                          bool with_output, const torch::Tensor& extra,
                          torch::Tensor* signals = nullptr) const {
     const auto weights = ncf_.layers(u);
-    const size_t depth = weights.size();
+    // With a single-layer model's fixed output row of ones (no gradient of its own).
+    const auto layers = network_layers(weights, ncf_.options());
+    const size_t depth = layers.size();
     int64_t batch = u.size(0);
     if (extra.defined()) batch = std::max(batch, extra.size(0));
     torch::Tensor delta = with_output ? ncf_.ybar().view({1, 1, n_})
                                       : torch::zeros({1, 1, n_}, options_t_);
-    std::vector<torch::Tensor> grads(depth);
+    std::vector<torch::Tensor> grads(weights.size());
     std::vector<torch::Tensor> flat_signals(depth - 1);
     // δ_K = c; grad W_l = δ_l a_{l−1}ᵀ; δ_{l−1} = (W_lᵀ δ_l) ⊙ s_{l−1} + e_{l−1}.
     for (size_t l = depth - 1; l >= 1; --l) {
-      grads[l] = torch::matmul(delta, pass.a[l - 1].transpose(1, 2));
-      const auto up = torch::matmul(weights[l].transpose(1, 2), delta);
+      if (l < weights.size()) grads[l] = torch::matmul(delta, pass.a[l - 1].transpose(1, 2));
+      const auto up = torch::matmul(layers[l].transpose(1, 2), delta);
       flat_signals[l - 1] = up.flatten(1);
       delta = up * layer_view(slopes, l - 1);
       if (extra.defined()) delta = delta + layer_view(extra, l - 1);
@@ -181,7 +182,7 @@ class KinkNewton {
   // The true forward pass of u [P]: preactivations [Z] and activations per hidden layer.
   std::pair<torch::Tensor, std::vector<torch::Tensor>> true_pass(const torch::Tensor& u) const {
     const auto cache = feedforward_forward(ncf_.layers(u.unsqueeze(0)), ncf_.inputs(),
-                                           ncf_.options().activation());
+                                           ncf_.options());
     std::vector<torch::Tensor> flat;
     std::vector<torch::Tensor> activations;
     for (const auto& z : cache.preactivations) flat.push_back(z.flatten(1));
@@ -304,7 +305,7 @@ class KinkNewton {
     const int64_t m = held.size(0);
     auto up = torch::zeros({m}, options_t_);
     auto down = torch::zeros({m}, options_t_);
-    const auto weights = ncf_.layers(u.unsqueeze(0));
+    const auto weights = network_layers(ncf_.layers(u.unsqueeze(0)), ncf_.options());
     const auto activations = true_pass(u).second;
     const auto& activation = ncf_.options().activation();
     const auto index = held.to(torch::kCPU);
@@ -339,13 +340,16 @@ class KinkNewton {
     bool changed = false;
     for (int round = 0; round < 8; ++round) {
       bool removed = false;
-      const auto weights = ncf_.layers(u.unsqueeze(0));
+      const auto weights = ncf_.layers(u.unsqueeze(0));  // views into u
+      // A single-layer model's output row is fixed to ones: it is no weight to remove.
+      const auto outgoing_layers = network_layers(weights, ncf_.options());
       const auto z = true_pass(u).first;
       const auto pass = forward(u.unsqueeze(0));
       const auto scale = typical_scales(u.unsqueeze(0), pass);
       for (size_t h = 0; h < widths_.size(); ++h) {
+        const bool learned_outgoing = h + 1 < weights.size();
         const auto incoming = weights[h][0].norm(2, 1);
-        const auto outgoing = weights[h + 1][0].norm(2, 0);
+        const auto outgoing = outgoing_layers[h + 1][0].norm(2, 0);
         auto dead = incoming * outgoing <= kDeadCarry;
         if (alpha_ == 0.0) {
           dead = dead | (layer_view(z, h) <= options_.kink_tol() * layer_view(scale, h)).all(1);
@@ -355,7 +359,7 @@ class KinkNewton {
           dead_units_[h][j] = true;
           removed = true;
           weights[h][0][j].zero_();
-          weights[h + 1][0].select(1, j).zero_();
+          if (learned_outgoing) weights[h + 1][0].select(1, j).zero_();
           layer_view(dead_mask_, h)[j].fill_(true);
           layer_view(held_mask_, h)[j].fill_(false);
         }
@@ -372,7 +376,7 @@ class KinkNewton {
         for (int64_t j = 0; j < widths_[h]; ++j) {
           if (!dead_units_[h][j]) continue;
           weights[h][0][j].fill_(1.0);
-          weights[h + 1][0].select(1, j).fill_(1.0);
+          if (h + 1 < weights.size()) weights[h + 1][0].select(1, j).fill_(1.0);
         }
       }
       frozen_ = marker > 0.5;

@@ -93,8 +93,10 @@ StartState smooth_ascent(const Ncf& ncf, torch::Tensor u, const KktSearchOptions
 
 bool same_up_to_permutation(const Ncf& ncf, const torch::Tensor& a, const torch::Tensor& b,
                             double tol) {
-  auto la = ncf.layers(a.unsqueeze(0));
-  auto lb = ncf.layers(b.unsqueeze(0));
+  // A single-layer model's fixed output row of ones comes along: its columns are equal,
+  // so only the incoming rows decide, and it adds nothing to the distance.
+  const auto la = network_layers(ncf.layers(a.unsqueeze(0)), ncf.options());
+  const auto lb = network_layers(ncf.layers(b.unsqueeze(0)), ncf.options());
   std::vector<torch::Tensor> first;
   std::vector<torch::Tensor> second;
   for (size_t l = 0; l < la.size(); ++l) {

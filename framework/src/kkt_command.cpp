@@ -68,7 +68,7 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
   const Ncf ncf(problem.model->options, problem.data.inputs, problem.ncf_labels);
   const auto options = kkt_search_options(config);
   out << fmt::format("kkt: {} starts on {} (L = {}, P = {}), tol {:g}\n", options.restarts(),
-                     describe_activation(ncf.options().activation()), ncf.total_degree(),
+                     describe_model(ncf.options()), ncf.total_degree(),
                      ncf.parameters(), options.tol());
   const auto result = search_kkt_points(ncf, options, [&err](const KktProgress& progress) {
     err << fmt::format("kkt: iteration {:>6}  {} starts still ascending  best N {:.6g}\n",

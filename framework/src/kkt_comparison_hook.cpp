@@ -71,7 +71,7 @@ void KktComparisonHook::metrics(const TrainState& state, const std::vector<int64
       const auto row = host[static_cast<int64_t>(r)];
       double cosine = -1;
       for (const auto& point : reference_.kkt_points) {
-        const auto aligned = align_hidden_units(row, point, ncf_->layer_shapes());
+        const auto aligned = align_hidden_units(row, point, ncf_->options());
         cosine = std::max(cosine, (row * aligned).sum().item<double>());
       }
       best.push_back(cosine);

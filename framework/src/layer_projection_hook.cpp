@@ -11,7 +11,7 @@ std::vector<std::string> LayerProjectionHook::metric_names() const {
   for (int64_t l = 1; l <= depth_; ++l) {
     names.push_back(fmt::format("layer{}_norm", l));
     names.push_back(fmt::format("layer{}_share", l));
-    if (l < depth_) names.push_back(fmt::format("layer{}_sv_ratio", l));
+    if (l <= hidden_layers_) names.push_back(fmt::format("layer{}_sv_ratio", l));
   }
   return names;
 }
@@ -31,7 +31,7 @@ void LayerProjectionHook::metrics(const TrainState& state, const std::vector<int
                          std::vector<double>(norm.data_ptr<double>(), norm.data_ptr<double>() + norm.numel()));
     columns.emplace_back(fmt::format("layer{}_share", l + 1),
                          std::vector<double>(share.data_ptr<double>(), share.data_ptr<double>() + share.numel()));
-    if (l + 1 < weights.size()) {
+    if (static_cast<int64_t>(l) < hidden_layers_) {
       // σ₂/σ₁ is scale-free, so the layer itself serves for W_l/‖W_l‖.
       const auto sv = torch::linalg_svdvals(weights[l].index_select(0, index).to(torch::kFloat64));
       const auto ratio = sv.size(-1) < 2 ? torch::zeros({static_cast<int64_t>(rows.size())}, torch::kFloat64)

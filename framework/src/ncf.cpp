@@ -34,26 +34,22 @@ Ncf::Ncf(FeedForwardOptions options, torch::Tensor inputs, torch::Tensor ybar)
               "Ncf – inputs must be [n, ", options_.input_dim(), "] – got ", inputs_.sizes());
   TORCH_CHECK(ybar_.dim() == 1 && ybar_.size(0) == inputs_.size(0),
               "Ncf – ybar must be [n] with n = ", inputs_.size(0), " – got ", ybar_.sizes());
-  int64_t fan_in = options_.input_dim();
-  for (int64_t width : options_.widths()) {
-    shapes_.push_back({width, fan_in});
-    fan_in = width;
-  }
-  shapes_.push_back({1, fan_in});
+  check_architecture(options_);
+  shapes_ = ncflab::layer_shapes(options_);
   for (const auto& shape : shapes_) parameters_ += shape[0] * shape[1];
-  degrees_ = layer_degrees(static_cast<int64_t>(shapes_.size()), options_.activation().p());
+  degrees_ = layer_degrees(options_);
   for (int64_t q : degrees_) total_degree_ += q;
 }
 
 torch::Tensor Ncf::value(const torch::Tensor& u) const {
-  return (feedforward_outputs(layers(u), inputs_, options_.activation()) * ybar_).sum(-1);
+  return (feedforward_outputs(layers(u), inputs_, options_) * ybar_).sum(-1);
 }
 
 NcfEvaluation Ncf::evaluate(const torch::Tensor& u) const {
   torch::NoGradGuard no_grad;
   const auto weights = layers(u);
-  const auto cache = feedforward_forward(weights, inputs_, options_.activation());
-  const auto grads = feedforward_vjp(weights, inputs_, options_.activation(), cache,
+  const auto cache = feedforward_forward(weights, inputs_, options_);
+  const auto grads = feedforward_vjp(weights, inputs_, options_, cache,
                                      ybar_.expand({weights.front().size(0), -1}));
   return {(cache.outputs * ybar_).sum(-1), join_layers(grads)};
 }
@@ -72,7 +68,7 @@ Ncf::ClarkeChoice Ncf::best_clarke_gradient(const torch::Tensor& unit_row, doubl
   const double low = std::min(activation.alpha(), 1.0);
   const double high = std::max(activation.alpha(), 1.0);
   const auto weights = layers(unit_row.unsqueeze(0));
-  const auto cache = feedforward_forward(weights, inputs_, activation);
+  const auto cache = feedforward_forward(weights, inputs_, options_);
   const size_t hidden_layers = cache.preactivations.size();
 
   // Slopes σ'(z) per hidden layer, [1, k_l, n]; near-zero preactivations are kinks.
@@ -84,7 +80,7 @@ Ncf::ClarkeChoice Ncf::best_clarke_gradient(const torch::Tensor& unit_row, doubl
 
   const auto unit = unit_row;
   const auto gradient_for = [&](const std::vector<torch::Tensor>& slope_set, int64_t batch) {
-    const auto grads = feedforward_vjp(weights, inputs_, activation, cache,
+    const auto grads = feedforward_vjp(weights, inputs_, options_, cache,
                                        ybar_.expand({batch, -1}), slope_set);
     return join_layers(grads);  // [batch, P]
   };
@@ -160,7 +156,7 @@ std::vector<torch::Tensor> Ncf::kinks(const torch::Tensor& unit_row, double tole
   torch::NoGradGuard no_grad;
   const auto& activation = options_.activation();
   const auto weights = layers(unit_row.unsqueeze(0));
-  const auto cache = feedforward_forward(weights, inputs_, activation);
+  const auto cache = feedforward_forward(weights, inputs_, options_);
   std::vector<torch::Tensor> result;
   const bool has_kink = activation.p() == 1 && activation.alpha() != 1.0;
   torch::Tensor silent;  // [n]: the previous layer's whole column is at kinks or removed
@@ -193,7 +189,7 @@ torch::Tensor Ncf::project_onto_kinks(const torch::Tensor& unit_row,
   auto weights = layers(row.unsqueeze(0));  // views into `row`
   for (size_t h = 0; h < kinked.size(); ++h) {
     if (kinked[h].size(0) == 0) continue;
-    const auto cache = feedforward_forward(weights, inputs_, options_.activation());
+    const auto cache = feedforward_forward(weights, inputs_, options_);
     const auto previous = h == 0 ? inputs_.t() : cache.activations[h - 1][0];  // [k_{l−1}, n]
     const auto units = std::get<0>(at::_unique(kinked[h].select(1, 0)));
     for (int64_t a = 0; a < units.size(0); ++a) {

@@ -72,6 +72,7 @@ Problem build_problem(const Config& config) {
   problem.ncf_labels = ncf_labels(config.loss, problem.data.labels);
 
   auto options = FeedForwardOptions(problem.data.dim(), config.model.widths)
+                     .kind(config.model.kind)
                      .activation(PolyLeakyReLUOptions()
                                      .alpha(config.model.activation.alpha)
                                      .p(config.model.activation.p))
@@ -115,9 +116,7 @@ std::string describe_problem(const Problem& problem) {
   text += fmt::format("           labels in [{:.4g}, {:.4g}]\n",
                       problem.data.labels.min().item<double>(),
                       problem.data.labels.max().item<double>());
-  text += fmt::format("  model    feed-forward, d = {}, widths [{}], depth K = {}, {}\n",
-                      problem.data.dim(), fmt::join(config.model.widths, ", "), model.depth(),
-                      describe_activation(model.options.activation()));
+  text += fmt::format("  model    {}\n", describe_model(model.options));
   text += fmt::format("  degrees  q = [{}] (W1 first), total L = {}\n", fmt::join(degrees, ", "),
                       total);
   text += fmt::format("  weights  P = {} per member, S = {} member{}, {} on {}\n",

@@ -362,7 +362,9 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
   for (const auto& group : groups) {
     write_meta(group.directory, problem, resolve_engine_kind(batch.train.engine, problem.device));
   }
-  if (batch.hooks.layers) trainer.add_hook(std::make_shared<LayerProjectionHook>(model.depth()));
+  if (batch.hooks.layers) {
+    trainer.add_hook(std::make_shared<LayerProjectionHook>(model.depth(), model.hidden_layers()));
+  }
   if (batch.hooks.kkt) {
     KktComparisonHook::Reference reference;
     reference.log_every = batch.train.log_every;

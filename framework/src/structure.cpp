@@ -34,6 +34,8 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
   torch::NoGradGuard no_grad;
   const auto unit = unit_rows(direction.to(torch::kCPU, torch::kFloat64).reshape({1, -1}));
   const auto layers = ncf.layers(unit);
+  // Hidden layers: all but a feed-forward net's output row (a single-layer model's W1 is one).
+  const auto hidden = static_cast<size_t>(ncf.hidden_layers());
   const double total = static_cast<double>(ncf.total_degree());
   DirectionStructure result;
   result.rank_one = true;
@@ -54,7 +56,7 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
                          : layer.singular_values[1] / layer.singular_values[0];
     result.rank_one = result.rank_one && layer.sv_ratio < options.rank_one_tol();
     result.balance_error = std::max(result.balance_error, std::abs(layer.norm2 - layer.target_norm2));
-    if (l + 1 < layers.size()) {
+    if (l < hidden) {
       result.hidden.push_back(describe_hidden_vector(left.select(1, 0), static_cast<int64_t>(l) + 1,
                                                      options.support_tol()));
     }
@@ -76,7 +78,7 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
   {
     torch::AutoGradMode enable(true);
     composed = torch::matmul(ncf.inputs(), b_var);
-    for (size_t k = 0; k + 1 < layers.size(); ++k) composed = poly_leaky_relu(composed, activation);
+    for (size_t k = 0; k < hidden; ++k) composed = poly_leaky_relu(composed, activation);
     const auto objective = (ncf.ybar() * composed).sum();
     const auto gradient = torch::autograd::grad({objective}, {b_var})[0].detach();
     const auto bd = b_var.detach();

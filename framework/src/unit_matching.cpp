@@ -9,9 +9,13 @@
 namespace ncflab {
 
 torch::Tensor align_hidden_units(const torch::Tensor& reference, const torch::Tensor& point,
-                                 const std::vector<std::vector<int64_t>>& shapes) {
+                                 const FeedForwardOptions& options) {
+  const auto shapes = layer_shapes(options);
   const auto ref_layers = split_layers(reference.to(torch::kCPU, torch::kFloat64), shapes);
-  auto layers = split_layers(point.to(torch::kCPU, torch::kFloat64).clone(), shapes);
+  // Every layer but the last has units; a single-layer model's fixed output row of ones
+  // comes along so the loop below permutes its (identical) columns like any other layer's.
+  const auto layers =
+      network_layers(split_layers(point.to(torch::kCPU, torch::kFloat64).clone(), shapes), options);
   std::vector<torch::Tensor> aligned;
   for (const auto& layer : layers) aligned.push_back(layer[0].clone());
   for (size_t l = 0; l + 1 < aligned.size(); ++l) {
@@ -48,7 +52,7 @@ torch::Tensor align_hidden_units(const torch::Tensor& reference, const torch::Te
     aligned[l + 1] = aligned[l + 1].index_select(1, index);
   }
   std::vector<torch::Tensor> batched;
-  for (const auto& layer : aligned) batched.push_back(layer.unsqueeze(0));
+  for (size_t l = 0; l < shapes.size(); ++l) batched.push_back(aligned[l].unsqueeze(0));
   return join_layers(batched)[0];
 }
 

@@ -20,16 +20,20 @@ namespace ncflab {
 
 /// Unit-sphere projection, per layer: ‖W_l‖, the share ‖W_l‖²/‖w‖² (q_l/L at a KKT point,
 /// SPEC §1) and σ₂/σ₁ of W_l/‖W_l‖ (0 when rank one). Columns layer{l}_norm,
-/// layer{l}_share, layer{l}_sv_ratio for l = 1..K (W_K, a row, has no sv_ratio).
+/// layer{l}_share for each of the `depth` weight tensors and layer{l}_sv_ratio for the
+/// first `hidden_layers` (a feed-forward net's output row W_K has none; a single-layer
+/// model's W1, share 1, has one).
 class LayerProjectionHook final : public TrainHook {
  public:
-  explicit LayerProjectionHook(int64_t depth) : depth_(depth) {}
+  LayerProjectionHook(int64_t depth, int64_t hidden_layers)
+      : depth_(depth), hidden_layers_(hidden_layers) {}
   std::vector<std::string> metric_names() const override;
   void metrics(const TrainState& state, const std::vector<int64_t>& rows,
                MetricColumns& columns) override;
 
  private:
   int64_t depth_;
+  int64_t hidden_layers_;
 };
 
 /// Compares û = w/‖w‖ with the constrained NCF: N(û), the smooth KKT residual, the

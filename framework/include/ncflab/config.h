@@ -12,6 +12,7 @@
 #include "ncflab/data.h"
 #include "ncflab/engine.h"
 #include "ncflab/errors.h"
+#include "ncflab/feedforward.h"
 #include "ncflab/loss.h"
 
 namespace ncflab {
@@ -42,6 +43,7 @@ struct ActivationConfig {
 };
 
 struct ModelConfig {
+  ModelKind kind = ModelKind::feedforward;  ///< single_layer: H = Σ_j σ(w_jᵀx), widths [k]
   std::vector<int64_t> widths = {20};
   ActivationConfig activation;
 };

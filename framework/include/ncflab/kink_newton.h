@@ -46,9 +46,11 @@ struct KinkNewtonResult {
 /// preactivations there ("shadowed", zero on the manifold) pick their sides only once the
 /// kink is left. Hidden units that carry nothing (‖incoming‖·‖outgoing‖ ≈ 0, or for α = 0 no
 /// positive preactivation) are removed as a whole: both weight sets are set to zero and kept
-/// there, the only KKT values for them when N > 0. Steps are trust-region steps in the
-/// eigenbasis of the reduced Hessian. Runs on the device and dtype of `ncf`; pass a CPU
-/// float64 Ncf for speed and accuracy. Not for p ≥ 2 or α = 1 (no kinks).
+/// there, the only KKT values for them when N > 0 (a single-layer model's outgoing row is
+/// fixed to ones: only the incoming weights go; the final certificate judges the point).
+/// Steps are trust-region steps in the eigenbasis of the reduced Hessian. Runs on the device
+/// and dtype of `ncf`; pass a CPU float64 Ncf for speed and accuracy. Not for p ≥ 2 or
+/// α = 1 (no kinks).
 KinkNewtonResult kink_newton(const Ncf& ncf, const torch::Tensor& start,
                              const KinkNewtonOptions& options = {});
 

@@ -1,6 +1,6 @@
-// The Neural Correlation Function N(u) = ȳᵀH(X; u) (SPEC §1) of a feed-forward net
-// for an ensemble of weight vectors u [S, P], its exact gradient, and the smooth and
-// kink-aware KKT residuals of the constrained problem max N(u) s.t. ‖u‖ = 1.
+// The Neural Correlation Function N(u) = ȳᵀH(X; u) (SPEC §1) of a feed-forward or
+// single-layer model for an ensemble of weight vectors u [S, P], its exact gradient, and
+// the smooth and kink-aware KKT residuals of the constrained problem max N(u) s.t. ‖u‖ = 1.
 #pragma once
 
 #include <torch/torch.h>
@@ -25,7 +25,7 @@ struct KinkResidual {
 
 class Ncf {
  public:
-  /// The architecture comes from `options` (widths, activation); `inputs` [n, d] and
+  /// The architecture comes from `options` (kind, widths, activation); `inputs` [n, d] and
   /// `ybar` [n] fix the data. Directions u live on the inputs' device and dtype.
   Ncf(FeedForwardOptions options, torch::Tensor inputs, torch::Tensor ybar);
 
@@ -70,6 +70,8 @@ class Ncf {
   const std::vector<int64_t>& degrees() const { return degrees_; }
   int64_t total_degree() const { return total_degree_; }
   const std::vector<std::vector<int64_t>>& layer_shapes() const { return shapes_; }
+  /// Layers followed by σ (their units can be permuted; p = 1: their kinks).
+  int64_t hidden_layers() const { return static_cast<int64_t>(options_.widths().size()); }
   const FeedForwardOptions& options() const { return options_; }
   const torch::Tensor& inputs() const { return inputs_; }
   const torch::Tensor& ybar() const { return ybar_; }

@@ -1,6 +1,9 @@
 // Structure of a feed-forward direction (SPEC §1, rank-one KKT points): per-layer
 // balance and singular values, the hidden singular vectors' signs, support and
 // magnitudes, and the input direction's single-neuron KKT residual. Measured, never assumed.
+// For a single-layer model H = Σ_j σ(w_jᵀx) the same numbers read: W1 rank one = every live
+// unit points along ±b; its hidden vector holds the units' signed scales; the balance
+// ‖W1‖² = q_1/L = 1 holds trivially; b solves the single-neuron problem with g = σ.
 #pragma once
 
 #include <torch/torch.h>
@@ -26,7 +29,8 @@ struct LayerStructure {
   std::vector<double> singular_values;
 };
 
-/// The leading left singular vector of W_l for a hidden layer l (one entry per unit).
+/// The leading left singular vector of W_l for a hidden layer l (one entry per unit): l < K
+/// for a feed-forward net, W1 of a single-layer model.
 struct HiddenVectorStructure {
   int64_t layer = 0;            ///< l = 1 … K−1
   double sign_fraction = 0;     ///< share of non-zero entries with the majority sign
@@ -43,7 +47,8 @@ struct DirectionStructure {
   std::vector<double> input_direction;  ///< b: leading right singular vector of W_1, oriented
                                         ///< so the first hidden vector is mostly non-negative
   double single_neuron_residual = 0;    ///< smooth KKT residual of b for max Σ ȳ_i g(bᵀx_i),
-                                        ///< g = σ composed K−1 times
+                                        ///< g = σ composed once per hidden layer (K−1 times;
+                                        ///< once for a single-layer model)
 };
 
 /// Measures the structure of one direction û [P] (normalised here).

@@ -4,16 +4,16 @@
 
 #include <torch/torch.h>
 
-#include <cstdint>
-#include <vector>
+#include "ncflab/feedforward.h"
 
 namespace ncflab {
 
 /// `point` [P] with its hidden units permuted, layer by layer from the input, to line up
 /// with `reference` [P]: units are matched greedily by the cosine of their incoming rows
-/// (after the previous layer's permutation), highest first. `shapes` are the layer shapes
-/// [k_l, k_{l−1}]. float64 CPU in, float64 CPU out.
+/// (after the previous layer's permutation), highest first. `options` give the layer
+/// shapes and which layers have units (W1 of a single-layer model too). float64 CPU in,
+/// float64 CPU out.
 torch::Tensor align_hidden_units(const torch::Tensor& reference, const torch::Tensor& point,
-                                 const std::vector<std::vector<int64_t>>& shapes);
+                                 const FeedForwardOptions& options);
 
 }  // namespace ncflab

@@ -111,6 +111,9 @@ def kkt_summary(path):
         "best_ncf": points[0]["ncf"] if points else None,
         "max_sv_ratio": max(sv) if sv else None,
         "max_residual": max(p["residual"] for p in points) if points else None,
+        "at_kinks": sum(1 for p in points if p["kinks"] > 0),
+        # Points the smooth residual alone would not certify (the kink-aware one does).
+        "smooth_fails": sum(1 for p in points if p["residual"] > result["tol"]),
         "max_kink_residual": max(p["kink_residual"] for p in points) if points else None,
         "min_sign_fraction": min(signs) if signs else None,
         "max_spread": max(spread) if spread else None,
@@ -137,7 +140,8 @@ def kkt(runner):
                 publish(os.path.join(directory, "report"), "kkt", f"{data}_{name}")
     header = ["data", "activation", "L", "converged / starts", "distinct points", "rank-one share",
               "max σ₂/σ₁ (hidden)", "min sign fraction", "max magnitude spread", "support",
-              "max balance error", "max smooth residual", "max kink-aware residual", "best N", "seconds"]
+              "max balance error", "points at kinks", "smooth residual > tol", "max smooth residual",
+              "max kink-aware residual", "best N", "seconds"]
     lines = ["# KKT points of the constrained NCF: structure", "",
              "Measured by `experiments/paper/reproduce.py kkt` (100 random starts per row). Rank one: "
              "σ₂/σ₁ < kkt.rank_one_tol = 1e-4 in every hidden layer. Sign fraction: share of a hidden "
@@ -149,7 +153,8 @@ def kkt(runner):
         lines.append("| " + " | ".join([data, name, str(s["L"]), f"{s['converged']} / {s['restarts']}",
                                          str(s["points"]), number(s["rank_one_share"]), number(s["max_sv_ratio"]),
                                          number(s["min_sign_fraction"]), number(s["max_spread"]), s["support"],
-                                         number(s["max_balance_error"]), number(s["max_residual"]),
+                                         number(s["max_balance_error"]), str(s["at_kinks"]),
+                                         str(s["smooth_fails"]), number(s["max_residual"]),
                                          number(s["max_kink_residual"]), number(s["best_ncf"], 8),
                                          f"{s['seconds']:.0f}"]) + " |")
     os.makedirs(os.path.join(RESULTS, "kkt"), exist_ok=True)

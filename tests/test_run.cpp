@@ -38,6 +38,34 @@ std::vector<std::string> lines_of(const std::string& path) {
   return lines;
 }
 
+TEST(Run, SnapshotsHoldTheWeightsEveryNStepsAndAtTheEnd) {
+  TempDir dir;
+  const auto out = dir.path("run");
+  // Two members escaping at different steps: a finished member keeps its final weights.
+  const auto result = run_ncflab(with(with({"run", kQuickstart}, kSmall), {"train.snapshot_every=50", "--out", out}));
+  ASSERT_EQ(result.code, 0) << result.err;
+  const auto summary = read_json(out + "/summary.json");
+  const int64_t last = std::max(summary["members"][0]["steps"].get<int64_t>(), summary["members"][1]["steps"].get<int64_t>());
+  const auto trajectory = load_tensor_dict(out + "/weights_trajectory.pt");
+  const auto init = load_tensor_dict(out + "/weights_init.pt");
+  const auto final = load_tensor_dict(out + "/weights_final.pt");
+  ASSERT_EQ(trajectory.size(), 1 + init.size());
+  ASSERT_EQ(trajectory[0].first, "step");
+  const auto steps = trajectory[0].second;
+  EXPECT_EQ(steps.scalar_type(), torch::kLong);
+  const int64_t count = steps.size(0);
+  ASSERT_EQ(count, last / 50 + 1 + (last % 50 != 0 ? 1 : 0));
+  for (int64_t i = 0; i + 1 < count; ++i) EXPECT_EQ(steps[i].item<int64_t>(), 50 * i);
+  EXPECT_EQ(steps[count - 1].item<int64_t>(), last);
+  for (size_t l = 0; l < init.size(); ++l) {
+    const auto& layer = trajectory[l + 1].second;
+    EXPECT_EQ(trajectory[l + 1].first, init[l].first);
+    EXPECT_TRUE(torch::equal(layer[0], init[l].second));
+    EXPECT_TRUE(torch::equal(layer[count - 1], final[l].second));
+    EXPECT_FALSE(torch::equal(layer[1], layer[0]));  // the weights moved in between
+  }
+}
+
 TEST(Run, WritesTheRunDirectoryOfTheSpec) {
   TempDir dir;
   const auto out = dir.path("run");

@@ -58,7 +58,7 @@ DEFAULTS = {
     "loss": "square",
     "init": {"scale": 1.0e-3},
     "train": {"step": 1.0e-2, "max_steps": 100000, "escape_radius": 0.1, "stop_at_escape": True,
-              "log_every": 100, "engine": "auto", "checkpoint_every": 10000},
+              "log_every": 100, "engine": "auto", "checkpoint_every": 10000, "snapshot_every": 0},
     "ensemble": {"seeds": 1},
     "hooks": {"kkt": True, "kkt_search": False, "kink_residual": "auto", "layers": True,
               "progress": "auto", "progress_seconds": 2.0},
@@ -568,6 +568,7 @@ def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_sa
     degree = sum(layer_degrees(model["widths"], p, kind))
     ws = [w.clone().requires_grad_(True) for w in weights]
     rows, escape, status, step = [], None, None, 0
+    snapshot_every, snapshots = train["snapshot_every"], {}
     last_progress = time.monotonic()
     while True:
         loss = loss_value(forward(ws, inputs, alpha, p, kind), labels, config["loss"])
@@ -592,6 +593,8 @@ def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_sa
         if report is not None and time.monotonic() - last_progress >= hooks["progress_seconds"]:
             report(step, loss_now, norm / delta)
             last_progress = time.monotonic()
+        if snapshot_every > 0 and (step % snapshot_every == 0 or status is not None):
+            snapshots[step] = [w.detach().to("cpu", torch.float64).clone() for w in ws]
         if status is not None:
             break
         with torch.no_grad():
@@ -599,7 +602,7 @@ def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_sa
                 w.sub_(eta * g)
         step += 1
     outcome = {"status": status, "steps": step, "time": step * eta, "escape": escape,
-               "loss": loss_now, "norm": norm, "gradient_norm": gradient_norm}
+               "loss": loss_now, "norm": norm, "gradient_norm": gradient_norm, "snapshots": snapshots}
     return [w.detach() for w in ws], rows, outcome
 
 
@@ -759,7 +762,7 @@ def main(argv):
                 for l in range(len(shapes))}, os.path.join(args.out, "weights_init.pt"))
 
     log_every, max_steps = config["train"]["log_every"], config["train"]["max_steps"]
-    flows, summaries, all_rows, finals = [], [], [], []
+    summaries, all_rows, finals, outcomes = [], [], [], []
     training_seconds, iterations = 0.0, 0
     progress = str(config["hooks"]["progress"]).lower() != "false"
     for s in range(members):
@@ -788,6 +791,7 @@ def main(argv):
         all_rows += rows
         finals.append(final)
         summaries.append(member_summary(outcome, rows, delta, flow_result, degrees))
+        outcomes.append(outcome)
         if progress:
             print(f"baseline: member {s}: {outcome['status']} after {outcome['steps']} steps", file=sys.stderr)
 
@@ -795,6 +799,19 @@ def main(argv):
     write_metrics(os.path.join(args.out, "metrics.csv"), names, all_rows)
     torch.save({f"W{l + 1}": torch.stack([f[l] for f in finals]).to("cpu", torch.float64)
                 for l in range(len(shapes))}, os.path.join(args.out, "weights_final.pt"))
+    every = config["train"]["snapshot_every"]
+    if every > 0:
+        # As ncflab's ensemble: snapshots at 0, N, 2N, … and the last step of any member; a
+        # member that finished earlier keeps its final weights.
+        snapshots = [s.pop("snapshots") for s in outcomes]
+        last = max(o["steps"] for o in outcomes)
+        steps = list(range(0, last + 1, every)) + ([] if last % every == 0 else [last])
+        trajectory = {"step": torch.tensor(steps, dtype=torch.int64)}
+        for l in range(len(shapes)):
+            trajectory[f"W{l + 1}"] = torch.stack([
+                torch.stack([snapshots[m][min(t, outcomes[m]["steps"])][l] for m in range(members)])
+                for t in steps])
+        torch.save(trajectory, os.path.join(args.out, "weights_trajectory.pt"))
     summary = dict(summaries[0])
     statuses = [m["status"] for m in summaries]
     summary["status"] = ("diverged" if "diverged" in statuses else

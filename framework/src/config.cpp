@@ -117,6 +117,7 @@ void visit_config(Config& c, Visitor& v) {
                                  {"batched", EngineKind::batched},
                                  {"autograd", EngineKind::autograd}});
     v.field("checkpoint_every", c.train.checkpoint_every, at_least_int(0));
+    v.field("snapshot_every", c.train.snapshot_every, at_least_int(0));
   });
   v.section("ensemble", [&] { v.field("seeds", c.ensemble.seeds, at_least_int(1)); });
   v.section("hooks", [&] {

@@ -62,7 +62,9 @@ void save_tensor_dict(const std::filesystem::path& path,
                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& [name, tensor] : tensors) {
-    dict.insert(name, tensor.detach().to(torch::kCPU, torch::kFloat64).contiguous());
+    // Floating point as float64 (what Python compares against); integers (step numbers) kept.
+    const auto dtype = tensor.is_floating_point() ? torch::kFloat64 : tensor.scalar_type();
+    dict.insert(name, tensor.detach().to(torch::kCPU, dtype).contiguous());
   }
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));

@@ -383,6 +383,11 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
                        (batch.hooks.kink_residual == Switch::automatic && batch.model.activation.p == 1);
     trainer.add_hook(std::make_shared<KktComparisonHook>(ncf, reference, kinks ? batch.kkt.kink_tol : 0.0));
   }
+  std::shared_ptr<WeightSnapshotHook> snapshots;
+  if (batch.train.snapshot_every > 0) {
+    snapshots = std::make_shared<WeightSnapshotHook>(batch.train.snapshot_every);
+    trainer.add_hook(snapshots);
+  }
   if (single) {
     const auto directory = groups.front().directory;
     trainer.add_hook(std::make_shared<CheckpointHook>(
@@ -452,6 +457,9 @@ std::vector<RunOutcome> run_groups(const std::vector<RunGroup>& groups, const Ru
       summary["signal"] = signal;
     } else {
       save_tensor_dict(directory / "weights_final.pt", named_layers(slice(model.weights(), layout.first[g], layout.count[g])));
+      if (snapshots) {
+        save_tensor_dict(directory / "weights_trajectory.pt", snapshots->trajectory(layout.first[g], layout.count[g]));
+      }
       std::filesystem::remove(directory / kCheckpointFile);
     }
     write_file_atomically(directory / kSummaryFile, summary.dump(2) + "\n");

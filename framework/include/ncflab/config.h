@@ -60,6 +60,7 @@ struct TrainConfig {
   int64_t log_every = 100;
   EngineKind engine = EngineKind::automatic;
   int64_t checkpoint_every = 10000;  ///< 0: only on interrupt
+  int64_t snapshot_every = 0;  ///< > 0: keep w every this many steps (weights_trajectory.pt)
 };
 
 enum class Switch { automatic, on, off };

@@ -1,7 +1,5 @@
 // Copies of w along training, every snapshot_every steps and at the last step, written
 // as weights_trajectory.pt: the raw material for figures of how units move.
-#include <fmt/format.h>
-
 #include "ncflab/builtin_hooks.h"
 #include "ncflab/output.h"
 

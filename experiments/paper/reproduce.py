@@ -14,6 +14,7 @@ Each claim runs its ncflab commands into runs/paper/<claim>/, draws the figures 
               p ∈ {2, 3}, depth 3 and 4, synthetic and breast-cancer data, 100 starts each
   kinks       smooth against kink-aware KKT residual along training (needs kkt's table too)
   two_homogeneous  2402.09226 figure 1: single-layer ReLU² on 50 points of the circle (L = 2)
+  saddle      the plateau after the first escape: small neurons against the residual NCF's KKT points
 """
 import argparse
 import json
@@ -292,8 +293,101 @@ def two_homogeneous(runner):
     publish(os.path.join(run, "report"), claim, "run")
 
 
+def saddle(runner):
+    """The plateau after the first escape: split the neurons into large and small at its start,
+    search the KKT points of the residual NCF N_r(u) = (y − H_n(X))ᵀ H_z(X; u) (for square
+    loss the NCF of one small neuron on labels y − H_n, so `ncflab kkt` with widths [1] on
+    them), and follow each small neuron's cosine to the nearest of those points."""
+    import csv
+    import torch
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    claim, config_name = "saddle", "saddle_relu2.yaml"
+    run = runner.directory(claim, "run")
+    runner.ncflab_command("run", config(config_name), "--out", run)
+    runner.ncflab_command("report", run)
+    trajectory = torch.load(os.path.join(run, "weights_trajectory.pt"))
+    data = torch.load(os.path.join(run, "data.pt"))
+    inputs, labels = data["inputs"], data["labels"]
+    steps = trajectory["step"].tolist()
+    w1, w2 = trajectory["W1"][:, 0], trajectory["W2"][:, 0, 0]  # [T, k, d], [T, k]
+    with open(os.path.join(run, "metrics.csv")) as f:
+        metrics = {int(r["step"]): (float(r["loss"]), float(r["norm"])) for r in csv.DictReader(f)}
+    with open(os.path.join(run, "config.yaml")) as f:
+        radius = next(float(line.split(":")[1]) for line in f if line.strip().startswith("escape_radius:"))
+    loss = [metrics[s][0] for s in steps]
+    norm = [metrics[s][1] for s in steps]
+    # The plateau: after the first escape, snapshots whose loss changes by < 1e-6 relative.
+    flat = [i for i in range(1, len(steps)) if norm[i] >= radius and loss[i] > 1e-6 * loss[0]
+            and abs(loss[i] - loss[i - 1]) < 1e-6 * loss[i - 1]]
+    if not flat:
+        sys.exit("saddle: no plateau after the first escape")
+    start, end = flat[0], flat[-1]
+    sizes = (w1[start].square().sum(1) + w2[start].square()).sqrt()
+    large = sizes > 0.1 * sizes.max()
+    small = (~large).nonzero().flatten().tolist()
+    residual = labels - (torch.relu(inputs @ w1[start][large].t()) ** 2 * w2[start][large]).sum(1)
+    residual_csv = runner.directory(claim, "residual.csv")
+    with open(residual_csv, "w") as f:
+        f.write(",".join([f"x{j + 1}" for j in range(inputs.shape[1])] + ["r"]) + "\n")
+        for row, r in zip(inputs.tolist(), residual.tolist()):
+            f.write(",".join(repr(v) for v in row + [r]) + "\n")
+    kkt_dir = runner.directory(claim, "kkt_residual")
+    runner.ncflab_command("kkt", config(config_name), f"data.path={residual_csv}", "data.label=r", "model.widths=[1]",
+                          "--out", kkt_dir)
+    points = torch.load(os.path.join(kkt_dir, "kkt_points.pt"))
+    points = torch.cat([points["W1"].flatten(1), points["W2"].flatten(1)], 1)
+    points = points / points.norm(dim=1, keepdim=True)
+    with open(os.path.join(kkt_dir, "kkt.json")) as f:
+        point_ncf = [p["ncf"] for p in json.load(f)["points"]]
+    neurons = torch.cat([w1, w2.unsqueeze(2)], 2)[:, small]  # [T, small, d + 1]
+    mass = neurons.square().sum(2)
+    cosine = ((neurons / neurons.norm(dim=2, keepdim=True)) @ points.t()).max(2).values  # [T, small]
+    weighted = (mass * cosine).sum(1) / mass.sum(1)
+
+    out = os.path.join(RESULTS, claim)
+    os.makedirs(out, exist_ok=True)
+    fig, (ax_loss, ax_cos) = plt.subplots(1, 2, figsize=(12, 4.3))
+    ax_loss.plot(steps, loss)
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("loss: first escape, plateau at a saddle, second escape", fontsize="medium")
+    final_mass = mass[end]
+    for i, j in enumerate(small):
+        ax_cos.plot(steps, cosine[:, i], linewidth=0.6 + 2.4 * float(final_mass[i] / final_mass.max()) ** 0.5,
+                    label=f"neuron {j}" if i < 3 else None)
+    ax_cos.plot(steps, weighted, color="black", linewidth=2.2, linestyle="--", label="mass-weighted")
+    ax_cos.set_ylabel("cos to the nearest residual-NCF KKT point")
+    ax_cos.set_title("small neurons (width: size at the plateau's end)", fontsize="medium")
+    for ax in (ax_loss, ax_cos):
+        ax.axvspan(steps[start], steps[end], color="gold", alpha=0.2, label="plateau" if ax is ax_cos else None)
+        ax.set_xlabel("iteration")
+        ax.grid(True, alpha=0.3)
+    ax_cos.legend(fontsize="small", loc="lower left")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "saddle.png"), dpi=110)
+    plt.close(fig)
+    lines = ["# Saddle", "",
+             f"Plateau from step {steps[start]} to {steps[end]} at loss {loss[start]:.6g} (first loss {loss[0]:.6g}).",
+             f"Large neurons at its start: {large.nonzero().flatten().tolist()} (sizes "
+             + ", ".join(f"{float(x):.3g}" for x in sizes[large]) + "); small: " + str(small) + ".",
+             "Residual-NCF KKT points (one neuron, labels y − H_n): N = "
+             + ", ".join(f"{v:.6g}" for v in point_ncf) + ".", "",
+             "| step | loss | mass-weighted cos | cos of each small neuron |", "| ---: | ---: | ---: | --- |"]
+    for i in sorted({0, start, (start + end) // 2, end, len(steps) - 1}):
+        lines.append(f"| {steps[i]} | {loss[i]:.6g} | {float(weighted[i]):.5f} | "
+                     + ", ".join(f"{float(c):.3f}" for c in cosine[i]) + " |")
+    sizes_end = mass[end].sqrt()
+    lines += ["", "Sizes of the small neurons at the plateau's end: " + ", ".join(f"{float(x):.2g}" for x in sizes_end)]
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    publish(os.path.join(run, "report"), claim, "run")
+
+
 CLAIMS = {"escape_L3": escape_L3, "escape_L4": escape_L4, "kkt": kkt, "kinks": kinks,
-          "two_homogeneous": two_homogeneous}
+          "two_homogeneous": two_homogeneous, "saddle": saddle}
 
 
 def main():

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -65,6 +67,18 @@ inline CliResult run_ncflab(std::vector<std::string> args) {
 }
 
 inline const std::string kQuickstart = std::string(NCFLAB_SOURCE_DIR) + "/experiments/quickstart.yaml";
+
+/// `args` followed by `more`: a command line built from shared override lists.
+inline std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+/// The JSON file at `path` (a run's summary.json, kkt.json, …).
+inline nlohmann::json read_json(const std::string& path) {
+  std::ifstream file(path);
+  return nlohmann::json::parse(file);
+}
 
 /// Collects log messages while alive (and keeps them off stderr).
 class CapturedLog {

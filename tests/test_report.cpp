@@ -17,8 +17,10 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::kQuickstart;
+using testing::read_json;
 using testing::run_ncflab;
 using testing::TempDir;
+using testing::with;
 
 const std::string kPython = "/usr/bin/python3";
 
@@ -33,16 +35,6 @@ const std::string kNoMatplotlib =
 
 // A quick version of the quickstart (L = 3) that escapes in a few hundred steps.
 const std::vector<std::string> kSmall = {"data.n=30", "model.widths=[5]", "hooks.progress=false"};
-
-std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream file(path);
-  return nlohmann::json::parse(file);
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream file(path);

@@ -14,22 +14,14 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::kQuickstart;
+using testing::read_json;
 using testing::run_ncflab;
 using testing::TempDir;
+using testing::with;
 
 // A quick two-member version of the quickstart (L = 3).
 const std::vector<std::string> kSmall = {"data.n=30", "model.widths=[5]", "init.scale=0.01",
                                          "ensemble.seeds=2", "hooks.progress=false"};
-
-std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream file(path);
-  return nlohmann::json::parse(file);
-}
 
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream file(path);

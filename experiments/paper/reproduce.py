@@ -17,6 +17,7 @@ Each claim runs its ncflab commands into runs/paper/<claim>/, draws the figures 
   saddle      the plateau after the first escape: small neurons against the residual NCF's KKT points
 """
 import argparse
+import csv
 import json
 import math
 import os
@@ -28,6 +29,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 RESULTS = os.path.join(HERE, "results")
+sys.path.insert(0, os.path.join(ROOT, "experiments", "report"))
+from report import escape_radius  # noqa: E402  (the run's train.escape_radius, as the report reads it)
 
 
 def config(name):
@@ -181,9 +184,8 @@ def single_neuron_directions(inputs, labels, grid=3600):
     theta = torch.arange(grid, dtype=torch.float64) * (2 * math.pi / grid)
     b = torch.stack([theta.cos(), theta.sin()], 1)
     g = (torch.relu(b @ inputs.t()) ** 2 @ labels)
-    peaks = (g > g.roll(1)) & (g >= g.roll(-1)) & (g > 0)
-    return [(math.degrees(float(theta[i])) + 180) % 360 - 180 for i in peaks.nonzero().flatten()], \
-        [float(g[i]) for i in peaks.nonzero().flatten()]
+    peaks = ((g > g.roll(1)) & (g >= g.roll(-1)) & (g > 0)).nonzero().flatten()
+    return [(math.degrees(float(theta[i])) + 180) % 360 - 180 for i in peaks], [float(g[i]) for i in peaks]
 
 
 def two_homogeneous(runner):
@@ -211,7 +213,6 @@ def two_homogeneous(runner):
     trajectory = torch.load(os.path.join(run, "weights_trajectory.pt"))
     steps, w = trajectory["step"].numpy(), trajectory["W1"][:, 0]  # member 0: [T, k, 2]
     angles = torch.rad2deg(torch.atan2(w[..., 1], w[..., 0])).numpy()
-    import csv
     with open(os.path.join(run, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))
     with open(os.path.join(run, "summary.json")) as f:
@@ -298,7 +299,6 @@ def saddle(runner):
     search the KKT points of the residual NCF N_r(u) = (y − H_n(X))ᵀ H_z(X; u) (for square
     loss the NCF of one small neuron on labels y − H_n, so `ncflab kkt` with widths [1] on
     them), and follow each small neuron's cosine to the nearest of those points."""
-    import csv
     import torch
     import matplotlib
     matplotlib.use("Agg")
@@ -315,8 +315,7 @@ def saddle(runner):
     w1, w2 = trajectory["W1"][:, 0], trajectory["W2"][:, 0, 0]  # [T, k, d], [T, k]
     with open(os.path.join(run, "metrics.csv")) as f:
         metrics = {int(r["step"]): (float(r["loss"]), float(r["norm"])) for r in csv.DictReader(f)}
-    with open(os.path.join(run, "config.yaml")) as f:
-        radius = next(float(line.split(":")[1]) for line in f if line.strip().startswith("escape_radius:"))
+    radius = escape_radius(run)
     loss = [metrics[s][0] for s in steps]
     norm = [metrics[s][1] for s in steps]
     # The plateau: after the first escape, snapshots whose loss changes by < 1e-6 relative.

@@ -3,7 +3,7 @@
 # every one is present. Run as root, or as a user with sudo.
 set -euo pipefail
 packages=(g++ cmake make ccache libtorch-dev libfmt-dev libyaml-cpp-dev
-          libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev python3-torch
+          libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev clang-format python3-torch
           python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do

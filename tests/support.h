@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "ncflab/cli.h"
-#include "ncflab/feedforward.h"
-#include "ncflab/log.h"
+#include "ncflab/cli/cli.h"
+#include "ncflab/model/feedforward.h"
+#include "ncflab/core/log.h"
 
 namespace ncflab::testing {
 

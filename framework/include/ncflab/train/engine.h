@@ -1,0 +1,67 @@
+// Training engines: one gradient-descent step's arithmetic (loss, ∇ℓ, update) for an
+// ensemble of feed-forward nets. Three interchangeable implementations, so the fast
+// ones can always be checked against the plain autograd reference.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ncflab/model/feedforward.h"
+#include "ncflab/model/loss.h"
+
+namespace ncflab {
+
+enum class EngineKind {
+  automatic,  ///< fused on CPU, batched on CUDA
+  fused,      ///< hand-written CPU loops per member (no per-op dispatch); CPU only
+  batched,    ///< analytic forward/backward as batched ATen ops (CPU or CUDA)
+  autograd,   ///< LibTorch autograd through the custom activation: the reference
+};
+
+/// "auto", "fused", "batched", "autograd".
+const char* engine_name(EngineKind kind);
+
+/// Per-member numbers of one evaluation, on the host.
+struct StepStatistics {
+  std::vector<double> loss;           ///< ℓ(w_k) per member
+  std::vector<double> norm;           ///< ‖w_k‖ per member
+  std::vector<double> gradient_norm;  ///< ‖∇ℓ(w_k)‖ per member
+};
+
+/// Owns nothing but scratch: weights and gradients are the model's and the engine's
+/// tensors, updated in place. Members with active[s] == 0 are skipped (frozen): their
+/// weights do not change and their statistics keep the last values computed.
+class TrainingEngine {
+ public:
+  virtual ~TrainingEngine() = default;
+
+  /// Computes ℓ, ∇ℓ and ‖w‖ at the current weights for the active members.
+  virtual void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) = 0;
+  /// w ← w − η·∇ℓ (the gradients of the last evaluate) for the active members.
+  virtual void update(double step_size, const std::vector<uint8_t>& active) = 0;
+
+  /// ∇ℓ of the last evaluate, one tensor per layer [S, k_l, k_{l−1}].
+  const std::vector<torch::Tensor>& gradients() const { return gradients_; }
+  /// The resolved kind (never automatic).
+  virtual EngineKind kind() const = 0;
+
+ protected:
+  std::vector<torch::Tensor> gradients_;
+};
+
+/// The engine for `kind` training `model`'s weights in place on `inputs` [n, d] and
+/// `labels` [n] (same device and dtype as the model). automatic picks fused on CPU and
+/// batched elsewhere.
+/// Throws c10::Error for fused on a non-CPU device.
+std::unique_ptr<TrainingEngine> make_training_engine(EngineKind kind, FeedForward model,
+                                                     torch::Tensor inputs, torch::Tensor labels,
+                                                     LossKind loss);
+
+/// The kind `automatic` resolves to on `device` (other kinds are returned as they are).
+EngineKind resolve_engine_kind(EngineKind kind, const torch::Device& device);
+
+}  // namespace ncflab

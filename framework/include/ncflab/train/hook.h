@@ -1,0 +1,34 @@
+// The trainer's hook interface: small objects that see the state at chosen steps
+// (start, step, end) and may stop members. Hooks that are not configured are not
+// installed, so they cost nothing.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ncflab/train/train_state.h"
+
+namespace ncflab {
+
+/// Columns a hook adds to a metrics row: name → one value per member in `rows`.
+using MetricColumns = std::vector<std::pair<std::string, std::vector<double>>>;
+
+/// A hook. Every method has a do-nothing default.
+class TrainHook {
+ public:
+  virtual ~TrainHook() = default;
+  /// Once, at the first step the trainer runs (k = 0, or the resumed step).
+  virtual void on_start(TrainState& state) {}
+  /// Every step, after the engine evaluated w_k and before the update.
+  virtual void on_step(TrainState& state) {}
+  /// Names of the metric columns this hook adds, in order (fixed for the run).
+  virtual std::vector<std::string> metric_names() const { return {}; }
+  /// Values of those columns for members `rows` at a logged step.
+  virtual void metrics(const TrainState& state, const std::vector<int64_t>& rows,
+                       MetricColumns& columns) {}
+  /// Once, after the last step (state is the final one).
+  virtual void on_end(TrainState& state) {}
+};
+
+}  // namespace ncflab

@@ -1,0 +1,123 @@
+// Turns a validated Config into tensors: data, ensemble model, NCF labels.
+#include "ncflab/experiment/problem.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "ncflab/core/errors.h"
+
+namespace ncflab {
+
+torch::Device resolve_device(const Config& config) {
+  const bool cuda = torch::cuda::is_available();
+  switch (config.device) {
+    case DeviceChoice::cpu: return torch::kCPU;
+    case DeviceChoice::automatic: return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    case DeviceChoice::cuda:
+      if (!cuda) {
+        throw InputError(config.location_of("device"), "device",
+                         "cpu or auto on this machine (cuda needs a CUDA LibTorch and a GPU)",
+                         "cuda");
+      }
+      return torch::kCUDA;
+  }
+  return torch::kCPU;
+}
+
+SyntheticDataOptions synthetic_data_options(const Config& config) {
+  return SyntheticDataOptions(config.data)
+      .teacher_activation(config.model.activation)
+      .seed(static_cast<uint64_t>(config.seed));
+}
+
+Dataset load_data(const Config& config) {
+  const auto& settings = config.data;
+  Dataset data = settings.source == DataSource::csv ? load_csv_data(settings.path, settings.label)
+                                                    : make_synthetic_data(synthetic_data_options(config));
+  normalize_inputs(data, settings.normalize);
+  const std::string where = settings.source == DataSource::csv ? settings.path : "synthetic data";
+  check_labels(config.loss, data.labels, where, data.label_name);
+  return data;
+}
+
+FeedForwardOptions model_options(const Config& config, int64_t input_dim, const EnsembleInit& members) {
+  auto options = FeedForwardOptions(input_dim, config.model.widths)
+                     .kind(config.model.kind)
+                     .activation(config.model.activation)
+                     .members(config.ensemble.seeds)
+                     .init_scale(config.init.scale)
+                     .seed(static_cast<uint64_t>(config.seed))
+                     .dtype(config.dtype);
+  if (!members.deltas.empty()) {
+    options.members(static_cast<int64_t>(members.deltas.size()))
+        .member_init_scales(members.deltas)
+        .member_seeds(members.seeds);
+  }
+  return options;
+}
+
+KktSearchOptions kkt_search_options(const Config& config) {
+  return KktSearchOptions(config.kkt).seed(static_cast<uint64_t>(config.seed));
+}
+
+Problem build_problem(const Config& config, const EnsembleInit& members) {
+  // LibTorch's default is the number of physical cores (1 on a 2-vCPU machine with
+  // hyper-threading); researchers expect every core unless they say otherwise.
+  const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(static_cast<int>(config.threads > 0 ? config.threads : cores));
+  Problem problem;
+  problem.config = config;
+  problem.device = resolve_device(config);
+  problem.dtype = config.dtype;
+  problem.data = load_data(config);
+  const auto to_run = torch::TensorOptions().device(problem.device).dtype(problem.dtype);
+  problem.data.inputs = problem.data.inputs.to(to_run);
+  problem.data.labels = problem.data.labels.to(to_run);
+  problem.ncf_labels = ncf_labels(config.loss, problem.data.labels);
+  problem.model = FeedForward(model_options(config, problem.data.dim(), members));
+  problem.model->to(problem.device);
+  return problem;
+}
+
+std::string describe_problem(const Problem& problem) {
+  const Config& config = problem.config;
+  const auto& model = *problem.model;
+  const auto degrees = model.degrees();
+  const int64_t total = model.total_degree();
+  const double delta = config.init.scale;
+  std::string text;
+  text += fmt::format("  data     {}\n", problem.data.origin);
+  text += fmt::format("           labels in [{:.4g}, {:.4g}]\n",
+                      problem.data.labels.min().item<double>(),
+                      problem.data.labels.max().item<double>());
+  text += fmt::format("  model    {}\n", describe_model(model.options));
+  text += fmt::format("  degrees  q = [{}] (W1 first), total L = {}\n", fmt::join(degrees, ", "),
+                      total);
+  text += fmt::format("  weights  P = {} per member, S = {} member{}, {} on {}\n",
+                      model.parameters_per_member(), model.members(),
+                      model.members() == 1 ? "" : "s",
+                      problem.dtype == torch::kFloat64 ? "float64" : "float32",
+                      problem.device.str());
+  text += fmt::format("  loss     {}, NCF labels ybar = {}\n", loss_name(config.loss),
+                      config.loss == LossKind::square ? "y" : "y/2");
+  if (total > 2) {
+    text += fmt::format(
+        "  scales   delta = {:g}: H starts ~ delta^L = {:.3g}; escape at t ~ T*/delta^(L-2) = "
+        "T* x {:.3g} (steps ~ T* x {:.3g} at step {:g})\n",
+        delta, std::pow(delta, total), std::pow(delta, -(total - 2.0)),
+        std::pow(delta, -(total - 2.0)) / config.train.step_size(), config.train.step_size());
+  } else {
+    text += fmt::format(
+        "  scales   delta = {:g}: L = 2, no blow-up; escape time grows like log(1/delta) = {:.3g}\n",
+        delta, std::log(1.0 / delta));
+  }
+  return text;
+}
+
+}  // namespace ncflab

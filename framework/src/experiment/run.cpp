@@ -1,0 +1,205 @@
+// A training run as a short story: build the problem (the weights are drawn there, once),
+// write the inputs, integrate the reference flow, install the hooks, train, write the
+// results. A batch of runs is the same story over one ensemble.
+#include "ncflab/experiment/run.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <optional>
+#include <ostream>
+
+#include "ncflab/core/errors.h"
+#include "ncflab/core/files.h"
+#include "ncflab/core/signals.h"
+#include "ncflab/experiment/batch_layout.h"
+#include "ncflab/experiment/checkpoint.h"
+#include "ncflab/experiment/console_report.h"
+#include "ncflab/experiment/metrics_csv.h"
+#include "ncflab/experiment/problem.h"
+#include "ncflab/experiment/reference_flow.h"
+#include "ncflab/experiment/run_directory.h"
+#include "ncflab/experiment/run_hooks.h"
+#include "ncflab/experiment/summary.h"
+#include "ncflab/train/trainer.h"
+
+namespace ncflab {
+namespace {
+
+using nlohmann::json;
+
+std::vector<Config> configs_of(const std::vector<RunSpec>& runs) {
+  std::vector<Config> configs;
+  for (const auto& run : runs) configs.push_back(run.config);
+  return configs;
+}
+
+// Data, and the whole batch's ensemble (member j of run r: δ_r, seed_r + j).
+Problem build_batch_problem(const std::vector<RunSpec>& runs, const BatchLayout& layout) {
+  Config config = runs.front().config;
+  config.ensemble.seeds = layout.total;
+  Problem problem = build_problem(config, layout.members);
+  if (config.train.engine() == EngineKind::fused && !problem.device.is_cpu()) {
+    throw InputError(config.location_of("train.engine"), "train.engine",
+                     "auto, batched or autograd on a CUDA device (the fused engine is CPU only)", "fused");
+  }
+  return problem;
+}
+
+// The metrics.csv of every run, behind one sink; a resumed run keeps its rows before `step`.
+std::vector<std::shared_ptr<MetricsCsv>> open_metrics(const std::vector<RunSpec>& runs,
+                                                      int64_t resume_step) {
+  std::vector<std::shared_ptr<MetricsCsv>> metrics;
+  for (const auto& run : runs) {
+    metrics.push_back(std::make_shared<MetricsCsv>(run.directory / kMetricsFile, resume_step));
+  }
+  return metrics;
+}
+
+void resume_from_checkpoint(Trainer& trainer, FeedForwardImpl& model, const Checkpoint& checkpoint,
+                            const std::filesystem::path& directory, std::ostream& out) {
+  torch::NoGradGuard no_grad;
+  for (size_t l = 0; l < checkpoint.weights.size(); ++l) model.weights()[l].copy_(checkpoint.weights[l]);
+  trainer.resume_from(checkpoint.state);
+  out << fmt::format("run: resuming {} at step {}\n", directory.string(), checkpoint.state.step);
+}
+
+TrainResult train_until_done_or_interrupted(Trainer& trainer) {
+  InterruptHandler interrupts;
+  return trainer.run();
+}
+
+// Run r's summary.json, final weights and snapshots (not when interrupted: the
+// checkpoint holds the state then).
+json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, const FlowResult* flow,
+                const RunHooks& hooks, const TrainResult& result, const std::filesystem::path& directory) {
+  const auto& model = *problem.model;
+  std::vector<json> members;
+  std::vector<MemberStatus> statuses;
+  for (int64_t j = 0; j < layout.count[r]; ++j) {
+    const int64_t s = layout.first[r] + j;
+    MemberRecord record;
+    record.state = &result.state;
+    record.member = s;
+    record.flow = flow ? &flow->members[static_cast<size_t>(s)] : nullptr;
+    record.comparison = hooks.comparison ? &hooks.comparison->last(s) : nullptr;
+    record.layers = hooks.layers ? &hooks.layers->last(s) : nullptr;
+    members.push_back(member_summary(record, model.degrees()));
+    statuses.push_back(result.state.status[static_cast<size_t>(s)]);
+  }
+  json summary = run_summary(members, statuses, model.degrees(), result, problem.device.str());
+  if (layout.count.size() > 1) summary["batched_runs"] = layout.count.size();
+  const int signal = result.interrupted ? interrupt_signal() : 0;
+  if (signal != 0) {
+    summary["signal"] = signal;
+  } else {
+    save_tensor_dict(directory / "weights_final.pt", named_layers(layout.slice(model.weights(), r)));
+    if (hooks.snapshots) {
+      save_tensor_dict(directory / "weights_trajectory.pt",
+                       hooks.snapshots->trajectory(layout.first[r], layout.count[r]));
+    }
+    std::filesystem::remove(directory / kCheckpointFile);
+  }
+  write_file_atomically(directory / kSummaryFile, summary.dump(2) + "\n");
+  return summary;
+}
+
+std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSettings& settings,
+                                   std::ostream& out, std::ostream& err) {
+  const BatchLayout layout(configs_of(runs));
+  const bool single = runs.size() == 1;
+  Problem problem = build_batch_problem(runs, layout);
+  const Config& config = problem.config;
+  auto& model = *problem.model;
+  std::optional<Checkpoint> checkpoint;
+  if (settings.resume) {
+    checkpoint = load_checkpoint(runs.front().directory / kCheckpointFile, layout.total, model.layer_shapes());
+  } else {
+    for (size_t r = 0; r < runs.size(); ++r) {
+      write_run_inputs(runs[r].directory, layout.slice(model.weights(), r), problem.data, runs[r].overrides);
+    }
+  }
+  if (single) print_run_header(problem, runs.front().directory, out);
+
+  const auto ncf = std::make_shared<Ncf>(model.options, problem.data.inputs, problem.ncf_labels);
+  std::optional<FlowResult> flow;
+  if (config.flow.enabled) {
+    flow = integrate_reference_flow(config, *ncf, model.initial_directions(), layout.members.deltas, err);
+    if (single) {
+      print_flow_prediction(flow->members.front(), layout.members.deltas.front(), model.total_degree(),
+                            config.train.step_size(), out);
+    }
+  }
+
+  Trainer trainer(problem.model, problem.data.inputs, problem.data.labels, config.loss,
+                  layout.members.deltas, config.train);
+  for (const auto& run : runs) {
+    write_run_meta(run.directory, problem.device, problem.dtype,
+                   resolve_engine_kind(config.train.engine(), problem.device));
+  }
+  HookInputs hook_inputs{&config, &model, ncf, flow ? &*flow : nullptr, layout.members.deltas};
+  if (single) hook_inputs.checkpoint = runs.front().directory / kCheckpointFile;
+  hook_inputs.terminal = settings.terminal;
+  const RunHooks hooks = install_run_hooks(trainer, hook_inputs, out, err);
+  const auto metrics = open_metrics(runs, checkpoint ? checkpoint->state.step : -1);
+  trainer.set_metrics_sink(std::make_shared<BatchMetrics>(metrics, layout));
+  if (checkpoint) resume_from_checkpoint(trainer, model, *checkpoint, runs.front().directory, out);
+
+  const TrainResult result = train_until_done_or_interrupted(trainer);
+
+  std::vector<RunOutcome> outcomes;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto summary = finish_run(r, layout, problem, flow ? &*flow : nullptr, hooks, result, runs[r].directory);
+    const int signal = summary.value("signal", 0);
+    const std::string status = summary["status"].get<std::string>();
+    if (single) {
+      print_run_report(summary, *metrics[r], model.total_degree(), out);
+      print_run_footer(status, result, runs[r].directory, signal != 0, out);
+    }
+    outcomes.push_back({runs[r].directory, status, signal, summary});
+  }
+  if (!single) {
+    out << fmt::format("run: {} runs as one ensemble of {} members ({} engine, {:.0f} steps/s, {:.2f} s)\n",
+                       runs.size(), layout.total, engine_name(result.engine), result.steps_per_second(),
+                       result.wall_seconds);
+  }
+  return outcomes;
+}
+
+// Never leave a directory that looks complete (or still running) after a failure. A bad
+// checkpoint must not overwrite the summary of the run it belongs to, though.
+void mark_failed(const std::vector<RunSpec>& runs, const RunSettings& settings, const std::string& error) {
+  if (settings.resume) return;
+  for (const auto& run : runs) {
+    try {
+      write_file_atomically(run.directory / kSummaryFile,
+                            json{{"status", "failed"}, {"error", error}}.dump(2) + "\n");
+    } catch (const std::exception&) {
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<RunOutcome> run_batch(const std::vector<RunSpec>& runs, const RunSettings& settings,
+                                  std::ostream& out, std::ostream& err) {
+  TORCH_CHECK(!runs.empty(), "run_batch – no runs given");
+  for (const auto& run : runs) {
+    TORCH_CHECK(batchable(runs.front().config, run.config),
+                "run_batch – runs must differ only in init.scale (and seed for CSV data)");
+  }
+  TORCH_CHECK(!settings.resume || runs.size() == 1, "run_batch – only a single run can resume");
+  try {
+    return train_runs(runs, settings, out, err);
+  } catch (const std::exception& e) {
+    mark_failed(runs, settings, e.what());
+    throw;
+  }
+}
+
+RunOutcome run_experiment(const Config& config, const std::filesystem::path& directory,
+                          const RunSettings& settings, std::ostream& out, std::ostream& err) {
+  return run_batch({RunSpec{config, directory, settings.overrides}}, settings, out, err).front();
+}
+
+}  // namespace ncflab

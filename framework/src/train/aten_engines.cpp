@@ -1,0 +1,137 @@
+// The ATen engines: the batched analytic forward/backward (CPU or CUDA) and the
+// autograd reference. Both update through the same masked ATen step.
+#include "aten_engines.h"
+
+#include <algorithm>
+
+namespace ncflab {
+namespace {
+
+
+// Host copies of [S] tensors: one transfer per evaluation.
+void copy_statistics(const torch::Tensor& loss, const torch::Tensor& norm,
+                     const torch::Tensor& gradient_norm, const std::vector<uint8_t>& active,
+                     StepStatistics& statistics) {
+  const auto host = torch::stack({loss, norm, gradient_norm}).to(torch::kCPU, torch::kFloat64);
+  const auto at = host.accessor<double, 2>();
+  const size_t members = active.size();
+  statistics.loss.resize(members);
+  statistics.norm.resize(members);
+  statistics.gradient_norm.resize(members);
+  for (size_t s = 0; s < members; ++s) {
+    if (!active[s]) continue;
+    const auto i = static_cast<int64_t>(s);
+    statistics.loss[s] = at[0][i];
+    statistics.norm[s] = at[1][i];
+    statistics.gradient_norm[s] = at[2][i];
+  }
+}
+
+torch::Tensor squared_norm(const std::vector<torch::Tensor>& layers) {
+  torch::Tensor total;
+  for (const auto& w : layers) {
+    const auto part = w.square().sum({1, 2});
+    total = total.defined() ? total + part : part;
+  }
+  return total;
+}
+
+bool all_active(const std::vector<uint8_t>& active) {
+  return std::all_of(active.begin(), active.end(), [](uint8_t a) { return a != 0; });
+}
+
+// w ← w − (η·g), with frozen members' gradients multiplied by 0. Multiplying by 1 is
+// exact, so a member's arithmetic is the same whether or not others are frozen.
+void apply_update(const std::vector<torch::Tensor>& weights,
+                  const std::vector<torch::Tensor>& gradients, double step_size,
+                  const std::vector<uint8_t>& active) {
+  torch::NoGradGuard no_grad;
+  if (all_active(active)) {
+    for (size_t l = 0; l < weights.size(); ++l) weights[l].sub_(gradients[l] * step_size);
+    return;
+  }
+  std::vector<double> factors(active.size());
+  for (size_t s = 0; s < active.size(); ++s) factors[s] = active[s] ? step_size : 0.0;
+  const auto scale =
+      torch::tensor(factors, torch::kFloat64).to(weights.front().options()).view({-1, 1, 1});
+  for (size_t l = 0; l < weights.size(); ++l) weights[l].sub_(gradients[l] * scale);
+}
+
+/// What the ATen engines share: the problem, gradient buffers and the masked update.
+class AtenEngine : public TrainingEngine {
+ public:
+  AtenEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss)
+      : model_(std::move(model)), inputs_(std::move(inputs)), labels_(std::move(labels)), loss_(loss) {
+    for (const auto& w : model_->weights()) gradients_.push_back(torch::zeros_like(w));
+  }
+
+  void update(double step_size, const std::vector<uint8_t>& active) override {
+    apply_update(model_->weights(), gradients_, step_size, active);
+  }
+
+ protected:
+  // Stores ∇ℓ per layer and the per-member statistics of this evaluation.
+  void finish_evaluation(const std::vector<torch::Tensor>& grads, const torch::Tensor& loss,
+                         const std::vector<uint8_t>& active, StepStatistics& statistics) {
+    torch::NoGradGuard no_grad;
+    for (size_t l = 0; l < grads.size(); ++l) gradients_[l].copy_(grads[l]);
+    copy_statistics(loss.detach(), squared_norm(model_->weights()).sqrt(),
+                    squared_norm(gradients_).sqrt(), active, statistics);
+  }
+
+  FeedForward model_;
+  torch::Tensor inputs_;
+  torch::Tensor labels_;
+  LossKind loss_;
+};
+
+/// Analytic forward/backward as batched ATen ops over all members.
+class BatchedEngine final : public AtenEngine {
+ public:
+  using AtenEngine::AtenEngine;
+
+  void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
+    torch::NoGradGuard no_grad;
+    const auto& weights = model_->weights();
+    const auto& options = model_->options;
+    const auto cache = feedforward_forward(weights, inputs_, options);
+    const auto residual = loss_output_gradient(loss_, cache.outputs, labels_);
+    finish_evaluation(feedforward_vjp(weights, inputs_, options, cache, residual),
+                      loss_value(loss_, cache.outputs, labels_), active, statistics);
+  }
+
+  EngineKind kind() const override { return EngineKind::batched; }
+};
+
+/// Autograd through feedforward_outputs and the custom activation: slow, obviously right.
+class AutogradEngine final : public AtenEngine {
+ public:
+  using AtenEngine::AtenEngine;
+
+  void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
+    std::vector<torch::Tensor> leaves;
+    for (const auto& w : model_->weights()) leaves.push_back(w.detach().clone().requires_grad_(true));
+    const auto outputs = feedforward_outputs(leaves, inputs_, model_->options);
+    const auto loss = loss_value(loss_, outputs, labels_);
+    // Members are independent, so the gradient of the sum is each member's gradient.
+    finish_evaluation(torch::autograd::grad({loss.sum()}, leaves), loss, active, statistics);
+  }
+
+  EngineKind kind() const override { return EngineKind::autograd; }
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingEngine> make_batched_engine(FeedForward model, torch::Tensor inputs,
+                                                    torch::Tensor labels, LossKind loss) {
+  return std::make_unique<BatchedEngine>(std::move(model), std::move(inputs), std::move(labels),
+                                         loss);
+}
+
+std::unique_ptr<TrainingEngine> make_autograd_engine(FeedForward model, torch::Tensor inputs,
+                                                     torch::Tensor labels, LossKind loss) {
+  return std::make_unique<AutogradEngine>(std::move(model), std::move(inputs), std::move(labels),
+                                          loss);
+}
+
+}  // namespace ncflab

@@ -1,0 +1,209 @@
+// The gradient-descent loop: evaluate w_k, run the built-in checks (divergence,
+// escape, step budget, interrupt) and the hooks, log, then update the active members.
+#include "ncflab/train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "ncflab/core/signals.h"
+#include "ncflab/ncf/time_scale.h"
+
+namespace ncflab {
+
+Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss,
+                 std::vector<double> deltas, TrainerOptions options)
+    : model_(model), options_(options), total_degree_(model->total_degree()),
+      deltas_(std::move(deltas)) {
+  TORCH_CHECK(options_.step_size() > 0, "Trainer – step_size must be > 0 – got ", options_.step_size());
+  TORCH_CHECK(options_.max_steps() >= 0, "Trainer – max_steps must be >= 0 – got ",
+              options_.max_steps());
+  TORCH_CHECK(options_.log_every() >= 1, "Trainer – log_every must be >= 1 – got ",
+              options_.log_every());
+  TORCH_CHECK(static_cast<int64_t>(deltas_.size()) == model->members(),
+              "Trainer – need one delta per member (", model->members(), ") – got ",
+              deltas_.size());
+  engine_ = make_training_engine(options_.engine(), model_, std::move(inputs), std::move(labels), loss);
+}
+
+void Trainer::add_hook(std::shared_ptr<TrainHook> hook) { hooks_.push_back(std::move(hook)); }
+
+void Trainer::resume_from(const TrainState& saved) {
+  TORCH_CHECK(saved.members() == model_->members(), "Trainer::resume_from – the saved state has ",
+              saved.members(), " members, the model ", model_->members());
+  resume_ = saved;
+}
+
+void Trainer::check_divergence(TrainState& state) const {
+  for (int64_t s = 0; s < state.members(); ++s) {
+    const auto i = static_cast<size_t>(s);
+    if (!state.active[i]) continue;
+    // ‖w_k‖ + η‖∇ℓ‖ bounds ‖w_{k+1}‖: stop before an update that could overflow, so the
+    // kept weights w_k are the last good ones.
+    const double bound = state.norm[i] + options_.step_size() * state.gradient_norm[i];
+    if (!std::isfinite(state.loss[i]) || !std::isfinite(bound)) {
+      state.finish(s, MemberStatus::diverged);
+    }
+  }
+}
+
+void Trainer::check_escape(TrainState& state) const {
+  for (int64_t s = 0; s < state.members(); ++s) {
+    const auto i = static_cast<size_t>(s);
+    if (!state.active[i] || state.escape[i].step >= 0) continue;
+    if (state.norm[i] >= options_.escape_radius()) {
+      state.escape[i] = {state.step, state.time,
+                         rescaled_time(state.time, state.deltas[i], total_degree_), state.norm[i]};
+      if (options_.stop_at_escape()) state.finish(s, MemberStatus::escaped);
+    }
+  }
+}
+
+void Trainer::log_metrics(const TrainState& state) {
+  if (!sink_) return;
+  const bool scheduled = state.step % options_.log_every() == 0;
+  std::vector<int64_t> rows;
+  for (int64_t s = 0; s < state.members(); ++s) {
+    if (state.active[static_cast<size_t>(s)] && scheduled) rows.push_back(s);
+  }
+  for (int64_t s : state.finished_now) rows.push_back(s);
+  if (rows.empty()) return;
+  std::sort(rows.begin(), rows.end());
+  MetricColumns columns;
+  std::vector<double> loss, norm, norm_over_delta, gradient_norm, rescaled;
+  for (int64_t s : rows) {
+    const auto i = static_cast<size_t>(s);
+    loss.push_back(state.loss[i]);
+    norm.push_back(state.norm[i]);
+    norm_over_delta.push_back(state.norm[i] / state.deltas[i]);
+    gradient_norm.push_back(state.gradient_norm[i]);
+    rescaled.push_back(rescaled_time(state.time, state.deltas[i], total_degree_));
+  }
+  columns.emplace_back("rescaled_time", rescaled);
+  columns.emplace_back("loss", loss);
+  columns.emplace_back("norm", norm);
+  columns.emplace_back("norm_over_delta", norm_over_delta);
+  columns.emplace_back("gradient_norm", gradient_norm);
+  for (const auto& hook : hooks_) hook->metrics(state, rows, columns);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::vector<double> values;
+    values.reserve(columns.size());
+    for (const auto& column : columns) values.push_back(column.second[r]);
+    sink_->row(rows[r], state.step, state.time, values);
+  }
+  sink_->flush();
+}
+
+TrainState Trainer::initial_state() const {
+  const auto members = static_cast<size_t>(model_->members());
+  TrainState state;
+  if (resume_) {
+    state = *resume_;
+    for (size_t i = 0; i < members; ++i) {
+      if (state.status[i] == MemberStatus::interrupted) {
+        state.status[i] = MemberStatus::running;
+        state.active[i] = 1;
+      }
+    }
+  } else {
+    state.active.assign(members, 1);
+    state.status.assign(members, MemberStatus::running);
+    state.escape.assign(members, EscapeRecord{});
+    state.steps_done.assign(members, 0);
+    state.loss.assign(members, 0.0);
+    state.norm.assign(members, 0.0);
+    state.gradient_norm.assign(members, 0.0);
+  }
+  state.deltas = deltas_;
+  state.step_size = options_.step_size();
+  state.weights = &model_->weights();
+  state.gradients = &engine_->gradients();
+  state.time = static_cast<double>(state.step) * options_.step_size();
+  return state;
+}
+
+std::vector<int64_t> Trainer::finished_at_resume(const TrainState& state) const {
+  // A resumed run repeats step k: members that finished exactly there get their last
+  // metrics row again (the rows of step k and later were dropped with the resume).
+  std::vector<int64_t> finished;
+  if (!resume_) return finished;
+  for (int64_t s = 0; s < state.members(); ++s) {
+    const auto i = static_cast<size_t>(s);
+    if (!state.active[i] && state.steps_done[i] == state.step) finished.push_back(s);
+  }
+  return finished;
+}
+
+void Trainer::begin_metrics() {
+  if (!sink_) return;
+  std::vector<std::string> names = {"rescaled_time", "loss", "norm", "norm_over_delta",
+                                    "gradient_norm"};
+  for (const auto& hook : hooks_) {
+    for (auto& name : hook->metric_names()) names.push_back(std::move(name));
+  }
+  sink_->begin(names);
+}
+
+void Trainer::evaluate(TrainState& state, StepStatistics& statistics) {
+  // The state's vectors go through the engine and back (moves, not copies): frozen
+  // members keep their last values, which the engine does not touch.
+  statistics.loss = std::move(state.loss);
+  statistics.norm = std::move(state.norm);
+  statistics.gradient_norm = std::move(state.gradient_norm);
+  engine_->evaluate(state.active, statistics);
+  state.loss = std::move(statistics.loss);
+  state.norm = std::move(statistics.norm);
+  state.gradient_norm = std::move(statistics.gradient_norm);
+}
+
+bool Trainer::check_stops(TrainState& state) const {
+  check_divergence(state);
+  check_escape(state);
+  if (state.step >= options_.max_steps()) {
+    for (int64_t s = 0; s < state.members(); ++s) state.finish(s, MemberStatus::max_steps);
+  }
+  if (interrupt_signal() == 0) return false;
+  for (int64_t s = 0; s < state.members(); ++s) state.finish(s, MemberStatus::interrupted);
+  return true;
+}
+
+void Trainer::advance(TrainState& state) {
+  engine_->update(options_.step_size(), state.active);
+  for (size_t i = 0; i < state.active.size(); ++i) state.steps_done[i] += state.active[i];
+  ++state.step;
+  state.time = static_cast<double>(state.step) * options_.step_size();
+}
+
+TrainResult Trainer::run() {
+  TrainState state = initial_state();
+  begin_metrics();
+  TrainResult result;
+  result.engine = engine_->kind();
+  const auto started = std::chrono::steady_clock::now();
+  const auto resumed_finished = finished_at_resume(state);
+  StepStatistics statistics;
+  for (bool first = true;; first = false) {
+    evaluate(state, statistics);
+    state.finished_now.clear();
+    if (first) {
+      state.finished_now = resumed_finished;
+      for (const auto& hook : hooks_) hook->on_start(state);
+    }
+    if (check_stops(state)) result.interrupted = true;
+    log_metrics(state);
+    for (const auto& hook : hooks_) hook->on_step(state);
+    const bool any_active =
+        std::any_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; });
+    if (!any_active) break;
+    advance(state);
+    ++result.iterations;
+  }
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  for (const auto& hook : hooks_) hook->on_end(state);
+  if (sink_) sink_->flush();
+  result.state = std::move(state);
+  return result;
+}
+
+}  // namespace ncflab

@@ -1,0 +1,209 @@
+// Config: defaults, round trip through the resolved YAML, overrides, and one clear
+// error (file, line, key, expected, found) for every class of bad input.
+#include "ncflab/experiment/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "support.h"
+
+namespace ncflab {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+/// The InputError message for a config text (and overrides); fails if none is thrown.
+std::string config_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    testing::CapturedLog quiet;
+    parse_config(yaml, "exp.yaml", overrides);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for:\n" << yaml;
+  return "";
+}
+
+TEST(Config, MissingKeysKeepTheirDefaults) {
+  const Config config = parse_config("name: tiny\n", "exp.yaml");
+  const Config defaults;
+  EXPECT_EQ(config.name, "tiny");
+  EXPECT_EQ(config.model.widths, defaults.model.widths);
+  EXPECT_EQ(config.init.scale, 1.0e-3);
+  EXPECT_EQ(config.train.max_steps(), 100000);
+  EXPECT_EQ(config.dtype, torch::kFloat64);
+  EXPECT_EQ(config.device, DeviceChoice::automatic);
+}
+
+TEST(Config, ReadsEveryKindOfValue) {
+  testing::CapturedLog log;  // float32 at this δ and L warns; WarnsWhenFloat32WouldUnderflow checks that
+  const Config config = parse_config(R"(
+name: run1
+seed: 4
+dtype: float32
+device: cpu
+data: {source: synthetic, n: 30, d: 3, inputs: sphere, teacher: two_layer, teacher_width: 3,
+       label_noise: 0.1, normalize: standardize}
+model:
+  widths: [12, 12]
+  activation: {alpha: -0.5, p: 3}
+loss: square
+train: {step: 5.0e-3, max_steps: 1e5, stop_at_escape: false}
+ensemble: {seeds: 8}
+)",
+                                     "exp.yaml");
+  EXPECT_EQ(config.seed, 4);
+  EXPECT_EQ(config.dtype, torch::kFloat32);
+  EXPECT_EQ(config.device, DeviceChoice::cpu);
+  EXPECT_EQ(config.data.inputs(), InputDistribution::sphere);
+  EXPECT_EQ(config.data.teacher(), TeacherKind::two_layer);
+  EXPECT_EQ(config.data.normalize, InputNormalization::standardize);
+  EXPECT_EQ(config.model.widths, (std::vector<int64_t>{12, 12}));
+  EXPECT_EQ(config.model.activation.alpha(), -0.5);
+  EXPECT_EQ(config.model.activation.p(), 3);
+  EXPECT_EQ(config.train.step_size(), 5.0e-3);
+  EXPECT_EQ(config.train.max_steps(), 100000);  // 1e5 accepted as an integer
+  EXPECT_FALSE(config.train.stop_at_escape());
+  EXPECT_EQ(config.ensemble.seeds, 8);
+  EXPECT_EQ(config.location_of("train.step").line, 12);  // the text starts with a newline
+}
+
+TEST(Config, ResolvedYamlReadsBackToTheSameConfig) {
+  const Config original = parse_config(
+      "name: rt\ninit: {scale: 3.3e-7}\ntrain: {step: 0.1234567890123}\nmodel: {widths: [3, 4, 5]}\n"
+      "loss: logistic\ndata: {sign_labels: true, label: yy}\n",
+      "exp.yaml");
+  const std::string yaml = config_to_yaml(original);
+  const Config again = parse_config(yaml, "again.yaml");
+  EXPECT_EQ(config_to_yaml(again), yaml);
+  EXPECT_EQ(again.init.scale, 3.3e-7);
+  EXPECT_EQ(again.train.step_size(), 0.1234567890123);
+  EXPECT_EQ(again.loss, LossKind::logistic);
+  // Every key appears in the resolved YAML.
+  for (const auto& key : config_key_paths()) {
+    const auto leaf = key.substr(key.rfind('.') + 1);
+    EXPECT_THAT(yaml, HasSubstr(leaf + ":")) << key;
+  }
+}
+
+TEST(Config, OverridesFollowHydraHabits) {
+  const Config config = parse_config("name: o\nmodel: {widths: [5]}\n", "exp.yaml",
+                                     {"model.widths=[12,12]", "train.step=1e-4", "model.activation.p=3",
+                                      "name=other", "ensemble.seeds=3"});
+  EXPECT_EQ(config.model.widths, (std::vector<int64_t>{12, 12}));
+  EXPECT_EQ(config.train.step_size(), 1e-4);
+  EXPECT_EQ(config.model.activation.p(), 3);
+  EXPECT_EQ(config.name, "other");
+  EXPECT_EQ(config.ensemble.seeds, 3);
+  EXPECT_EQ(config.location_of("train.step").file, "override 'train.step=1e-4'");
+}
+
+TEST(Config, UnknownKeysAreRejectedWithTheLineAndASuggestion) {
+  const std::string message = config_error("name: x\ntrian:\n  step: 0.1\n");
+  EXPECT_THAT(message, HasSubstr("exp.yaml:2: trian: expected a known key at the top level"));
+  EXPECT_THAT(message, HasSubstr("did you mean 'train'?"));
+  EXPECT_THAT(config_error("train:\n  stepp: 0.1\n"),
+              HasSubstr("exp.yaml:2: train.stepp: expected a known key under train"));
+  EXPECT_THAT(config_error("model:\n  activation: {alpha: 0.1, pp: 2}\n"),
+              HasSubstr("model.activation.pp: expected a known key"));
+  EXPECT_THAT(config_error("name: x\n", {"trian.step=1"}),
+              HasSubstr("override 'trian.step=1': trian: expected a known key"));
+}
+
+TEST(Config, WrongTypesNameTheKeyAndTheValue) {
+  EXPECT_THAT(config_error("train:\n  step: fast\n"),
+              HasSubstr("exp.yaml:2: train.step: expected a finite number, found 'fast'"));
+  EXPECT_THAT(config_error("train: {max_steps: 1.5}\n"),
+              HasSubstr("train.max_steps: expected an integer, found '1.5'"));
+  EXPECT_THAT(config_error("model: {widths: [4, x]}\n"),
+              HasSubstr("model.widths: expected a list of integers, found [4, x]"));
+  EXPECT_THAT(config_error("train: {stop_at_escape: maybe}\n"),
+              HasSubstr("train.stop_at_escape: expected true or false, found 'maybe'"));
+  EXPECT_THAT(config_error("loss: hinge\n"),
+              HasSubstr("exp.yaml:1: loss: expected one of square | logistic, found 'hinge'"));
+  EXPECT_THAT(config_error("train: 5\n"), HasSubstr("train: expected a mapping of train keys, found '5'"));
+  EXPECT_THAT(config_error("init: {scale: .nan}\n"), HasSubstr("init.scale: expected a finite number"));
+}
+
+TEST(Config, OutOfRangeValuesAreRejected) {
+  EXPECT_THAT(config_error("init: {scale: 0}\n"), HasSubstr("init.scale: expected a number > 0, found '0'"));
+  EXPECT_THAT(config_error("init: {scale: -1e-3}\n"), HasSubstr("init.scale: expected a number > 0"));
+  EXPECT_THAT(config_error("model: {widths: [3, 0]}\n"), HasSubstr("model.widths: expected hidden widths >= 1, found [3, 0]"));
+  EXPECT_THAT(config_error("model: {widths: []}\n"), HasSubstr("model.widths: expected a non-empty list"));
+  EXPECT_THAT(config_error("model: {activation: {p: 0}}\n"), HasSubstr("model.activation.p: expected an integer >= 1, found '0'"));
+  EXPECT_THAT(config_error("model: {activation: {alpha: 1.5}}\n"), HasSubstr("model.activation.alpha: expected a number in [-1, 1], found '1.5'"));
+  EXPECT_THAT(config_error("train: {step: 0}\n"), HasSubstr("train.step: expected a number > 0"));
+  EXPECT_THAT(config_error("train: {max_steps: 0}\n"), HasSubstr("train.max_steps: expected an integer >= 1, found '0'"));
+  EXPECT_THAT(config_error("ensemble: {seeds: 0}\n"), HasSubstr("ensemble.seeds: expected an integer >= 1"));
+  EXPECT_THAT(config_error("name: x\n", {"init.scale=-2"}), HasSubstr("override 'init.scale=-2': init.scale: expected a number > 0"));
+}
+
+TEST(Config, MalformedYamlGivesTheLine) {
+  EXPECT_THAT(config_error("name: x\ntrain:\n  step: [1, 2\n"), HasSubstr("exp.yaml:"));
+  EXPECT_THAT(config_error("name: x\ntrain:\n  step: [1, 2\n"), HasSubstr("expected valid YAML"));
+  EXPECT_THAT(config_error("a: b\n  c: d\n"), HasSubstr("exp.yaml:2: expected valid YAML"));
+  EXPECT_THAT(config_error(""), HasSubstr("expected a mapping of config keys, found an empty document"));
+  EXPECT_THAT(config_error("- 1\n- 2\n"), HasSubstr("expected a mapping of config keys"));
+  EXPECT_THAT(config_error("name: x\n", {"train.step"}), HasSubstr("expected an override key.path=value"));
+  EXPECT_THAT(config_error("name: x\n", {"train.step="}), HasSubstr("expected a value after '='"));
+}
+
+TEST(Config, CrossKeyRules) {
+  EXPECT_THAT(config_error("data: {source: csv}\n"), HasSubstr("data.path: expected a CSV file path"));
+  EXPECT_THAT(config_error("loss: logistic\n"), HasSubstr("exp.yaml:1: data.sign_labels: expected true for loss: logistic"));
+  EXPECT_NO_THROW(parse_config("loss: logistic\ndata: {teacher: random_signs}\n", "exp.yaml"));
+  EXPECT_THAT(config_error("model: {widths: [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2], activation: {p: 9}}\n"),
+              HasSubstr("expected a total degree"));
+}
+
+TEST(Config, SingleLayerModelNeedsExactlyOneWidth) {
+  EXPECT_EQ(parse_config("name: x\n", "exp.yaml").model.kind, ModelKind::feedforward);
+  const Config single = parse_config("model: {kind: single_layer, widths: [8]}\n", "exp.yaml");
+  EXPECT_EQ(single.model.kind, ModelKind::single_layer);
+  EXPECT_THAT(config_to_yaml(single), HasSubstr("kind: single_layer"));
+  // The error names the file, the line of the widths, the key, what was expected and found.
+  EXPECT_THAT(config_error("name: x\nmodel:\n  kind: single_layer\n  widths: [8, 8]\n"),
+              HasSubstr("exp.yaml:4: model.widths: expected exactly one hidden width [k] for "
+                        "model.kind: single_layer, found [8, 8] (2 widths)"));
+  EXPECT_THAT(config_error("name: x\n", {"model.kind=single_layer", "model.widths=[3,4,5]"}),
+              HasSubstr("model.widths: expected exactly one hidden width [k]"));
+  EXPECT_THAT(config_error("model: {kind: two_layer}\n"),
+              HasSubstr("model.kind: expected one of feedforward | single_layer"));
+}
+
+TEST(Config, WarnsWhenFloat32WouldUnderflow) {
+  testing::CapturedLog log;
+  parse_config("dtype: float32\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n", "exp.yaml");
+  ASSERT_EQ(log.warnings.size(), 1u);  // L = 15: δ^L = 1e-45
+  EXPECT_THAT(log.warnings[0], HasSubstr("float32"));
+  testing::CapturedLog none;
+  parse_config("dtype: float64\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n", "exp.yaml");
+  EXPECT_TRUE(none.warnings.empty());
+}
+
+TEST(Config, RelativeDataPathsAreRelativeToTheConfigFile) {
+  TempDir dir;
+  const auto path = dir.write("exp.yaml", "data: {source: csv, path: sub/d.csv}\n");
+  const Config config = load_config(path);
+  EXPECT_EQ(config.data.path, dir.path("sub/d.csv"));
+  const Config overridden = load_config(path, {"data.path=x.csv"});
+  EXPECT_EQ(overridden.data.path, (std::filesystem::current_path() / "x.csv").string());
+}
+
+TEST(Config, MissingFileIsAnInputError) {
+  EXPECT_THROW(load_config("/nonexistent/exp.yaml"), InputError);
+}
+
+TEST(Config, ReadmeDocumentsEveryKey) {
+  std::ifstream readme(std::string(NCFLAB_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(readme) << "README.md not found";
+  std::stringstream text;
+  text << readme.rdbuf();
+  for (const auto& key : config_key_paths()) {
+    EXPECT_THAT(text.str(), HasSubstr("`" + key + "`")) << "README.md does not document " << key;
+  }
+}
+
+}  // namespace
+}  // namespace ncflab

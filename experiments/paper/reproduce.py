@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, os.path.join(ROOT, "experiments", "report"))
-from report import escape_radius  # noqa: E402  (the run's train.escape_radius, as the report reads it)
+from ncflab_report.common import escape_radius  # noqa: E402  (train.escape_radius, as the report reads it)
 
 
 def config(name):

@@ -298,13 +298,13 @@ class Ncf:
         _, g = self.value_and_gradient(unit)
         return float(project_out(g, unit).norm() / g.norm().clamp_min(1e-300))
 
-    def kink_residual(self, unit, tolerance):
+    def kink_residual(self, unit, kink_tol):
         """Smallest projected-gradient residual over slopes in [min(α,1), max(α,1)] at the
-        preactivations within `tolerance` of a kink (SPEC §1), found as ncflab does: bounded
+        preactivations within `kink_tol` of a kink (SPEC §1), found as ncflab does: bounded
         least squares per kinked layer (the gradient is affine in one layer's slopes),
         layer after layer in rounds, from σ'(z) and from the middle of the interval."""
         weights, zs, hs = self.hidden(unit)
-        kinked = self.kinks(weights, zs, hs, tolerance)
+        kinked = self.kinks(weights, zs, hs, kink_tol)
         if not any(bool(k.any()) for k in kinked):
             return self.smooth_residual(unit)
         low, high = min(self.alpha, 1.0), max(self.alpha, 1.0)
@@ -360,8 +360,8 @@ class Ncf:
                 hs.append(h)
             return weights, zs, hs
 
-    def kinks(self, weights, zs, hs, tolerance):
-        """Per hidden layer, [n, k_l] masks of preactivations at a kink: |z| ≤ tol·‖w_j‖·‖a_i‖."""
+    def kinks(self, weights, zs, hs, kink_tol):
+        """Per hidden layer, [n, k_l] masks of preactivations at a kink: |z| ≤ kink_tol·‖w_j‖·‖a_i‖."""
         if self.p != 1 or self.alpha == 1.0:
             return [torch.zeros_like(z, dtype=torch.bool) for z in zs]
         masks, silent = [], None
@@ -369,7 +369,7 @@ class Ncf:
             row_norms = weights[l].norm(dim=1)[None, :]  # [1, k_l]
             sample_norms = (self.inputs if l == 0 else hs[l - 1]).norm(dim=1, keepdim=True)  # [n, 1]
             alive = row_norms > 0  # a removed unit (zero row) has no kinks
-            near = (z.abs() <= tolerance * row_norms * sample_norms) & alive
+            near = (z.abs() <= kink_tol * row_norms * sample_norms) & alive
             if l > 0:  # every unit feeding sample i at a kink: count its zs as kinks directly
                 near = near | (silent[:, None] & alive)
             silent = (near | ~alive).all(1)
@@ -467,23 +467,23 @@ def integrate_flow(ncf, u0, options, sample_times):
     """The flow from u0 to blow-up (‖u‖ ≥ max_norm), collapse, max_time or max_steps.
     Returns the outcome as summary.json's ncf_flow, the final direction and u at sample_times."""
     max_norm, rtol, atol = options["max_norm"], options["rtol"], options["atol"]
-    min_relative_step = options["kink_step"] if ncf.p == 1 else 0.0
+    kink_step = options["kink_step"] if ncf.p == 1 else 0.0
     degree = float(ncf.total_degree)
     samples = torch.full((len(sample_times), u0.numel()), math.nan, dtype=torch.float64)
     u = u0.clone()
     value, slope = ncf.value_and_gradient(u)
     t, norm, speed = 0.0, float(u.norm()), float(slope.norm())
     initial_norm, accepted, rejected, next_sample = norm, 0, 0, 0
-    h = 1e-3 * norm / speed if speed > 0 else 1.0
+    h_next = 1e-3 * norm / speed if speed > 0 else 1.0  # the controller's next step size
     previous = None
 
-    def take_samples(t0, u0, k0, step):
-        """u at the sample times the last step passed, interpolated inside it: sampling never
-        changes the steps the flow takes."""
+    def take_samples(t0, u0, k0, h):
+        """u at the sample times the last step (of size h) passed, interpolated inside it:
+        sampling never changes the steps the flow takes."""
         nonlocal next_sample
         while next_sample < len(sample_times) and sample_times[next_sample] <= t:
-            s = 0.0 if step == 0 else (sample_times[next_sample] - t0) / (t - t0)
-            samples[next_sample] = (u if step == 0 else hermite(u0, k0, u, slope, step, s)).cpu()
+            s = 0.0 if h == 0 else (sample_times[next_sample] - t0) / (t - t0)
+            samples[next_sample] = (u if h == 0 else hermite(u0, k0, u, slope, h, s)).cpu()
             next_sample += 1
 
     def stop_reason():
@@ -493,7 +493,7 @@ def integrate_flow(ncf, u0, options, sample_times):
             return "collapsed"
         if t >= options["max_time"]:
             return "max_time"
-        if accepted + rejected >= options["max_steps"] or not h >= sys.float_info.min:
+        if accepted + rejected >= options["max_steps"] or not h_next >= sys.float_info.min:
             return "max_steps"
         return None
 
@@ -501,39 +501,39 @@ def integrate_flow(ncf, u0, options, sample_times):
     status = stop_reason()
     while status is None:
         target = options["max_time"]  # landed on exactly, not overshot
-        step = min(h, target - t)
+        h = min(h_next, target - t)  # this step's size
         stages = [slope]
         for row in DP_STAGES:
             increment = row[0] * stages[0]
             for a, k in zip(row[1:], stages[1:]):
                 if a != 0:
                     increment = increment + a * k
-            point = u + step * increment
+            point = u + h * increment
             new_value, new_slope = ncf.value_and_gradient(point)
             stages.append(new_slope)
         error = DP_ERROR[0] * stages[0]
         for e, k in zip(DP_ERROR[1:], stages[1:]):
             if e != 0:
                 error = error + e * k
-        error_norm, new_norm, new_speed = float((step * error).norm()), float(point.norm()), float(new_slope.norm())
+        error_norm, new_norm, new_speed = float((h * error).norm()), float(point.norm()), float(new_slope.norm())
         ratio = error_norm / (atol + rtol * max(norm, new_norm))
         finite = all(math.isfinite(x) for x in (ratio, new_norm, new_value, new_speed))
         factor = 0.2 if not finite else 5.0 if ratio == 0 else min(max(0.9 * ratio ** -0.2, 0.2), 5.0)
         # p = 1: ∇N jumps across kinks; a step moving u by ≤ kink_step·‖u‖ is taken anyway.
-        floor_step = min_relative_step * norm / speed if speed > 0 else 0.0
-        if finite and (ratio <= 1 or step <= floor_step):
+        h_floor = kink_step * norm / speed if speed > 0 else 0.0
+        if finite and (ratio <= 1 or h <= h_floor):
             previous = (t, norm, value)
-            before = (u, slope, step)
-            landed = step >= target - t
-            t = target if landed else t + step
+            before = (u, slope, h)
+            landed = h >= target - t
+            t = target if landed else t + h
             u, slope, norm, value, speed = point, new_slope, new_norm, new_value, new_speed
-            h = max(h, step * factor) if landed else step * factor
-            if min_relative_step > 0 and speed > 0:
-                h = max(h, min_relative_step * norm / speed)
+            h_next = max(h_next, h * factor) if landed else h * factor
+            if kink_step > 0 and speed > 0:
+                h_next = max(h_next, kink_step * norm / speed)
             accepted += 1
             take_samples(previous[0], *before)
         else:
-            h = max(step * min(1.0, factor), floor_step)
+            h_next = max(h * min(1.0, factor), h_floor)
             rejected += 1
         status = stop_reason()
 
@@ -541,9 +541,9 @@ def integrate_flow(ncf, u0, options, sample_times):
         # The reference direction is û where ‖u‖ crossed max_norm (cubic Hermite inside the
         # last step), not at the step's end: how far that overshot depends on the step sizes.
         crossing = crossing_time(degree, *previous, t, norm, value, max_norm)
-        u0, k0, step = before
+        u0, k0, h = before
         fraction = (crossing - previous[0]) / (t - previous[0])
-        t, u = crossing, hermite(u0, k0, u, slope, step, fraction)
+        t, u = crossing, hermite(u0, k0, u, slope, h, fraction)
         norm = float(u.norm())
     direction = u / u.norm()
     result = {"status": status, "blowup_time": None, "escape_time": None, "collapsed": status == "collapsed",
@@ -559,11 +559,11 @@ def integrate_flow(ncf, u0, options, sample_times):
 # Training
 
 def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_samples, kink_tol, report):
-    """Gradient descent on one weight set; returns (final weights, metrics rows, outcome)."""
+    """Gradient descent on one weight set (delta: its δ); returns (final weights, metrics rows, outcome)."""
     model = config["model"]
     alpha, p, kind = float(model["activation"]["alpha"]), model["activation"]["p"], model["kind"]
     train, hooks = config["train"], config["hooks"]
-    eta, log_every, radius = float(train["step"]), train["log_every"], float(train["escape_radius"])
+    step_size, log_every, radius = float(train["step"]), train["log_every"], float(train["escape_radius"])
     shapes = [tuple(w.shape) for w in weights]
     degree = sum(layer_degrees(model["widths"], p, kind))
     ws = [w.clone().requires_grad_(True) for w in weights]
@@ -577,9 +577,9 @@ def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_sa
             norm2 = sum(w.square().sum() for w in ws)
             gradient2 = sum(g.square().sum() for g in gradients)
             loss_now, norm, gradient_norm = torch.stack([loss.detach(), norm2.sqrt(), gradient2.sqrt()]).tolist()
-        t = step * eta
+        t = step * step_size
         # ncflab's checks, in its order: divergence, escape, step budget.
-        if not math.isfinite(loss_now) or not math.isfinite(norm + eta * gradient_norm):
+        if not math.isfinite(loss_now) or not math.isfinite(norm + step_size * gradient_norm):
             status = "diverged"
         if status is None and escape is None and norm >= radius:
             escape = {"step": step, "time": t, "rescaled_time": t * delta ** (degree - 2), "norm": norm}
@@ -599,9 +599,9 @@ def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_sa
             break
         with torch.no_grad():
             for w, g in zip(ws, gradients):
-                w.sub_(eta * g)
+                w.sub_(step_size * g)
         step += 1
-    outcome = {"status": status, "steps": step, "time": step * eta, "escape": escape,
+    outcome = {"status": status, "steps": step, "time": step * step_size, "escape": escape,
                "loss": loss_now, "norm": norm, "gradient_norm": gradient_norm, "snapshots": snapshots}
     return [w.detach() for w in ws], rows, outcome
 
@@ -703,10 +703,11 @@ def initial_weights(args, config, shapes, device, dtype):
                                  f"{[members, *shape]}")
         return [[saved[key][s].to(device, dtype) for key in keys] for s in range(members)]
     result = []  # w0 Gaussian over all weights, normalised, times δ (not ncflab's draw)
+    init_scale = float(config["init"]["scale"])
     for s in range(members):
         g = torch.Generator().manual_seed(config["seed"] + s)
         flat = torch.randn(sum(r * c for r, c in shapes), generator=g, dtype=torch.float64)
-        flat = float(config["init"]["scale"]) * flat / flat.norm()
+        flat = init_scale * flat / flat.norm()
         result.append([w.to(device, dtype) for w in split(flat, shapes)])
     return result
 
@@ -734,15 +735,15 @@ def main(argv):
     torch.set_num_threads(threads)
     device = pick_device(config["device"])
     dtype = torch.float64 if config["dtype"] == "float64" else torch.float32
-    delta = float(config["init"]["scale"])
+    init_scale, step_size = float(config["init"]["scale"]), float(config["train"]["step"])
     alpha, p = float(config["model"]["activation"]["alpha"]), config["model"]["activation"]["p"]
     inputs, labels = load_data(config, args.data, args.init)
     widths, kind = config["model"]["widths"], config["model"]["kind"]
     shapes = layer_shapes(inputs.shape[1], widths, kind)
     degrees = layer_degrees(widths, p, kind)
     degree = sum(degrees)
-    if dtype == torch.float32 and delta ** degree < 1e-30:
-        print(f"baseline: warning: float32 with delta^L = {delta ** degree:.1e} underflows; use dtype: float64",
+    if dtype == torch.float32 and init_scale ** degree < 1e-30:
+        print(f"baseline: warning: float32 with delta^L = {init_scale ** degree:.1e} underflows; use dtype: float64",
               file=sys.stderr)
     initial = initial_weights(args, config, shapes, device, dtype)
     inputs, labels = inputs.to(device, dtype), labels.to(device, dtype)
@@ -766,11 +767,12 @@ def main(argv):
     training_seconds, iterations = 0.0, 0
     progress = str(config["hooks"]["progress"]).lower() != "false"
     for s in range(members):
+        delta = init_scale  # member s's δ: every member starts at init.scale
         w0 = flatten(initial[s]).to(torch.float64)
         w0 = w0 / w0.norm()
         flow_result, flow_direction, flow_samples = None, None, None
         if config["flow"]["enabled"]:
-            times = [j * log_every * float(config["train"]["step"]) * delta ** (degree - 2)
+            times = [j * log_every * step_size * delta ** (degree - 2)
                      for j in range(min(MAX_FLOW_SAMPLES, max_steps // log_every + 1))]
             flow_result, flow_direction, flow_samples = integrate_flow(ncf, w0, config["flow"], times)
             flow_direction = flow_direction.to(dtype)

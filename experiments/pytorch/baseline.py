@@ -47,7 +47,9 @@ class InputError(Exception):
 
 # ---------------------------------------------------------------------------------------
 # Config: ncflab's keys and defaults (framework/include/ncflab/config.h), merged with the
-# file and the overrides.
+# file and the overrides. A copy, so the baseline runs without the binary; the test
+# tests/baseline_defaults.py ties it to ncflab (every key, value, type and the order, against
+# `ncflab validate --print-config`): change a default there, change it here.
 
 DEFAULTS = {
     "name": "quickstart", "seed": 0, "device": "auto", "dtype": "float64", "threads": 0,

@@ -19,7 +19,7 @@ class InputError(Exception):
 # ncflab's keys and defaults (framework/include/ncflab/config.h), merged with the
 # file and the overrides. A copy, so the baseline runs without the binary; the test
 # tests/baseline_defaults.py ties it to ncflab (every key, value, type and the order, against
-# `ncflab validate --print-config`): change a default there, change it here.
+# `ncflab validate --print-config --print-keys`): change a default there, change it here.
 DEFAULTS = {
     "name": "quickstart", "seed": 0, "device": "auto", "dtype": "float64", "threads": 0,
     "data": {"source": "synthetic", "n": 100, "d": 10, "inputs": "gaussian", "teacher": "neuron",

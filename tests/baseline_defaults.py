@@ -43,6 +43,7 @@ OVERRIDE_SETS = [
      "train.max_steps=1e5",     # an integer written like a double
      "hooks.progress=false",    # a switch (auto | true | false), not a bool
      "data.sign_labels=true"],  # a bool
+    ["model.widths=20"],        # a number for a list of integers: ncflab reads [20]
 ]
 # '# keys' types as the Python types of the baseline's values (a choice's value is its name).
 TYPES = {"string": "str", "boolean": "bool", "number": "float", "integer": "int", "list of integers": "list of int"}

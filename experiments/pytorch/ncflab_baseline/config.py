@@ -74,13 +74,20 @@ def typed_like(default, value, path, where):
             return float(value)
         if isinstance(default, list):
             if not isinstance(value, list):
-                raise ValueError
+                # As ncflab: a number for a list of integers is that one item (model.widths=20: [20]).
+                if not is_integer_list(default) or isinstance(value, (bool, dict, type(None))):
+                    raise ValueError
+                value = [value]
             return [typed_like(default[0], v, path, where) for v in value]
         # Strings (and switches such as hooks.progress: true|false|auto).
         return str(value).lower() if isinstance(value, bool) else str(value)
     except (TypeError, ValueError):
         kind = type(default).__name__
         raise InputError(f"{where}: key '{path}' expects {kind}, got {value!r}") from None
+
+
+def is_integer_list(default):
+    return all(isinstance(item, int) and not isinstance(item, bool) for item in default)
 
 
 def load_config(path, overrides):

@@ -16,7 +16,7 @@ class InputError(Exception):
     """Bad config, data or arguments: exit code 2."""
 
 
-# ncflab's keys and defaults (framework/include/ncflab/experiment/config.h; tests/baseline_defaults.py ties them), merged with the
+# ncflab's keys and defaults (framework/include/ncflab/experiment/config.h), merged with the
 # file and the overrides. A copy, so the baseline runs without the binary; the test
 # tests/baseline_defaults.py ties it to ncflab (every key, value, type and the order, against
 # `ncflab validate --print-config --print-keys`): change a default there, change it here.

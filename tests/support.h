@@ -6,17 +6,16 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "ncflab/cli/cli.h"
-#include "ncflab/model/feedforward.h"
 #include "ncflab/core/log.h"
+#include "ncflab/model/feedforward.h"
 
 namespace ncflab::testing {
 
@@ -66,10 +65,12 @@ inline CliResult run_ncflab(std::vector<std::string> args) {
   return {code, out.str(), err.str()};
 }
 
-inline const std::string kQuickstart = std::string(NCFLAB_SOURCE_DIR) + "/experiments/quickstart.yaml";
+inline const std::string kQuickstart =
+    std::string(NCFLAB_SOURCE_DIR) + "/experiments/quickstart.yaml";
 
 /// `args` followed by `more`: a command line built from shared override lists.
-inline std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
+inline std::vector<std::string> with(std::vector<std::string> args,
+                                     const std::vector<std::string>& more) {
   args.insert(args.end(), more.begin(), more.end());
   return args;
 }
@@ -104,8 +105,9 @@ inline std::vector<torch::Tensor> random_weights(const FeedForwardImpl& model, i
 }
 
 /// N(u) = ȳᵀH(X; u) per member [S].
-inline torch::Tensor ncf_value(const std::vector<torch::Tensor>& weights, const torch::Tensor& inputs,
-                               const torch::Tensor& ybar, const FeedForwardOptions& options) {
+inline torch::Tensor ncf_value(const std::vector<torch::Tensor>& weights,
+                               const torch::Tensor& inputs, const torch::Tensor& ybar,
+                               const FeedForwardOptions& options) {
   return (feedforward_outputs(weights, inputs, options) * ybar).sum(-1);
 }
 
@@ -144,8 +146,8 @@ inline void PrintTo(const NetCase& c, std::ostream* os) {
 /// single-layer model H = Σ_j σ(w_jᵀx) with Leaky ReLU (L = 1), ReLU² (L = 2) and p = 3.
 inline std::vector<NetCase> net_cases() {
   constexpr auto single = ModelKind::single_layer;
-  return {{{7}, 0.0, 1},        {{5}, 0.2, 1},       {{6, 4}, 0.1, 1},   {{3, 3, 3}, 0.5, 1},
-          {{8}, 0.2, 2},        {{4, 5}, 0.0, 2},    {{6}, 1.0, 3},      {{3, 4}, -1.0, 2},
+  return {{{7}, 0.0, 1},        {{5}, 0.2, 1},       {{6, 4}, 0.1, 1},      {{3, 3, 3}, 0.5, 1},
+          {{8}, 0.2, 2},        {{4, 5}, 0.0, 2},    {{6}, 1.0, 3},         {{3, 4}, -1.0, 2},
           {{5}, -0.3, 3},       {{2, 3, 2}, 0.2, 2}, {{7}, 0.1, 1, single}, {{6}, 0.0, 2, single},
           {{5}, 0.3, 3, single}};
 }

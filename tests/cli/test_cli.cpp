@@ -1,9 +1,5 @@
 // The command line run as a user runs it: exit codes (0, 2), one-line errors for
 // bad input, and the validate summary with the model's degrees.
-#include "ncflab/cli/cli.h"
-
-#include "ncflab/experiment/config.h"
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "ncflab/cli/cli.h"
+#include "ncflab/experiment/config.h"
 #include "support.h"
 
 namespace ncflab {
@@ -29,7 +27,8 @@ TEST(Cli, ValidatePrintsTheModelsDegrees) {
   EXPECT_EQ(result.code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("valid"));
   EXPECT_THAT(result.out, HasSubstr("q = [2, 1] (W1 first), total L = 3"));
-  const auto deeper = run({"validate", kQuickstart, "model.widths=[12,12]", "model.activation.p=2"});
+  const auto deeper =
+      run({"validate", kQuickstart, "model.widths=[12,12]", "model.activation.p=2"});
   EXPECT_THAT(deeper.out, HasSubstr("q = [4, 2, 1] (W1 first), total L = 7"));
   const auto single =
       run({"validate", kQuickstart, "model.kind=single_layer", "model.activation.alpha=0"});
@@ -42,8 +41,8 @@ TEST(Cli, ValidatePrintsTheModelsDegrees) {
 
 TEST(Cli, EveryExperimentConfigIsValid) {
   int configs = 0;
-  for (const auto& entry :
-       std::filesystem::recursive_directory_iterator(std::string(NCFLAB_SOURCE_DIR) + "/experiments")) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
+           std::string(NCFLAB_SOURCE_DIR) + "/experiments")) {
     if (entry.path().extension() != ".yaml") continue;
     ++configs;
     const auto result = run({"validate", entry.path().string()});
@@ -76,7 +75,8 @@ TEST(Cli, ValidatePrintsEveryKeyWithTheKindOfValueItTakes) {
   const auto keys = result.out.substr(result.out.find("# keys\n") + 7);
   std::istringstream lines(keys);
   std::vector<std::string> listed;
-  for (std::string line; std::getline(lines, line);) listed.push_back(line.substr(0, line.find(':')));
+  for (std::string line; std::getline(lines, line);)
+    listed.push_back(line.substr(0, line.find(':')));
   EXPECT_EQ(listed, config_key_paths());
   // The kinds the reader enforces: each one is what a wrong value is told it should be.
   EXPECT_THAT(keys, HasSubstr("train.step: number\n"));
@@ -85,8 +85,10 @@ TEST(Cli, ValidatePrintsEveryKeyWithTheKindOfValueItTakes) {
   EXPECT_THAT(keys, HasSubstr("model.widths: list of integers\n"));
   EXPECT_THAT(keys, HasSubstr("name: string\n"));
   EXPECT_THAT(keys, HasSubstr("device: one of auto | cpu | cuda\n"));
-  EXPECT_THAT(run({"validate", kQuickstart, "train.max_steps=0.5"}).err, HasSubstr("expected an integer"));
-  EXPECT_THAT(run({"validate", kQuickstart, "train.step=x"}).err, HasSubstr("expected a finite number"));
+  EXPECT_THAT(run({"validate", kQuickstart, "train.max_steps=0.5"}).err,
+              HasSubstr("expected an integer"));
+  EXPECT_THAT(run({"validate", kQuickstart, "train.step=x"}).err,
+              HasSubstr("expected a finite number"));
 }
 
 TEST(Cli, VersionAndHelpSucceed) {
@@ -114,15 +116,20 @@ TEST(Cli, EveryBadInputClassExitsWithCode2) {
                    "typo.yaml:1: trian: expected a known key");
   expect_bad_input(run({"validate", config_with("type.yaml", "train: {step: x}\n")}),
                    "type.yaml:1: train.step: expected a finite number, found 'x'");
-  expect_bad_input(run({"validate", kQuickstart, "init.scale=0"}), "init.scale: expected a number > 0");
+  expect_bad_input(run({"validate", kQuickstart, "init.scale=0"}),
+                   "init.scale: expected a number > 0");
   expect_bad_input(run({"validate", kQuickstart, "model.widths=[0]"}), "model.widths");
   expect_bad_input(run({"validate", kQuickstart, "model.activation.p=0"}), "model.activation.p");
-  expect_bad_input(run({"validate", kQuickstart, "model.activation.alpha=2"}), "model.activation.alpha");
+  expect_bad_input(run({"validate", kQuickstart, "model.activation.alpha=2"}),
+                   "model.activation.alpha");
   expect_bad_input(run({"validate", kQuickstart, "train.step=-1"}), "train.step");
   expect_bad_input(run({"validate", kQuickstart, "train.max_steps=0"}), "train.max_steps");
-  expect_bad_input(run({"validate", config_with("broken.yaml", "a: [1,\n")}), "expected valid YAML");
-  expect_bad_input(run({"validate", dir.path("absent.yaml")}), "absent.yaml: expected a readable YAML config file");
-  expect_bad_input(run({"validate", kQuickstart, "device=tpu"}), "device: expected one of auto | cpu | cuda");
+  expect_bad_input(run({"validate", config_with("broken.yaml", "a: [1,\n")}),
+                   "expected valid YAML");
+  expect_bad_input(run({"validate", dir.path("absent.yaml")}),
+                   "absent.yaml: expected a readable YAML config file");
+  expect_bad_input(run({"validate", kQuickstart, "device=tpu"}),
+                   "device: expected one of auto | cpu | cuda");
   expect_bad_input(run({"bogus"}), "unknown command 'bogus'");
   expect_bad_input(run({"validate"}), "config is required");
 }
@@ -139,11 +146,14 @@ TEST(Cli, BadDataExitsWithCode2) {
     return run(args);
   };
   expect_bad_input(with({csv("a,b,y\n1,2,3\n4,5\n")}), "data.csv:3: row: expected 3 cells");
-  expect_bad_input(with({csv("a,b,y\n1,x,3\n")}), "data.csv:2: column 'b': expected a number, found 'x'");
+  expect_bad_input(with({csv("a,b,y\n1,x,3\n")}),
+                   "data.csv:2: column 'b': expected a number, found 'x'");
   expect_bad_input(with({csv("a,b,y\n1,inf,3\n")}), "column 'b': expected a finite number");
-  expect_bad_input(with({csv("a,b,y\n1,2,3\n"), "data.label=target"}), "data.label: expected a column named 'target'");
+  expect_bad_input(with({csv("a,b,y\n1,2,3\n"), "data.label=target"}),
+                   "data.label: expected a column named 'target'");
   expect_bad_input(with({csv("")}), "found an empty file");
-  expect_bad_input(with({"data.path=" + dir.path("none.csv")}), "data.path: expected a readable CSV file");
+  expect_bad_input(with({"data.path=" + dir.path("none.csv")}),
+                   "data.path: expected a readable CSV file");
   expect_bad_input(with({csv("a,b,y\n1,2,0.5\n"), "loss=logistic"}), "expected labels in {-1, +1}");
 
   const auto good = with({csv("a,b,y\n1,2,1\n3,4,-1\n5,6,1\n"), "loss=logistic"});
@@ -154,8 +164,8 @@ TEST(Cli, BadDataExitsWithCode2) {
 TEST(Cli, KktWritesTheSpecKeysAndRefusesToOverwrite) {
   TempDir dir;
   const auto out = dir.path("kkt");
-  const auto result = run({"kkt", kQuickstart, "kkt.restarts=4", "data.n=20", "model.widths=[4]",
-                           "--out", out});
+  const auto result =
+      run({"kkt", kQuickstart, "kkt.restarts=4", "data.n=20", "model.widths=[4]", "--out", out});
   ASSERT_EQ(result.code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("rank-one share"));
   std::ifstream file(out + "/kkt.json");
@@ -185,13 +195,14 @@ TEST(Cli, KktWritesTheSpecKeysAndRefusesToOverwrite) {
 TEST(Cli, FlowWritesBlowupTimeTrajectoryAndDirection) {
   TempDir dir;
   const auto out = dir.path("flow");
-  const auto result = run({"flow", kQuickstart, "ensemble.seeds=2", "data.n=20", "model.widths=[4]",
-                           "--out", out});
+  const auto result =
+      run({"flow", kQuickstart, "ensemble.seeds=2", "data.n=20", "model.widths=[4]", "--out", out});
   ASSERT_EQ(result.code, 0) << result.err;
   std::ifstream file(out + "/flow.json");
   ASSERT_TRUE(file);
   const auto report = nlohmann::json::parse(file);
-  for (const char* key : {"blowup_time", "collapsed", "ncf", "residual", "homogeneity", "members"}) {
+  for (const char* key :
+       {"blowup_time", "collapsed", "ncf", "residual", "homogeneity", "members"}) {
     EXPECT_TRUE(report.contains(key)) << key;
   }
   ASSERT_EQ(report["members"].size(), 2u);

@@ -1,10 +1,9 @@
 // Config: defaults, round trip through the resolved YAML, overrides, and one clear
 // error (file, line, key, expected, found) for every class of bad input.
-#include "ncflab/experiment/config.h"
-
 #include <fstream>
 #include <sstream>
 
+#include "ncflab/experiment/config.h"
 #include "support.h"
 
 namespace ncflab {
@@ -37,7 +36,8 @@ TEST(Config, MissingKeysKeepTheirDefaults) {
 }
 
 TEST(Config, ReadsEveryKindOfValue) {
-  testing::CapturedLog log;  // float32 at this δ and L warns; WarnsWhenFloat32WouldUnderflow checks that
+  testing::CapturedLog
+      log;  // float32 at this δ and L warns; WarnsWhenFloat32WouldUnderflow checks that
   const Config config = parse_config(R"(
 name: run1
 seed: 4
@@ -71,7 +71,8 @@ ensemble: {seeds: 8}
 
 TEST(Config, ResolvedYamlReadsBackToTheSameConfig) {
   const Config original = parse_config(
-      "name: rt\ninit: {scale: 3.3e-7}\ntrain: {step: 0.1234567890123}\nmodel: {widths: [3, 4, 5]}\n"
+      "name: rt\ninit: {scale: 3.3e-7}\ntrain: {step: 0.1234567890123}\nmodel: {widths: [3, 4, "
+      "5]}\n"
       "loss: logistic\ndata: {sign_labels: true, label: yy}\n",
       "exp.yaml");
   const std::string yaml = config_to_yaml(original);
@@ -89,8 +90,8 @@ TEST(Config, ResolvedYamlReadsBackToTheSameConfig) {
 
 TEST(Config, OverridesFollowHydraHabits) {
   const Config config = parse_config("name: o\nmodel: {widths: [5]}\n", "exp.yaml",
-                                     {"model.widths=[12,12]", "train.step=1e-4", "model.activation.p=3",
-                                      "name=other", "ensemble.seeds=3"});
+                                     {"model.widths=[12,12]", "train.step=1e-4",
+                                      "model.activation.p=3", "name=other", "ensemble.seeds=3"});
   EXPECT_EQ(config.model.widths, (std::vector<int64_t>{12, 12}));
   EXPECT_EQ(config.train.step_size(), 1e-4);
   EXPECT_EQ(config.model.activation.p(), 3);
@@ -122,38 +123,54 @@ TEST(Config, WrongTypesNameTheKeyAndTheValue) {
               HasSubstr("train.stop_at_escape: expected true or false, found 'maybe'"));
   EXPECT_THAT(config_error("loss: hinge\n"),
               HasSubstr("exp.yaml:1: loss: expected one of square | logistic, found 'hinge'"));
-  EXPECT_THAT(config_error("train: 5\n"), HasSubstr("train: expected a mapping of train keys, found '5'"));
-  EXPECT_THAT(config_error("init: {scale: .nan}\n"), HasSubstr("init.scale: expected a finite number"));
+  EXPECT_THAT(config_error("train: 5\n"),
+              HasSubstr("train: expected a mapping of train keys, found '5'"));
+  EXPECT_THAT(config_error("init: {scale: .nan}\n"),
+              HasSubstr("init.scale: expected a finite number"));
 }
 
 TEST(Config, OutOfRangeValuesAreRejected) {
-  EXPECT_THAT(config_error("init: {scale: 0}\n"), HasSubstr("init.scale: expected a number > 0, found '0'"));
-  EXPECT_THAT(config_error("init: {scale: -1e-3}\n"), HasSubstr("init.scale: expected a number > 0"));
-  EXPECT_THAT(config_error("model: {widths: [3, 0]}\n"), HasSubstr("model.widths: expected hidden widths >= 1, found [3, 0]"));
-  EXPECT_THAT(config_error("model: {widths: []}\n"), HasSubstr("model.widths: expected a non-empty list"));
-  EXPECT_THAT(config_error("model: {activation: {p: 0}}\n"), HasSubstr("model.activation.p: expected an integer >= 1, found '0'"));
-  EXPECT_THAT(config_error("model: {activation: {alpha: 1.5}}\n"), HasSubstr("model.activation.alpha: expected a number in [-1, 1], found '1.5'"));
+  EXPECT_THAT(config_error("init: {scale: 0}\n"),
+              HasSubstr("init.scale: expected a number > 0, found '0'"));
+  EXPECT_THAT(config_error("init: {scale: -1e-3}\n"),
+              HasSubstr("init.scale: expected a number > 0"));
+  EXPECT_THAT(config_error("model: {widths: [3, 0]}\n"),
+              HasSubstr("model.widths: expected hidden widths >= 1, found [3, 0]"));
+  EXPECT_THAT(config_error("model: {widths: []}\n"),
+              HasSubstr("model.widths: expected a non-empty list"));
+  EXPECT_THAT(config_error("model: {activation: {p: 0}}\n"),
+              HasSubstr("model.activation.p: expected an integer >= 1, found '0'"));
+  EXPECT_THAT(config_error("model: {activation: {alpha: 1.5}}\n"),
+              HasSubstr("model.activation.alpha: expected a number in [-1, 1], found '1.5'"));
   EXPECT_THAT(config_error("train: {step: 0}\n"), HasSubstr("train.step: expected a number > 0"));
-  EXPECT_THAT(config_error("train: {max_steps: 0}\n"), HasSubstr("train.max_steps: expected an integer >= 1, found '0'"));
-  EXPECT_THAT(config_error("ensemble: {seeds: 0}\n"), HasSubstr("ensemble.seeds: expected an integer >= 1"));
-  EXPECT_THAT(config_error("name: x\n", {"init.scale=-2"}), HasSubstr("override 'init.scale=-2': init.scale: expected a number > 0"));
+  EXPECT_THAT(config_error("train: {max_steps: 0}\n"),
+              HasSubstr("train.max_steps: expected an integer >= 1, found '0'"));
+  EXPECT_THAT(config_error("ensemble: {seeds: 0}\n"),
+              HasSubstr("ensemble.seeds: expected an integer >= 1"));
+  EXPECT_THAT(config_error("name: x\n", {"init.scale=-2"}),
+              HasSubstr("override 'init.scale=-2': init.scale: expected a number > 0"));
 }
 
 TEST(Config, MalformedYamlGivesTheLine) {
   EXPECT_THAT(config_error("name: x\ntrain:\n  step: [1, 2\n"), HasSubstr("exp.yaml:"));
   EXPECT_THAT(config_error("name: x\ntrain:\n  step: [1, 2\n"), HasSubstr("expected valid YAML"));
   EXPECT_THAT(config_error("a: b\n  c: d\n"), HasSubstr("exp.yaml:2: expected valid YAML"));
-  EXPECT_THAT(config_error(""), HasSubstr("expected a mapping of config keys, found an empty document"));
+  EXPECT_THAT(config_error(""),
+              HasSubstr("expected a mapping of config keys, found an empty document"));
   EXPECT_THAT(config_error("- 1\n- 2\n"), HasSubstr("expected a mapping of config keys"));
-  EXPECT_THAT(config_error("name: x\n", {"train.step"}), HasSubstr("expected an override key.path=value"));
+  EXPECT_THAT(config_error("name: x\n", {"train.step"}),
+              HasSubstr("expected an override key.path=value"));
   EXPECT_THAT(config_error("name: x\n", {"train.step="}), HasSubstr("expected a value after '='"));
 }
 
 TEST(Config, CrossKeyRules) {
-  EXPECT_THAT(config_error("data: {source: csv}\n"), HasSubstr("data.path: expected a CSV file path"));
-  EXPECT_THAT(config_error("loss: logistic\n"), HasSubstr("exp.yaml:1: data.sign_labels: expected true for loss: logistic"));
+  EXPECT_THAT(config_error("data: {source: csv}\n"),
+              HasSubstr("data.path: expected a CSV file path"));
+  EXPECT_THAT(config_error("loss: logistic\n"),
+              HasSubstr("exp.yaml:1: data.sign_labels: expected true for loss: logistic"));
   EXPECT_NO_THROW(parse_config("loss: logistic\ndata: {teacher: random_signs}\n", "exp.yaml"));
-  EXPECT_THAT(config_error("model: {widths: [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2], activation: {p: 9}}\n"),
+  EXPECT_THAT(config_error("model: {widths: [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, "
+                           "2, 2], activation: {p: 9}}\n"),
               HasSubstr("expected a total degree"));
 }
 
@@ -174,11 +191,15 @@ TEST(Config, SingleLayerModelNeedsExactlyOneWidth) {
 
 TEST(Config, WarnsWhenFloat32WouldUnderflow) {
   testing::CapturedLog log;
-  parse_config("dtype: float32\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n", "exp.yaml");
+  parse_config(
+      "dtype: float32\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n",
+      "exp.yaml");
   ASSERT_EQ(log.warnings.size(), 1u);  // L = 15: δ^L = 1e-45
   EXPECT_THAT(log.warnings[0], HasSubstr("float32"));
   testing::CapturedLog none;
-  parse_config("dtype: float64\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n", "exp.yaml");
+  parse_config(
+      "dtype: float64\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n",
+      "exp.yaml");
   EXPECT_TRUE(none.warnings.empty());
 }
 

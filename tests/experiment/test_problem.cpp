@@ -1,7 +1,6 @@
 // Problem: each config section maps onto its component's options in one place, and the
 // weights of a run (or a batch of runs) are drawn once, exactly δ·w0.
 #include "ncflab/experiment/problem.h"
-
 #include "ncflab/ncf/flow.h"
 #include "ncflab/ncf/ncf.h"
 #include "support.h"

@@ -34,10 +34,12 @@ TEST(Run, SnapshotsHoldTheWeightsEveryNStepsAndAtTheEnd) {
   TempDir dir;
   const auto out = dir.path("run");
   // Two members escaping at different steps: a finished member keeps its final weights.
-  const auto result = run_ncflab(with(with({"run", kQuickstart}, kSmall), {"train.snapshot_every=50", "--out", out}));
+  const auto result = run_ncflab(
+      with(with({"run", kQuickstart}, kSmall), {"train.snapshot_every=50", "--out", out}));
   ASSERT_EQ(result.code, 0) << result.err;
   const auto summary = read_json(out + "/summary.json");
-  const int64_t last = std::max(summary["members"][0]["steps"].get<int64_t>(), summary["members"][1]["steps"].get<int64_t>());
+  const int64_t last = std::max(summary["members"][0]["steps"].get<int64_t>(),
+                                summary["members"][1]["steps"].get<int64_t>());
   const auto trajectory = load_tensor_dict(out + "/weights_trajectory.pt");
   const auto init = load_tensor_dict(out + "/weights_init.pt");
   const auto final = load_tensor_dict(out + "/weights_final.pt");
@@ -63,8 +65,8 @@ TEST(Run, WritesTheRunDirectoryOfTheSpec) {
   const auto out = dir.path("run");
   const auto result = run_ncflab(with(with({"run", kQuickstart}, kSmall), {"--out", out}));
   ASSERT_EQ(result.code, 0) << result.err;
-  for (const char* file : {"config.yaml", "overrides.txt", "metrics.csv", "summary.json", "meta.json",
-                           "weights_init.pt", "weights_final.pt"}) {
+  for (const char* file : {"config.yaml", "overrides.txt", "metrics.csv", "summary.json",
+                           "meta.json", "weights_init.pt", "weights_final.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(out + "/" + file)) << file;
   }
   EXPECT_FALSE(std::filesystem::exists(out + "/checkpoint.pt"));  // finished: nothing to resume
@@ -99,20 +101,22 @@ TEST(Run, WritesTheRunDirectoryOfTheSpec) {
   EXPECT_EQ(weights[0].first, "W1");
   EXPECT_EQ(weights[0].second.sizes(), torch::IntArrayRef({2, 5, 10}));
   EXPECT_EQ(weights[1].second.sizes(), torch::IntArrayRef({2, 1, 5}));
-  const auto norms = (weights[0].second.square().sum({1, 2}) + weights[1].second.square().sum({1, 2})).sqrt();
+  const auto norms =
+      (weights[0].second.square().sum({1, 2}) + weights[1].second.square().sum({1, 2})).sqrt();
   EXPECT_TRUE(torch::allclose(norms, torch::full({2}, 0.01, torch::kFloat64), 0, 1e-15));
 
   // metrics.csv: SPEC §5's columns; the last row of each member is its escape step.
   const auto lines = lines_of(out + "/metrics.csv");
   ASSERT_GT(lines.size(), 3u);
-  for (const char* column : {"member", "step", "time", "loss", "norm", "ncf", "kkt_residual",
-                             "cos_to_flow", "cos_to_flow_now", "layer1_norm", "layer2_norm",
-                             "layer1_sv_ratio"}) {
+  for (const char* column :
+       {"member", "step", "time", "loss", "norm", "ncf", "kkt_residual", "cos_to_flow",
+        "cos_to_flow_now", "layer1_norm", "layer2_norm", "layer1_sv_ratio"}) {
     EXPECT_THAT(lines[0], HasSubstr(column));
   }
   const auto escape_step = summary["members"][1]["escape"]["step"].get<int64_t>();
   bool found = false;
-  for (const auto& line : lines) found = found || line.rfind("1," + std::to_string(escape_step) + ",", 0) == 0;
+  for (const auto& line : lines)
+    found = found || line.rfind("1," + std::to_string(escape_step) + ",", 0) == 0;
   EXPECT_TRUE(found) << "no metrics row for member 1 at its escape step " << escape_step;
   const auto meta = read_json(out + "/meta.json");
   EXPECT_TRUE(meta.contains("libtorch"));
@@ -210,10 +214,14 @@ TEST(Sweep, RowsMatchTheIndividualRuns) {
   ASSERT_EQ(sweep.code, 0) << sweep.err;
   const auto rows = lines_of(root + "/sweep.csv");
   ASSERT_EQ(rows.size(), 5u);  // header + 2 × 2 runs
-  EXPECT_EQ(rows[0].rfind("run,directory,init.scale,seed,status,delta,steps,escape.step", 0), 0u) << rows[0];
+  EXPECT_EQ(rows[0].rfind("run,directory,init.scale,seed,status,delta,steps,escape.step", 0), 0u)
+      << rows[0];
   // Row 3: init.scale = 0.01, seed = 0 (the last key varies fastest).
   const auto single = dir.path("single");
-  ASSERT_EQ(run_ncflab(with(with({"run", kQuickstart}, base), {"init.scale=0.01", "seed=0", "--out", single})).code, 0);
+  ASSERT_EQ(run_ncflab(with(with({"run", kQuickstart}, base),
+                            {"init.scale=0.01", "seed=0", "--out", single}))
+                .code,
+            0);
   const auto summary = read_json(single + "/summary.json");
   std::stringstream row(rows[3]);
   std::vector<std::string> cells;
@@ -231,8 +239,8 @@ TEST(Sweep, RowsMatchTheIndividualRuns) {
 TEST(Sweep, ValuesWithCommasAreQuotedCsvCells) {
   TempDir dir;
   const auto root = dir.path("sweep");
-  const auto sweep = run_ncflab({"sweep", kQuickstart, "data.n=20", "init.scale=0.03", "hooks.progress=false",
-                                 "model.widths=[3,2],[2]", "--out", root});
+  const auto sweep = run_ncflab({"sweep", kQuickstart, "data.n=20", "init.scale=0.03",
+                                 "hooks.progress=false", "model.widths=[3,2],[2]", "--out", root});
   ASSERT_EQ(sweep.code, 0) << sweep.err;
   const auto rows = lines_of(root + "/sweep.csv");
   ASSERT_EQ(rows.size(), 3u);
@@ -256,15 +264,20 @@ TEST(Sweep, ValuesWithCommasAreQuotedCsvCells) {
     return out;
   };
   const auto header = cells(rows[0]);
-  for (size_t r = 1; r < rows.size(); ++r) EXPECT_EQ(cells(rows[r]).size(), header.size()) << rows[r];
+  for (size_t r = 1; r < rows.size(); ++r)
+    EXPECT_EQ(cells(rows[r]).size(), header.size()) << rows[r];
   EXPECT_EQ(cells(rows[1])[2], "[3,2]");
   EXPECT_EQ(cells(rows[2])[2], "[2]");
 }
 
 TEST(Sweep, DeltasTrainAsOneEnsembleWithTheResultsOfSeparateRuns) {
   TempDir dir;
-  const std::vector<std::string> grid = {"sweep", kQuickstart, "data.n=30", "model.widths=[5]",
-                                         "ensemble.seeds=2", "hooks.progress=false",
+  const std::vector<std::string> grid = {"sweep",
+                                         kQuickstart,
+                                         "data.n=30",
+                                         "model.widths=[5]",
+                                         "ensemble.seeds=2",
+                                         "hooks.progress=false",
                                          "init.scale=0.03,0.01,0.003"};
   const auto batched = run_ncflab(with(grid, {"--out", dir.path("batched")}));
   ASSERT_EQ(batched.code, 0) << batched.err;
@@ -293,10 +306,10 @@ TEST(Sweep, SingleLayerReluSquaredEscapeTimeGrowsLikeLogOneOverDelta) {
   TempDir dir;
   const auto root = dir.path("sweep");
   // One thread: ~5000 short steps, where OpenMP's per-step fork and join only cost time.
-  const auto sweep = run_ncflab({"sweep", kQuickstart, "model.kind=single_layer",
-                                 "model.widths=[5]", "model.activation.alpha=0", "data.n=30",
-                                 "train.step=1e-5", "threads=1", "hooks.progress=false",
-                                 "init.scale=1e-2,1e-3,1e-4", "--out", root});
+  const auto sweep =
+      run_ncflab({"sweep", kQuickstart, "model.kind=single_layer", "model.widths=[5]",
+                  "model.activation.alpha=0", "data.n=30", "train.step=1e-5", "threads=1",
+                  "hooks.progress=false", "init.scale=1e-2,1e-3,1e-4", "--out", root});
   ASSERT_EQ(sweep.code, 0) << sweep.err;
   std::vector<double> log_inverse_delta;
   std::vector<double> escape_times;
@@ -343,7 +356,8 @@ TEST(Sweep, SingleLayerReluSquaredEscapeTimeGrowsLikeLogOneOverDelta) {
 TEST(Sweep, RejectsAGridWithATypoBeforeRunningAnything) {
   TempDir dir;
   const auto root = dir.path("sweep");
-  const auto result = run_ncflab({"sweep", kQuickstart, "init.scale=0.03,0.01", "trian.step=1,2", "--out", root});
+  const auto result =
+      run_ncflab({"sweep", kQuickstart, "init.scale=0.03,0.01", "trian.step=1,2", "--out", root});
   EXPECT_EQ(result.code, 2);
   EXPECT_THAT(result.err, HasSubstr("trian"));
   EXPECT_FALSE(std::filesystem::exists(root + "/sweep.csv"));

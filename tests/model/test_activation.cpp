@@ -1,7 +1,6 @@
 // Polynomial Leaky ReLU: closed-form values, homogeneity, the exact derivative
 // against finite differences and autograd, and the documented value at the kink.
 #include "ncflab/model/activation.h"
-
 #include "support.h"
 
 namespace ncflab {
@@ -20,12 +19,12 @@ TEST(PolyLeakyReLU, MatchesHandComputedValues) {
   };
   // σ(z) = max(z,0)^p − α·max(−z,0)^p, evaluated by hand.
   const std::vector<Case> cases = {
-      {0.0, 1, {2.0, 0.0, 0.0, 0.5, 0.0}},             // ReLU
-      {0.2, 1, {2.0, -0.6, 0.0, 0.5, -0.4}},           // Leaky ReLU
-      {0.2, 2, {4.0, -1.8, 0.0, 0.25, -0.8}},          // polynomial Leaky ReLU
-      {0.0, 3, {8.0, 0.0, 0.0, 0.125, 0.0}},           // ReLU^3
-      {1.0, 3, {8.0, -27.0, 0.0, 0.125, -8.0}},        // odd power sgn(z)|z|^3
-      {-1.0, 2, {4.0, 9.0, 0.0, 0.25, 4.0}},           // even power |z|^2
+      {0.0, 1, {2.0, 0.0, 0.0, 0.5, 0.0}},       // ReLU
+      {0.2, 1, {2.0, -0.6, 0.0, 0.5, -0.4}},     // Leaky ReLU
+      {0.2, 2, {4.0, -1.8, 0.0, 0.25, -0.8}},    // polynomial Leaky ReLU
+      {0.0, 3, {8.0, 0.0, 0.0, 0.125, 0.0}},     // ReLU^3
+      {1.0, 3, {8.0, -27.0, 0.0, 0.125, -8.0}},  // odd power sgn(z)|z|^3
+      {-1.0, 2, {4.0, 9.0, 0.0, 0.25, 4.0}},     // even power |z|^2
       {0.5, 3, {8.0, -13.5, 0.0, 0.125, -4.0}},
   };
   for (const auto& c : cases) {
@@ -57,7 +56,8 @@ TEST_P(ActivationFamilies, DerivativeMatchesCentralFiniteDifferencesAwayFromZero
   const double h = 1e-6;
   const auto finite_difference =
       (poly_leaky_relu(z + h, options) - poly_leaky_relu(z - h, options)) / (2 * h);
-  EXPECT_TRUE(torch::allclose(poly_leaky_relu_derivative(z, options), finite_difference, 1e-7, 1e-8));
+  EXPECT_TRUE(
+      torch::allclose(poly_leaky_relu_derivative(z, options), finite_difference, 1e-7, 1e-8));
 }
 
 TEST_P(ActivationFamilies, AutogradUsesTheExactDerivative) {
@@ -104,8 +104,9 @@ TEST(PolyLeakyReLU, KinkSlopeIsAlphaLikePyTorch) {
     auto z = torch::zeros({1}, torch::kFloat64).requires_grad_(true);
     torch::leaky_relu(z, alpha).sum().backward();
     const auto options = PolyLeakyReLUOptions().alpha(alpha).p(1);
-    EXPECT_EQ(poly_leaky_relu_derivative(torch::zeros({1}, torch::kFloat64), options).item<double>(),
-              z.grad().item<double>());
+    EXPECT_EQ(
+        poly_leaky_relu_derivative(torch::zeros({1}, torch::kFloat64), options).item<double>(),
+        z.grad().item<double>());
   }
   // For p ≥ 2 the derivative is continuous and 0 at the origin.
   EXPECT_EQ(poly_leaky_relu_derivative(torch::zeros({1}, torch::kFloat64),

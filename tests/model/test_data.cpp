@@ -1,8 +1,7 @@
 // Data: synthetic teachers are deterministic and shaped as documented; the CSV
 // reader parses good files and names file, line and column for each bad kind.
-#include "ncflab/model/data.h"
-
 #include "ncflab/core/errors.h"
+#include "ncflab/model/data.h"
 #include "support.h"
 
 namespace ncflab {
@@ -25,8 +24,10 @@ TEST(SyntheticData, IsDeterministicPerSeed) {
 }
 
 TEST(SyntheticData, SphereInputsHaveUnitNorm) {
-  const auto data = make_synthetic_data(SyntheticDataOptions().n(30).d(5).inputs(InputDistribution::sphere));
-  EXPECT_TRUE(torch::allclose(data.inputs.norm(2, 1), torch::ones({30}, torch::kFloat64), 1e-14, 0));
+  const auto data =
+      make_synthetic_data(SyntheticDataOptions().n(30).d(5).inputs(InputDistribution::sphere));
+  EXPECT_TRUE(
+      torch::allclose(data.inputs.norm(2, 1), torch::ones({30}, torch::kFloat64), 1e-14, 0));
 }
 
 TEST(SyntheticData, SingleNeuronTeacherIsAReluOfAProjection) {
@@ -51,7 +52,8 @@ TEST(SyntheticData, SignLabelsAndRandomSignsArePlusMinusOne) {
   for (auto teacher : {TeacherKind::neuron, TeacherKind::two_layer, TeacherKind::random_signs}) {
     auto options = SyntheticDataOptions().n(200).teacher(teacher).sign_labels(
         teacher != TeacherKind::random_signs);
-    const auto labels = make_synthetic_data(options.teacher_activation(PolyLeakyReLUOptions().alpha(1.0))).labels;
+    const auto labels =
+        make_synthetic_data(options.teacher_activation(PolyLeakyReLUOptions().alpha(1.0))).labels;
     EXPECT_TRUE(((labels == 1) | (labels == -1)).all().item<bool>());
     EXPECT_GT((labels == 1).sum().item<int64_t>(), 40);
     EXPECT_GT((labels == -1).sum().item<int64_t>(), 40);
@@ -68,7 +70,8 @@ TEST(SyntheticData, LabelNoiseAddsGaussianNoiseOfTheGivenSize) {
 
 TEST(SyntheticData, TwoLayerTeacherDiffersFromSingleNeuron) {
   const auto one = make_synthetic_data(SyntheticDataOptions().n(20).seed(2));
-  const auto two = make_synthetic_data(SyntheticDataOptions().n(20).seed(2).teacher(TeacherKind::two_layer).teacher_width(3));
+  const auto two = make_synthetic_data(
+      SyntheticDataOptions().n(20).seed(2).teacher(TeacherKind::two_layer).teacher_width(3));
   EXPECT_TRUE(torch::equal(one.inputs, two.inputs));
   EXPECT_FALSE(torch::allclose(one.labels, two.labels));
 }
@@ -101,14 +104,21 @@ std::string csv_error(const std::string& text, const std::string& label = "") {
 
 TEST(CsvData, EachBadInputHasItsOwnClearError) {
   using ::testing::HasSubstr;
-  EXPECT_THAT(csv_error("x,y\n1,2\n3\n"), HasSubstr("bad.csv:3: row: expected 2 cells like the header, found 1 cells"));
+  EXPECT_THAT(csv_error("x,y\n1,2\n3\n"),
+              HasSubstr("bad.csv:3: row: expected 2 cells like the header, found 1 cells"));
   EXPECT_THAT(csv_error("x,y\n1,2,3\n"), HasSubstr("bad.csv:2: row: expected 2 cells"));
-  EXPECT_THAT(csv_error("x,y\n1,abc\n"), HasSubstr("bad.csv:2: column 'y': expected a number, found 'abc'"));
-  EXPECT_THAT(csv_error("x,y\n1,\n"), HasSubstr("column 'y': expected a number, found an empty cell"));
-  EXPECT_THAT(csv_error("x,y\n1,2\nnan,1\n"), HasSubstr("bad.csv:3: column 'x': expected a finite number, found 'nan'"));
+  EXPECT_THAT(csv_error("x,y\n1,abc\n"),
+              HasSubstr("bad.csv:2: column 'y': expected a number, found 'abc'"));
+  EXPECT_THAT(csv_error("x,y\n1,\n"),
+              HasSubstr("column 'y': expected a number, found an empty cell"));
+  EXPECT_THAT(csv_error("x,y\n1,2\nnan,1\n"),
+              HasSubstr("bad.csv:3: column 'x': expected a finite number, found 'nan'"));
   EXPECT_THAT(csv_error("x,y\ninf,1\n"), HasSubstr("expected a finite number, found 'inf'"));
-  EXPECT_THAT(csv_error("x,y\n1,2\n", "label"), HasSubstr("bad.csv:1: data.label: expected a column named 'label' (columns: x, y), found no such column"));
-  EXPECT_THAT(csv_error(""), HasSubstr("bad.csv: expected a header row of column names, found an empty file"));
+  EXPECT_THAT(csv_error("x,y\n1,2\n", "label"),
+              HasSubstr("bad.csv:1: data.label: expected a column named 'label' (columns: x, y), "
+                        "found no such column"));
+  EXPECT_THAT(csv_error(""),
+              HasSubstr("bad.csv: expected a header row of column names, found an empty file"));
   EXPECT_THAT(csv_error("x,y\n"), HasSubstr("expected at least one data row, found only a header"));
   EXPECT_THAT(csv_error("y\n1\n"), HasSubstr("expected at least two columns"));
   EXPECT_THAT(csv_error("x,,y\n1,2,3\n"), HasSubstr("header column 2: expected a column name"));
@@ -119,7 +129,8 @@ TEST(CsvData, MissingFileIsAnInputError) {
     load_csv_data("/nonexistent/data.csv", "");
     FAIL() << "no error";
   } catch (const InputError& e) {
-    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("data.path: expected a readable CSV file"));
+    EXPECT_THAT(std::string(e.what()),
+                ::testing::HasSubstr("data.path: expected a readable CSV file"));
   }
 }
 
@@ -129,12 +140,15 @@ TEST(Normalization, StandardizeAndSphere) {
   data.labels = torch::zeros({3}, torch::kFloat64);
   auto standardized = data;
   normalize_inputs(standardized, InputNormalization::standardize);
-  EXPECT_TRUE(torch::allclose(standardized.inputs.mean(0), torch::zeros({3}, torch::kFloat64), 0, 1e-15));
+  EXPECT_TRUE(
+      torch::allclose(standardized.inputs.mean(0), torch::zeros({3}, torch::kFloat64), 0, 1e-15));
   // The constant column is only centred; the others get unit (population) variance.
-  EXPECT_TRUE(torch::allclose(standardized.inputs.std(0, false), torch::tensor({1.0, 0.0, 1.0}, torch::kFloat64), 1e-14, 1e-15));
+  EXPECT_TRUE(torch::allclose(standardized.inputs.std(0, false),
+                              torch::tensor({1.0, 0.0, 1.0}, torch::kFloat64), 1e-14, 1e-15));
   auto sphere = data;
   normalize_inputs(sphere, InputNormalization::sphere);
-  EXPECT_TRUE(torch::allclose(sphere.inputs.norm(2, 1), torch::ones({3}, torch::kFloat64), 1e-15, 0));
+  EXPECT_TRUE(
+      torch::allclose(sphere.inputs.norm(2, 1), torch::ones({3}, torch::kFloat64), 1e-15, 0));
   data.inputs[1].zero_();
   EXPECT_THROW(normalize_inputs(data, InputNormalization::sphere), InputError);
 }

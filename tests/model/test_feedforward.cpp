@@ -2,7 +2,6 @@
 // passes, homogeneity, Euler's identity (whole and per layer), ensemble = separate runs,
 // flattening, init.
 #include "ncflab/model/feedforward.h"
-
 #include "support.h"
 
 namespace ncflab {
@@ -30,8 +29,9 @@ TEST(LayerDegrees, FollowTheClosedForm) {
 TEST(LayerDegrees, SingleLayerModelHasOneLayerOfDegreeP) {
   // H = Σ_j σ(w_jᵀx): W1 is the only weight tensor, H(c·w) = c^p H(w), so L = p.
   for (int64_t p : {1, 2, 3}) {
-    auto options = FeedForwardOptions(4, {6}).kind(ModelKind::single_layer).activation(
-        PolyLeakyReLUOptions().p(p));
+    auto options = FeedForwardOptions(4, {6})
+                       .kind(ModelKind::single_layer)
+                       .activation(PolyLeakyReLUOptions().p(p));
     EXPECT_EQ(layer_degrees(options), (std::vector<int64_t>{p}));
     EXPECT_EQ(layer_shapes(options), (std::vector<std::vector<int64_t>>{{6, 4}}));
     FeedForward net(options.members(2));
@@ -45,8 +45,9 @@ TEST(LayerDegrees, SingleLayerModelHasOneLayerOfDegreeP) {
 }
 
 TEST(FeedForward, SingleLayerModelMatchesAHandComputedSum) {
-  FeedForward net(FeedForwardOptions(2, {2}).kind(ModelKind::single_layer).activation(
-      PolyLeakyReLUOptions().alpha(0.2).p(2)));
+  FeedForward net(FeedForwardOptions(2, {2})
+                      .kind(ModelKind::single_layer)
+                      .activation(PolyLeakyReLUOptions().alpha(0.2).p(2)));
   // W1 = [[1, −1], [2, 0]], x = (1, 2): z = (−1, 2), σ(z) = (−0.2, 4), H = 3.8.
   net->load_flat(torch::tensor({{1.0, -1.0, 2.0, 0.0}}, torch::kFloat64));
   const auto h = net->forward(torch::tensor({{1.0, 2.0}}, torch::kFloat64));
@@ -92,8 +93,8 @@ TEST_P(NetInvariants, OutputIsHomogeneousOfTotalDegreeL) {
     std::vector<torch::Tensor> scaled;
     for (const auto& w : weights) scaled.push_back(c * w);
     const auto expected = std::pow(c, static_cast<double>(total)) * base;
-    EXPECT_TRUE(torch::allclose(feedforward_outputs(scaled, inputs, net->options),
-                                expected, 1e-11, 1e-12 * expected.abs().max().item<double>()))
+    EXPECT_TRUE(torch::allclose(feedforward_outputs(scaled, inputs, net->options), expected, 1e-11,
+                                1e-12 * expected.abs().max().item<double>()))
         << "c=" << c << " L=" << total;
   }
 }
@@ -115,13 +116,14 @@ TEST_P(NetInvariants, EulersIdentityHoldsWholeAndPerLayer) {
   for (size_t l = 0; l < weights.size(); ++l) {
     const auto layer = (grads[l] * weights[l].detach()).sum({1, 2});
     // ⟨∇_{W_l}N, W_l⟩ = q_l·N
-    EXPECT_TRUE(torch::allclose(layer, static_cast<double>(degrees[l]) * ncf.detach(), 1e-10, 1e-13))
+    EXPECT_TRUE(
+        torch::allclose(layer, static_cast<double>(degrees[l]) * ncf.detach(), 1e-10, 1e-13))
         << "layer " << l + 1;
     euler += layer;
   }
   // ⟨∇N(u), u⟩ = L·N(u)
-  EXPECT_TRUE(torch::allclose(euler, static_cast<double>(net->total_degree()) * ncf.detach(),
-                              1e-10, 1e-13));
+  EXPECT_TRUE(torch::allclose(euler, static_cast<double>(net->total_degree()) * ncf.detach(), 1e-10,
+                              1e-13));
 }
 
 TEST_P(NetInvariants, EnsembleEqualsSeparateEvaluations) {

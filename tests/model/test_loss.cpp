@@ -1,8 +1,7 @@
 // Losses: closed-form values, output gradients against autograd, the NCF labels
 // as −∂ℓ/∂H at H = 0, and the ±1 label rule of the logistic loss.
-#include "ncflab/model/loss.h"
-
 #include "ncflab/core/errors.h"
+#include "ncflab/model/loss.h"
 #include "support.h"
 
 namespace ncflab {
@@ -17,11 +16,14 @@ TEST(LossValues, MatchClosedForms) {
   const auto labels = torch::tensor({1.0, -1.0, -1.0}, torch::kFloat64);
   // ½[(0.5−1)² + 0² + 3²] = ½(0.25 + 9) = 4.625
   EXPECT_NEAR(loss_value(LossKind::square, outputs, labels).item<double>(), 4.625, 1e-15);
-  const double logistic = std::log1p(std::exp(-0.5)) + std::log1p(std::exp(-1.0)) + std::log1p(std::exp(2.0));
+  const double logistic =
+      std::log1p(std::exp(-0.5)) + std::log1p(std::exp(-1.0)) + std::log1p(std::exp(2.0));
   EXPECT_NEAR(loss_value(LossKind::logistic, outputs, labels).item<double>(), logistic, 1e-14);
-  // Large margins stay exact instead of overflowing: log(1 + e^−800) ≈ e^−800 → 0, log(1 + e^800) = 800.
+  // Large margins stay exact instead of overflowing: log(1 + e^−800) ≈ e^−800 → 0, log(1 + e^800) =
+  // 800.
   const auto extreme = torch::tensor({{800.0, -800.0}}, torch::kFloat64);
-  EXPECT_NEAR(loss_value(LossKind::logistic, extreme, torch::tensor({1.0, 1.0}, torch::kFloat64)).item<double>(),
+  EXPECT_NEAR(loss_value(LossKind::logistic, extreme, torch::tensor({1.0, 1.0}, torch::kFloat64))
+                  .item<double>(),
               800.0, 1e-12);
 }
 
@@ -29,7 +31,8 @@ TEST_P(Losses, OutputGradientMatchesAutograd) {
   const auto labels = torch::randint(0, 2, {20}, torch::kFloat64) * 2 - 1;
   auto outputs = torch::randn({3, 20}, torch::kFloat64).requires_grad_(true);
   loss_value(GetParam(), outputs, labels).sum().backward();
-  EXPECT_TRUE(torch::allclose(outputs.grad(), loss_output_gradient(GetParam(), outputs.detach(), labels), 1e-14, 1e-15));
+  EXPECT_TRUE(torch::allclose(
+      outputs.grad(), loss_output_gradient(GetParam(), outputs.detach(), labels), 1e-14, 1e-15));
 }
 
 TEST_P(Losses, NcfLabelsAreMinusTheGradientAtZero) {
@@ -51,7 +54,8 @@ TEST(LossLabels, LogisticNeedsPlusMinusOne) {
     check_labels(LossKind::logistic, bad, "d.csv", "y");
     FAIL() << "no error";
   } catch (const InputError& e) {
-    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("d.csv: label 'y': expected labels in {-1, +1}"));
+    EXPECT_THAT(std::string(e.what()),
+                ::testing::HasSubstr("d.csv: label 'y': expected labels in {-1, +1}"));
     EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("found 0 in row 2"));
   }
 }

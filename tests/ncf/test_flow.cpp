@@ -1,10 +1,9 @@
 // The NCF gradient flow: closed-form blow-up on a KKT ray, closed-form collapse, the
 // per-layer conservation laws, ensemble = separate runs, bad input, and L = 2 escape (two-layer
 // Leaky ReLU and the single-layer ReLU² model).
-#include "ncflab/ncf/flow.h"
-
 #include <cmath>
 
+#include "ncflab/ncf/flow.h"
 #include "support.h"
 
 namespace ncflab {
@@ -101,7 +100,8 @@ TEST(NcfFlow, SamplesFollowTheClosedFormRayAndLeaveTheStepsAlone) {
     const double radius = r0 / (1 - 3 * ncf_star * r0 * times[j]);
     const auto expected = radius * kkt;
     const auto got = m.samples[static_cast<int64_t>(j)];
-    EXPECT_LT(((got - expected).norm() / expected.norm()).item<double>(), 1e-8) << "t = " << times[j];
+    EXPECT_LT(((got - expected).norm() / expected.norm()).item<double>(), 1e-8)
+        << "t = " << times[j];
   }
   EXPECT_TRUE(torch::isnan(m.samples[static_cast<int64_t>(times.size()) - 1]).all().item<bool>());
 }
@@ -182,8 +182,9 @@ TEST_F(NcfFlowRandom, EnsembleMembersMatchSeparateRuns) {
 TEST_F(NcfFlowRandom, BlowUpDirectionIsTheMaxNormCrossingWhateverTheStepSizes) {
   // L = 3: at ‖u‖ = max_norm the direction still turns (residual ~1e-3), so the end of the
   // last step, which overshoots max_norm by a step-size dependent amount, is no reference.
-  const auto ncf = Ncf(FeedForwardOptions(5, {6}).activation(PolyLeakyReLUOptions().alpha(0.2).p(2)),
-                       torch::randn({30, 5}, torch::kFloat64), torch::randn({30}, torch::kFloat64));
+  const auto ncf =
+      Ncf(FeedForwardOptions(5, {6}).activation(PolyLeakyReLUOptions().alpha(0.2).p(2)),
+          torch::randn({30, 5}, torch::kFloat64), torch::randn({30}, torch::kFloat64));
   const auto u0 = positive_start(ncf, 1, 1.0);
   const auto options = FlowOptions().max_norm(1e3).rtol(1e-12);
   const auto plain = integrate_ncf_flow(ncf, u0, options);
@@ -195,7 +196,8 @@ TEST_F(NcfFlowRandom, BlowUpDirectionIsTheMaxNormCrossingWhateverTheStepSizes) {
   ASSERT_EQ(second.status, FlowStatus::blew_up);
   // The ends of the last steps differ, and so does N there, by far more than at the crossing.
   EXPECT_GT(std::abs(second.norm - first.norm), 1e-5 * options.max_norm());
-  const double end_difference = std::abs(second.trajectory.back().ncf - first.trajectory.back().ncf);
+  const double end_difference =
+      std::abs(second.trajectory.back().ncf - first.trajectory.back().ncf);
   EXPECT_GT(end_difference, 1e4 * std::abs(second.ncf - first.ncf));
   EXPECT_GT(first.residual, 1e-5) << "the direction should still be turning at max_norm";
   EXPECT_LT((plain.direction[0] - sampled.direction[0]).norm().item<double>(), 1e-9);
@@ -258,8 +260,9 @@ TEST(NcfFlow, SingleLayerReluSquaredEscapesAlongAKktRayAtTheExponentialRate) {
   // = 18·w_j for w_j ∥ b, so û* with units c_j·b, Σ c_j² = 1, is a KKT point, N(û*) = 9.
   // On the ray u = r·û*: dr/dt = L·N*·r^(L−1) = 18·r, r = r0·e^(18t), no finite blow-up:
   // ‖u‖ = max_norm at t = ln(max_norm/r0)/(2·N*).
-  const Ncf ncf(FeedForwardOptions(2, {3}).kind(ModelKind::single_layer).activation(
-                    PolyLeakyReLUOptions().alpha(0).p(2)),
+  const Ncf ncf(FeedForwardOptions(2, {3})
+                    .kind(ModelKind::single_layer)
+                    .activation(PolyLeakyReLUOptions().alpha(0).p(2)),
                 torch::tensor({{2.0, 1.0}, {1.0, 2.0}, {-1.0, -3.0}}, torch::kFloat64),
                 torch::tensor({1.0, 1.0, 2.0}, torch::kFloat64));
   ASSERT_EQ(ncf.total_degree(), 2);

@@ -2,14 +2,12 @@
 // kinks) satisfy the KKT conditions and the balance law; hand-built problems (smooth and at
 // a kink) are solved exactly, also by the kink Newton method alone; starts that end at the
 // same point up to a permutation of hidden units are merged.
-#include "ncflab/ncf/kkt.h"
-
 #include <algorithm>
 
 #include "ncflab/model/data.h"
 #include "ncflab/ncf/kink_newton.h"
+#include "ncflab/ncf/kkt.h"
 #include "ncflab/ncf/structure.h"
-
 #include "support.h"
 
 namespace ncflab {
@@ -22,8 +20,9 @@ class KktSearch : public SeededTest {};
 Ncf random_problem(std::vector<int64_t> widths, double alpha, int64_t p, int64_t n, int64_t d) {
   auto data = make_synthetic_data(SyntheticDataOptions().n(n).d(d).seed(7).teacher_activation(
       PolyLeakyReLUOptions().alpha(alpha).p(p)));
-  return Ncf(FeedForwardOptions(d, std::move(widths)).activation(PolyLeakyReLUOptions().alpha(alpha).p(p)),
-             data.inputs, data.labels);
+  return Ncf(
+      FeedForwardOptions(d, std::move(widths)).activation(PolyLeakyReLUOptions().alpha(alpha).p(p)),
+      data.inputs, data.labels);
 }
 
 // Labels ±1 independent of the inputs: the maxima of deep Leaky ReLU nets then sit on kinks
@@ -31,8 +30,9 @@ Ncf random_problem(std::vector<int64_t> widths, double alpha, int64_t p, int64_t
 Ncf random_signs_problem(std::vector<int64_t> widths, double alpha, int64_t n, int64_t d) {
   auto data = make_synthetic_data(
       SyntheticDataOptions().n(n).d(d).seed(7).teacher(TeacherKind::random_signs));
-  return Ncf(FeedForwardOptions(d, std::move(widths)).activation(PolyLeakyReLUOptions().alpha(alpha).p(1)),
-             data.inputs, data.labels);
+  return Ncf(
+      FeedForwardOptions(d, std::move(widths)).activation(PolyLeakyReLUOptions().alpha(alpha).p(1)),
+      data.inputs, data.labels);
 }
 
 double layer_sv_ratio(const torch::Tensor& layer) {
@@ -77,14 +77,15 @@ TEST_F(KktSearch, FindsKktPointsOfACubicDeepNet) {
 TEST_F(KktSearch, SolvesTheHandBuiltSmoothProblemExactly) {
   // N = v·max(w1, 0)² with x = e1, ȳ = 1: best N* = (2/3)·√(1/3) at w = (√(2/3), 0), v = √(1/3).
   const Ncf ncf(FeedForwardOptions(2, {1}).activation(PolyLeakyReLUOptions().alpha(0).p(2)),
-                torch::tensor({{1.0, 0.0}}, torch::kFloat64), torch::tensor({1.0}, torch::kFloat64));
+                torch::tensor({{1.0, 0.0}}, torch::kFloat64),
+                torch::tensor({1.0}, torch::kFloat64));
   const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(6));
   ASSERT_FALSE(result.points.empty());
   const auto& best = result.points.front();
   EXPECT_NEAR(best.ncf, (2.0 / 3) * std::sqrt(1.0 / 3), 1e-12);
-  EXPECT_TRUE(torch::allclose(best.direction,
-                              torch::tensor({std::sqrt(2.0 / 3), 0.0, std::sqrt(1.0 / 3)}, torch::kFloat64),
-                              0, 1e-8));
+  EXPECT_TRUE(torch::allclose(
+      best.direction, torch::tensor({std::sqrt(2.0 / 3), 0.0, std::sqrt(1.0 / 3)}, torch::kFloat64),
+      0, 1e-8));
 }
 
 TEST_F(KktSearch, FindsTheKinkOfTheHandBuiltLeakyReluProblem) {
@@ -97,8 +98,8 @@ TEST_F(KktSearch, FindsTheKinkOfTheHandBuiltLeakyReluProblem) {
   ASSERT_FALSE(result.points.empty());
   const auto& best = result.points.front();
   EXPECT_NEAR(best.ncf, 0.5, 1e-9);
-  EXPECT_TRUE(torch::allclose(best.direction,
-                              torch::tensor({1.0, 0.0, 1.0}, torch::kFloat64) / std::sqrt(2.0), 0, 1e-7));
+  EXPECT_TRUE(torch::allclose(
+      best.direction, torch::tensor({1.0, 0.0, 1.0}, torch::kFloat64) / std::sqrt(2.0), 0, 1e-7));
   EXPECT_LT(best.kink_residual, 1e-6);
   EXPECT_GT(best.residual, 0.1);
   EXPECT_EQ(best.kinks, 1);
@@ -165,8 +166,9 @@ TEST_F(KktSearch, DeepReluPointsConvergeWithDeadUnitsRemoved) {
 // two maxima: b = (1, 1)/√2, where x1 and x2 are active and g = bᵀ(x1x1ᵀ + x2x2ᵀ)b = 9, and
 // b = x3/‖x3‖ with g = 2·‖x3‖² = 20.
 Ncf single_layer_relu_squared(int64_t units) {
-  return Ncf(FeedForwardOptions(2, {units}).kind(ModelKind::single_layer).activation(
-                 PolyLeakyReLUOptions().alpha(0).p(2)),
+  return Ncf(FeedForwardOptions(2, {units})
+                 .kind(ModelKind::single_layer)
+                 .activation(PolyLeakyReLUOptions().alpha(0).p(2)),
              torch::tensor({{2.0, 1.0}, {1.0, 2.0}, {-1.0, -3.0}}, torch::kFloat64),
              torch::tensor({1.0, 1.0, 2.0}, torch::kFloat64));
 }
@@ -211,8 +213,9 @@ TEST_F(KktSearch, SingleLayerReluSquaredPointsPutEveryUnitOnASingleNeuronKktDire
 TEST_F(KktSearch, SingleLayerLeakyReluPointsCarryAKinkCertificate) {
   auto data = make_synthetic_data(
       SyntheticDataOptions().n(20).d(3).seed(7).teacher(TeacherKind::random_signs));
-  const Ncf ncf(FeedForwardOptions(3, {4}).kind(ModelKind::single_layer).activation(
-                    PolyLeakyReLUOptions().alpha(0.1).p(1)),
+  const Ncf ncf(FeedForwardOptions(3, {4})
+                    .kind(ModelKind::single_layer)
+                    .activation(PolyLeakyReLUOptions().alpha(0.1).p(1)),
                 data.inputs, data.labels);
   ASSERT_EQ(ncf.total_degree(), 1);
   const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(8));
@@ -233,7 +236,8 @@ TEST(KinkNewton, LandsOnTheHandBuiltKinkFromASmoothStart) {
   const auto start = unit_rows(torch::tensor({{1.0, 0.05, 0.9}}, torch::kFloat64))[0];
   const auto result = kink_newton(ncf, start);
   EXPECT_TRUE(torch::allclose(result.direction,
-                              torch::tensor({1.0, 0.0, 1.0}, torch::kFloat64) / std::sqrt(2.0), 0, 1e-12));
+                              torch::tensor({1.0, 0.0, 1.0}, torch::kFloat64) / std::sqrt(2.0), 0,
+                              1e-12));
   EXPECT_EQ(result.held_kinks, 1);
   EXPECT_LT(ncf.kink_residual(result.direction.unsqueeze(0), 1e-6).residual.item<double>(), 1e-10);
   EXPECT_LE(result.iterations, 20);

@@ -2,7 +2,6 @@
 // hand-built KKT points (smooth and at a kink), which preactivations count as kinks, the
 // kink projection, and the bounded least-squares solver.
 #include "ncflab/ncf/ncf.h"
-
 #include "support.h"
 
 namespace ncflab {
@@ -77,7 +76,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, NcfInvariants, ::testing::ValuesIn(testing::net
 /// on the sphere at w = (√(2/3), 0), v = √(1/3) (balance ‖W_l‖² = q_l/L, q = (2, 1)).
 TEST(NcfResiduals, VanishAtAHandBuiltSmoothKktPoint) {
   const Ncf ncf(FeedForwardOptions(2, {1}).activation(PolyLeakyReLUOptions().alpha(0).p(2)),
-                torch::tensor({{1.0, 0.0}}, torch::kFloat64), torch::tensor({1.0}, torch::kFloat64));
+                torch::tensor({{1.0, 0.0}}, torch::kFloat64),
+                torch::tensor({1.0}, torch::kFloat64));
   const auto best = torch::tensor({{std::sqrt(2.0 / 3), 0.0, std::sqrt(1.0 / 3)}}, torch::kFloat64);
   EXPECT_NEAR(ncf.value(best).item<double>(), (2.0 / 3) * std::sqrt(1.0 / 3), 1e-15);
   EXPECT_LT(ncf.smooth_residual(best).item<double>(), 1e-15);
@@ -128,11 +128,13 @@ TEST(NcfResiduals, ProjectionOntoKinksZeroesTheirPreactivations) {
 /// column (here 0.64 of ‖row‖·‖column‖): it counts as a kink all the same. The second unit of
 /// layer 2 has an all-zero row (a removed unit): z ≡ 0 there, but no kinks.
 TEST(NcfResiduals, KinksFollowAVanishingColumnAndSkipZeroRows) {
-  const Ncf ncf(FeedForwardOptions(3, {3, 2}).activation(PolyLeakyReLUOptions().alpha(0.1).p(1)),
-                torch::tensor({{1.0, 0.0, 0.0}, {0.3, 1.0, 0.2}, {0.5, -0.4, 1.0}, {-0.2, 0.7, 0.6}},
-                              torch::kFloat64),
-                torch::tensor({1.0, -1.0, 0.5, 2.0}, torch::kFloat64));
-  const auto w1 = torch::tensor({{1e-12, 1.0, 0.5}, {-2e-12, -0.3, 1.0}, {0.0, 0.8, -0.6}}, torch::kFloat64);
+  const Ncf ncf(
+      FeedForwardOptions(3, {3, 2}).activation(PolyLeakyReLUOptions().alpha(0.1).p(1)),
+      torch::tensor({{1.0, 0.0, 0.0}, {0.3, 1.0, 0.2}, {0.5, -0.4, 1.0}, {-0.2, 0.7, 0.6}},
+                    torch::kFloat64),
+      torch::tensor({1.0, -1.0, 0.5, 2.0}, torch::kFloat64));
+  const auto w1 =
+      torch::tensor({{1e-12, 1.0, 0.5}, {-2e-12, -0.3, 1.0}, {0.0, 0.8, -0.6}}, torch::kFloat64);
   const auto w2 = torch::tensor({{0.7, 0.4, -0.5}, {0.0, 0.0, 0.0}}, torch::kFloat64);
   const auto w3 = torch::tensor({{1.0, -1.0}}, torch::kFloat64);
   const auto u = unit_rows(join_layers({w1.unsqueeze(0), w2.unsqueeze(0), w3.unsqueeze(0)}))[0];
@@ -163,9 +165,12 @@ TEST(BoundedLeastSquares, SatisfiesTheBoxOptimalityConditions) {
       const double gf = gradient[f].item<double>();
       ASSERT_GE(tf, -0.5);
       ASSERT_LE(tf, 1.0);
-      if (tf <= -0.5 + 1e-12) EXPECT_GE(gf, -1e-10);
-      else if (tf >= 1.0 - 1e-12) EXPECT_LE(gf, 1e-10);
-      else EXPECT_NEAR(gf, 0.0, 1e-10);
+      if (tf <= -0.5 + 1e-12)
+        EXPECT_GE(gf, -1e-10);
+      else if (tf >= 1.0 - 1e-12)
+        EXPECT_LE(gf, 1e-10);
+      else
+        EXPECT_NEAR(gf, 0.0, 1e-10);
     }
   }
 }

@@ -1,7 +1,6 @@
 // Structure metrics on directions built by hand: a rank-one point with a known
 // hidden vector, a full-rank one, and the single-neuron residual of the input direction.
 #include "ncflab/ncf/structure.h"
-
 #include "support.h"
 
 namespace ncflab {
@@ -11,7 +10,8 @@ namespace {
 /// one unit, w = (√(2/3), 0), v = √(1/3); here widths 3 with the mass on unit 2.
 TEST(Structure, MeasuresAHandBuiltRankOnePoint) {
   const Ncf ncf(FeedForwardOptions(2, {3}).activation(PolyLeakyReLUOptions().alpha(0).p(2)),
-                torch::tensor({{1.0, 0.0}}, torch::kFloat64), torch::tensor({1.0}, torch::kFloat64));
+                torch::tensor({{1.0, 0.0}}, torch::kFloat64),
+                torch::tensor({1.0}, torch::kFloat64));
   auto u = torch::zeros({ncf.parameters()}, torch::kFloat64);
   u[2] = std::sqrt(2.0 / 3);  // W1[1, 0]
   u[7] = std::sqrt(1.0 / 3);  // W2[0, 1]
@@ -36,8 +36,9 @@ TEST(Structure, MeasuresAHandBuiltRankOnePoint) {
 /// along e1 with Σ_j ‖w_j‖² = 1 is a KKT point (N = 1, λ = 2). W1 is the only layer (share
 /// q_1/L = 1) and a hidden layer: its left singular vector holds the units' scales.
 TEST(Structure, MeasuresASingleLayerModelsUnitsAsItsHiddenVector) {
-  const Ncf ncf(FeedForwardOptions(2, {3}).kind(ModelKind::single_layer).activation(
-                    PolyLeakyReLUOptions().alpha(0).p(2)),
+  const Ncf ncf(FeedForwardOptions(2, {3})
+                    .kind(ModelKind::single_layer)
+                    .activation(PolyLeakyReLUOptions().alpha(0).p(2)),
                 torch::tensor({{1.0, 0.0}}, torch::kFloat64),
                 torch::tensor({1.0}, torch::kFloat64));
   // Units (0.6, 0), (0, 0), (0.8, 0): rank one, support 2 of 3, spread (0.8 − 0.6)/0.8.

@@ -1,7 +1,6 @@
 // Lining up hidden units: a permuted copy of a direction is recovered exactly, and the
 // permutation never changes the network's outputs.
 #include "ncflab/ncf/unit_matching.h"
-
 #include "support.h"
 
 namespace ncflab {

@@ -2,8 +2,6 @@
 // family; escape times approach the NCF flow's T*/δ^(L−2) as δ shrinks; ensemble members
 // equal separate runs; an interrupted run resumes to the same weights bit for bit;
 // divergence is caught with the last good weights kept.
-#include "ncflab/train/trainer.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +15,7 @@
 #include "ncflab/ncf/ncf.h"
 #include "ncflab/train/hooks/checkpoint_hook.h"
 #include "ncflab/train/hooks/progress_hook.h"
+#include "ncflab/train/trainer.h"
 #include "support.h"
 
 namespace ncflab {
@@ -25,7 +24,8 @@ namespace {
 using testing::NetCase;
 using testing::SeededTest;
 
-FeedForward make_model(int64_t d, const NetCase& net, int64_t members, double delta, uint64_t seed) {
+FeedForward make_model(int64_t d, const NetCase& net, int64_t members, double delta,
+                       uint64_t seed) {
   return FeedForward(testing::model_options(net, d).members(members).init_scale(delta).seed(seed));
 }
 
@@ -55,7 +55,8 @@ TEST_P(EngineAgreement, FusedBatchedAndAutogradTakeTheSameSteps) {
     const int64_t d = 4;
     const auto inputs = torch::randn({n, d}, torch::kFloat64);
     auto labels = torch::randn({n}, torch::kFloat64);
-    if (loss == LossKind::logistic) labels = torch::where(labels >= 0, 1.0, -1.0).to(torch::kFloat64);
+    if (loss == LossKind::logistic)
+      labels = torch::where(labels >= 0, 1.0, -1.0).to(torch::kFloat64);
     // δ = 0.7 keeps the outputs O(1), so every term of the gradient matters.
     const auto reference_model = make_model(d, net, 3, 0.7, 5);
     std::vector<FeedForward> models;
@@ -75,7 +76,8 @@ TEST_P(EngineAgreement, FusedBatchedAndAutogradTakeTheSameSteps) {
         EXPECT_LT(relative_difference(stats[e].norm, stats[0].norm), 1e-12);
         EXPECT_LT(relative_difference(stats[e].gradient_norm, stats[0].gradient_norm), 1e-12);
         for (size_t l = 0; l < models[0]->weights().size(); ++l) {
-          EXPECT_LT(relative_difference(engines[e]->gradients()[l], engines[0]->gradients()[l]), 1e-12)
+          EXPECT_LT(relative_difference(engines[e]->gradients()[l], engines[0]->gradients()[l]),
+                    1e-12)
               << "layer " << l + 1 << " step " << step;
           EXPECT_LT(relative_difference(models[e]->weights()[l], models[0]->weights()[l]), 1e-12);
         }
@@ -141,13 +143,16 @@ TEST_F(TrainerTest, EnsembleMembersEqualSeparateRuns) {
       single->load_flat(ensemble->flatten().detach().narrow(0, s, 1));
       singles.push_back(single);
     }
-    const auto options = TrainerOptions().step_size(1e-2).max_steps(3000).escape_radius(0.2).engine(kind);
-    const auto together =
-        Trainer(ensemble, problem.data.inputs, problem.data.labels, LossKind::square, deltas, options).run();
+    const auto options =
+        TrainerOptions().step_size(1e-2).max_steps(3000).escape_radius(0.2).engine(kind);
+    const auto together = Trainer(ensemble, problem.data.inputs, problem.data.labels,
+                                  LossKind::square, deltas, options)
+                              .run();
     for (int64_t s = 0; s < 3; ++s) {
-      const auto alone = Trainer(singles[static_cast<size_t>(s)], problem.data.inputs, problem.data.labels,
-                                 LossKind::square, {deltas[static_cast<size_t>(s)]}, options)
-                             .run();
+      const auto alone =
+          Trainer(singles[static_cast<size_t>(s)], problem.data.inputs, problem.data.labels,
+                  LossKind::square, {deltas[static_cast<size_t>(s)]}, options)
+              .run();
       EXPECT_EQ(alone.state.status[0], together.state.status[static_cast<size_t>(s)]);
       EXPECT_EQ(alone.state.escape[0].step, together.state.escape[static_cast<size_t>(s)].step);
       EXPECT_EQ(alone.state.steps_done[0], together.state.steps_done[static_cast<size_t>(s)]);
@@ -168,15 +173,17 @@ TEST_F(TrainerTest, EscapedMembersStopAtTheirEscapeStep) {
   const std::vector<double> deltas = {0.05, 0.01};
   auto model = make_model(4, problem.net, 2, 1.0, 1);
   model->initialize(torch::tensor(deltas, torch::kFloat64), 1);
-  const auto result = Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, deltas,
-                              TrainerOptions().step_size(1e-2).max_steps(100000).escape_radius(0.2))
-                          .run();
+  const auto result =
+      Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, deltas,
+              TrainerOptions().step_size(1e-2).max_steps(100000).escape_radius(0.2))
+          .run();
   for (size_t s = 0; s < 2; ++s) {
     EXPECT_EQ(result.state.status[s], MemberStatus::escaped);
     EXPECT_EQ(result.state.steps_done[s], result.state.escape[s].step);
     EXPECT_GE(result.state.escape[s].norm, 0.2);
     // The final weights are w_{k_esc}: their norm is the one recorded at escape.
-    EXPECT_DOUBLE_EQ(model->flatten()[static_cast<int64_t>(s)].norm().item<double>(), result.state.escape[s].norm);
+    EXPECT_DOUBLE_EQ(model->flatten()[static_cast<int64_t>(s)].norm().item<double>(),
+                     result.state.escape[s].norm);
   }
   // The smaller δ escapes later (t_esc ~ T*/δ).
   EXPECT_GT(result.state.escape[1].step, result.state.escape[0].step);
@@ -196,8 +203,7 @@ class InterruptAt final : public TrainHook {
 
 // Two members trained straight, and interrupted at step 1234, checkpointed and resumed:
 // the same weights bit for bit.
-void expect_interrupted_run_to_resume_bit_for_bit(const SmallProblem& problem,
-                                                   const NetCase& net) {
+void expect_interrupted_run_to_resume_bit_for_bit(const SmallProblem& problem, const NetCase& net) {
   testing::TempDir dir;
   const auto checkpoint_path = std::filesystem::path(dir.path("checkpoint.pt"));
   const auto options = TrainerOptions().step_size(1e-2).max_steps(2500).stop_at_escape(false);
@@ -209,13 +215,15 @@ void expect_interrupted_run_to_resume_bit_for_bit(const SmallProblem& problem,
   };
 
   auto straight = fresh();
-  Trainer(straight, problem.data.inputs, problem.data.labels, LossKind::square, deltas, options).run();
+  Trainer(straight, problem.data.inputs, problem.data.labels, LossKind::square, deltas, options)
+      .run();
 
   auto interrupted = fresh();
   TrainResult first;
   {
     InterruptHandler handler;
-    Trainer trainer(interrupted, problem.data.inputs, problem.data.labels, LossKind::square, deltas, options);
+    Trainer trainer(interrupted, problem.data.inputs, problem.data.labels, LossKind::square, deltas,
+                    options);
     trainer.add_hook(std::make_shared<InterruptAt>(1234));
     trainer.add_hook(std::make_shared<CheckpointHook>(1000, [&](const TrainState& state) {
       save_checkpoint(checkpoint_path, state, *state.weights);
@@ -232,10 +240,12 @@ void expect_interrupted_run_to_resume_bit_for_bit(const SmallProblem& problem,
   auto resumed = fresh();
   {
     torch::NoGradGuard no_grad;
-    for (size_t l = 0; l < checkpoint.weights.size(); ++l) resumed->weights()[l].copy_(checkpoint.weights[l]);
+    for (size_t l = 0; l < checkpoint.weights.size(); ++l)
+      resumed->weights()[l].copy_(checkpoint.weights[l]);
   }
   InterruptHandler handler;  // as `ncflab run --resume` does: a fresh handler, no pending signal
-  Trainer trainer(resumed, problem.data.inputs, problem.data.labels, LossKind::square, deltas, options);
+  Trainer trainer(resumed, problem.data.inputs, problem.data.labels, LossKind::square, deltas,
+                  options);
   trainer.resume_from(checkpoint.state);
   const auto second = trainer.run();
   EXPECT_FALSE(second.interrupted);
@@ -259,9 +269,10 @@ TEST_F(TrainerTest, DivergenceIsCaughtWithTheLastGoodWeightsKept) {
   SmallProblem problem;
   // Step 10 on weights of norm 3: the iterates blow up within a few steps.
   auto model = make_model(4, problem.net, 2, 3.0, 2);
-  const auto result = Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, {3.0, 3.0},
-                              TrainerOptions().step_size(10).max_steps(1000).escape_radius(1e300))
-                          .run();
+  const auto result =
+      Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, {3.0, 3.0},
+              TrainerOptions().step_size(10).max_steps(1000).escape_radius(1e300))
+          .run();
   for (size_t s = 0; s < 2; ++s) {
     EXPECT_EQ(result.state.status[s], MemberStatus::diverged);
     EXPECT_LT(result.state.steps_done[s], 1000);
@@ -275,12 +286,13 @@ TEST_F(TrainerTest, RejectsBadOptions) {
   EXPECT_THROW(Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, {0.1},
                        TrainerOptions()),
                c10::Error);  // one δ for two members
-  EXPECT_THROW(Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, {0.1, 0.1},
-                       TrainerOptions().step_size(0)),
+  EXPECT_THROW(Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square,
+                       {0.1, 0.1}, TrainerOptions().step_size(0)),
                c10::Error);
-  EXPECT_THROW(make_training_engine(EngineKind::fused, model, problem.data.inputs.to(torch::kFloat32),
-                                    problem.data.labels, LossKind::square),
-               c10::Error);  // dtype mismatch
+  EXPECT_THROW(
+      make_training_engine(EngineKind::fused, model, problem.data.inputs.to(torch::kFloat32),
+                           problem.data.labels, LossKind::square),
+      c10::Error);  // dtype mismatch
 }
 
 TEST_F(TrainerTest, ProgressLinesShowRateLossAndNormOverDelta) {
@@ -290,8 +302,10 @@ TEST_F(TrainerTest, ProgressLinesShowRateLossAndNormOverDelta) {
   std::ostringstream terminal;
   Trainer trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, {0.01},
                   TrainerOptions().step_size(1e-2).max_steps(1000).stop_at_escape(false));
-  trainer.add_hook(std::make_shared<ProgressHook>(plain, false, std::chrono::duration<double>(0), 1000, 0));
-  trainer.add_hook(std::make_shared<ProgressHook>(terminal, true, std::chrono::duration<double>(0), 1000, 0));
+  trainer.add_hook(
+      std::make_shared<ProgressHook>(plain, false, std::chrono::duration<double>(0), 1000, 0));
+  trainer.add_hook(
+      std::make_shared<ProgressHook>(terminal, true, std::chrono::duration<double>(0), 1000, 0));
   trainer.run();
   // Plain: whole lines, one per draw; terminal: redrawn in place with \r, one final newline.
   const std::string lines = plain.str();

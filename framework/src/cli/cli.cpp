@@ -2,12 +2,12 @@
 // bad input → 2 with one line, anything else → 1.
 #include "ncflab/cli/cli.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
 #include <ostream>
@@ -79,7 +79,8 @@ struct Commands {
 Commands::Commands() {
   app.set_version_flag("--version", version_line());
   app.require_subcommand(1);
-  validate = app.add_subcommand("validate", "Check a config and its data, print the model's degrees; run nothing");
+  validate = app.add_subcommand(
+      "validate", "Check a config and its data, print the model's degrees; run nothing");
   add_config_arguments(*validate, validate_arguments);
   validate->add_flag("--print-config", validate_options.print_config,
                      "Also print the resolved config (defaults filled in) as YAML");
@@ -90,39 +91,52 @@ Commands::Commands() {
   add_config_arguments(*kkt, kkt_arguments);
   add_output_arguments(*kkt, kkt_arguments);
 
-  flow = app.add_subcommand("flow", "Integrate the NCF gradient flow from w0; write T* and the blow-up direction");
+  flow = app.add_subcommand(
+      "flow", "Integrate the NCF gradient flow from w0; write T* and the blow-up direction");
   add_config_arguments(*flow, flow_arguments);
   add_output_arguments(*flow, flow_arguments);
 
-  run = app.add_subcommand("run", "Train from delta*w0 by gradient descent; write the run directory (or --resume one)");
+  run = app.add_subcommand(
+      "run", "Train from delta*w0 by gradient descent; write the run directory (or --resume one)");
   run->add_option("config", run_arguments.config_path, "YAML config file (not with --resume)");
   run->add_option("overrides", run_arguments.overrides,
                   "key.path=value overrides, e.g. train.step=1e-3 model.widths=[12,12]");
   add_output_arguments(*run, run_arguments);
-  run->add_option("--resume", run_arguments.resume, "Continue the interrupted run in RUN_DIR from its checkpoint");
+  run->add_option("--resume", run_arguments.resume,
+                  "Continue the interrupted run in RUN_DIR from its checkpoint");
 
-  sweep = app.add_subcommand("sweep", "Run a grid: key=v1,v2 or key=range(a,b,step); one run each plus sweep.csv");
+  sweep = app.add_subcommand(
+      "sweep", "Run a grid: key=v1,v2 or key=range(a,b,step); one run each plus sweep.csv");
   add_config_arguments(*sweep, sweep_arguments);
   add_output_arguments(*sweep, sweep_arguments);
-  sweep->add_flag("--sequential", sequential,
-                  "One run at a time (default: runs differing only in init.scale train as one ensemble)");
+  sweep->add_flag(
+      "--sequential", sequential,
+      "One run at a time (default: runs differing only in init.scale train as one ensemble)");
 
-  report = app.add_subcommand("report", "Draw figures and report.md of a run, sweep, kkt or flow directory into DIR/report/");
-  report->add_option("directory", report_arguments.directory, "RUN_DIR, SWEEP_DIR, KKT_DIR or FLOW_DIR")->required();
+  report = app.add_subcommand(
+      "report",
+      "Draw figures and report.md of a run, sweep, kkt or flow directory into DIR/report/");
+  report
+      ->add_option("directory", report_arguments.directory,
+                   "RUN_DIR, SWEEP_DIR, KKT_DIR or FLOW_DIR")
+      ->required();
   report->add_option("--python", report_arguments.python,
                      "Python with matplotlib (default: $NCFLAB_PYTHON, else /usr/bin/python3)");
 }
 
 // CLI11 would call an unknown command "a missing subcommand"; name it instead.
-bool reject_unknown_command(const Commands& commands, const std::vector<std::string>& args, std::ostream& err) {
+bool reject_unknown_command(const Commands& commands, const std::vector<std::string>& args,
+                            std::ostream& err) {
   const auto all = commands.all();
   const auto is_command = [&](const std::string& name) {
-    return std::any_of(all.begin(), all.end(), [&](const CLI::App* command) { return command->get_name() == name; });
+    return std::any_of(all.begin(), all.end(),
+                       [&](const CLI::App* command) { return command->get_name() == name; });
   };
   if (args.size() < 2 || args[1].empty() || args[1][0] == '-' || is_command(args[1])) return false;
   std::string names;
   for (const CLI::App* command : all) names += (names.empty() ? "" : ", ") + command->get_name();
-  err << fmt::format("ncflab: unknown command '{}' (commands: {}; see ncflab --help)\n", args[1], names);
+  err << fmt::format("ncflab: unknown command '{}' (commands: {}; see ncflab --help)\n", args[1],
+                     names);
   return true;
 }
 

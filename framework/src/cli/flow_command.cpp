@@ -39,10 +39,10 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
   // The flow starts at the unit direction w0 of each member: training starts at δ·w0.
   const auto& w0 = problem.model->initial_directions();
   const FlowOptions& options = config.flow;
-  out << fmt::format("flow: {} member{} on {} (L = {}, P = {}), from w0 with ||w0|| = 1 until ||u|| = {:g}\n",
-                     w0.size(0), w0.size(0) == 1 ? "" : "s",
-                     describe_model(ncf.options()), ncf.total_degree(),
-                     ncf.parameters(), options.max_norm());
+  out << fmt::format(
+      "flow: {} member{} on {} (L = {}, P = {}), from w0 with ||w0|| = 1 until ||u|| = {:g}\n",
+      w0.size(0), w0.size(0) == 1 ? "" : "s", describe_model(ncf.options()), ncf.total_degree(),
+      ncf.parameters(), options.max_norm());
   const auto result = integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, 2.0));
 
   out << fmt::format("{:>6}  {:>9}  {:>14}  {:>14}  {:>12}  {:>9}  {:>8}\n", "member", "status",

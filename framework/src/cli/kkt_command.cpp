@@ -53,7 +53,8 @@ nlohmann::json point_json(const KktPoint& point, const DirectionStructure& struc
 
 std::string supports_text(const DirectionStructure& structure) {
   std::vector<std::string> parts;
-  for (const auto& vector : structure.hidden) parts.push_back(fmt::format("{}/{}", vector.support, vector.units));
+  for (const auto& vector : structure.hidden)
+    parts.push_back(fmt::format("{}/{}", vector.support, vector.units));
   return fmt::format("{}", fmt::join(parts, " "));
 }
 
@@ -69,8 +70,8 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
   const Ncf ncf(problem.model->options, problem.data.inputs, problem.ncf_labels);
   const auto options = kkt_search_options(config);
   out << fmt::format("kkt: {} starts on {} (L = {}, P = {}), tol {:g}\n", options.restarts(),
-                     describe_model(ncf.options()), ncf.total_degree(),
-                     ncf.parameters(), options.tol());
+                     describe_model(ncf.options()), ncf.total_degree(), ncf.parameters(),
+                     options.tol());
   const auto result = search_kkt_points(ncf, options, [&err](const KktProgress& progress) {
     err << fmt::format("kkt: iteration {:>6}  {} starts still ascending  best N {:.6g}\n",
                        progress.iteration, progress.active, progress.best_ncf)
@@ -98,13 +99,15 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
     const auto layers = ncf.layers(point.direction.unsqueeze(0));
     for (size_t l = 0; l < layers.size(); ++l) per_layer[l].push_back(layers[l][0]);
   }
-  const double share = result.points.empty() ? 0.0 : static_cast<double>(rank_one) / result.points.size();
+  const double share =
+      result.points.empty() ? 0.0 : static_cast<double>(rank_one) / result.points.size();
   out << fmt::format(
       "kkt: {} distinct non-negative KKT points from {} starts ({} converged, {} ended at N < 0, "
       "{} unconverged{}); rank-one share {:.3g}\n",
       result.points.size(), result.restarts, result.converged, result.negative, result.unconverged,
-      result.unconverged > 0 ? fmt::format(", best residual among them {:.2e}", result.best_unconverged_residual)
-                             : "",
+      result.unconverged > 0
+          ? fmt::format(", best residual among them {:.2e}", result.best_unconverged_residual)
+          : "",
       share);
 
   const double seconds =

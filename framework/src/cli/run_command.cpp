@@ -25,7 +25,8 @@ RunOutcome resume_run(const RunArguments& arguments, std::ostream& out, std::ost
   const std::filesystem::path directory = arguments.resume;
   const SourceLocation where{"command line", 0};
   if (!arguments.overrides.empty() || !arguments.config_path.empty()) {
-    throw InputError(where, "--resume", "no config or overrides (the run's own config.yaml is used)",
+    throw InputError(where, "--resume",
+                     "no config or overrides (the run's own config.yaml is used)",
                      fmt::format("'{}'", arguments.config_path.empty() ? arguments.overrides.front()
                                                                        : arguments.config_path));
   }
@@ -36,8 +37,9 @@ RunOutcome resume_run(const RunArguments& arguments, std::ostream& out, std::ost
   if (!std::filesystem::exists(directory / kCheckpointFile)) {
     std::string found = "no checkpoint.pt";
     if (std::filesystem::exists(directory / kSummaryFile)) {
-      found += fmt::format(" (the run ended with status {})",
-                           read_json(directory / kSummaryFile).value("status", std::string("unknown")));
+      found +=
+          fmt::format(" (the run ended with status {})",
+                      read_json(directory / kSummaryFile).value("status", std::string("unknown")));
     }
     throw InputError({(directory / kCheckpointFile).string(), 0}, "--resume",
                      "a run directory with a checkpoint to continue from", found);

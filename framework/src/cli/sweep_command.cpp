@@ -19,14 +19,16 @@ std::vector<RunSpec> prepare_batch(const SweepPlan& plan, const std::vector<size
   std::string labels;
   for (size_t i : batch) {
     const auto directory = root / point_name(i, plan.points[i]);
-    const auto prepared = prepare_output_directory(plan.configs[i], "", directory.string(), true, kSummaryFile);
+    const auto prepared =
+        prepare_output_directory(plan.configs[i], "", directory.string(), true, kSummaryFile);
     std::filesystem::remove(prepared / kCheckpointFile);
     runs.push_back({plan.configs[i], prepared, plan.overrides[i]});
     std::string label;
     for (const auto& [key, value] : plan.points[i]) label += fmt::format(" {}={}", key, value);
     labels += fmt::format("\n  run {}:{}", i + 1, label);
   }
-  out << fmt::format("sweep: {} run{} together:{}\n", batch.size(), batch.size() == 1 ? "" : "s", labels)
+  out << fmt::format("sweep: {} run{} together:{}\n", batch.size(), batch.size() == 1 ? "" : "s",
+                     labels)
       << std::flush;
   return runs;
 }
@@ -48,7 +50,8 @@ SweepOutcome sweep_command(const CommandArguments& arguments, bool sequential, s
     const auto outcomes = run_batch(runs, RunSettings{}, out, err);
     for (size_t b = 0; b < batch.size(); ++b) {
       const size_t i = batch[b];
-      rows[i] = sweep_csv_row(i, runs[b].directory.filename().string(), plan.points[i], outcomes[b].summary);
+      rows[i] = sweep_csv_row(i, runs[b].directory.filename().string(), plan.points[i],
+                              outcomes[b].summary);
       if (outcomes[b].signal != 0) signal = outcomes[b].signal;
     }
     std::string csv = header;

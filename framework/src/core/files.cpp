@@ -32,12 +32,14 @@ void save_tensor_dict(const std::filesystem::path& path,
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
-std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(const std::filesystem::path& path) {
+std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(
+    const std::filesystem::path& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     throw InputError({path.string(), 0}, "", "a readable tensor file", "no such file");
   }
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
+                                std::istreambuf_iterator<char>());
   c10::IValue value;
   try {
     value = torch::pickle_load(bytes);

@@ -23,7 +23,8 @@ BatchLayout::BatchLayout(const std::vector<Config>& configs) {
   }
 }
 
-std::vector<torch::Tensor> BatchLayout::slice(const std::vector<torch::Tensor>& layers, size_t run) const {
+std::vector<torch::Tensor> BatchLayout::slice(const std::vector<torch::Tensor>& layers,
+                                              size_t run) const {
   std::vector<torch::Tensor> part;
   for (const auto& w : layers) part.push_back(w.narrow(0, first[run], count[run]));
   return part;
@@ -42,7 +43,8 @@ void BatchMetrics::begin(const std::vector<std::string>& names) {
   for (auto& run : runs_) run->begin(names);
 }
 
-void BatchMetrics::row(int64_t member, int64_t step, double time, const std::vector<double>& values) {
+void BatchMetrics::row(int64_t member, int64_t step, double time,
+                       const std::vector<double>& values) {
   const size_t run = layout_.run_of(member);
   runs_[run]->row(member - layout_.first[run], step, time, values);
 }

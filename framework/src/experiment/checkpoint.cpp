@@ -30,14 +30,19 @@ void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
                      const std::vector<torch::Tensor>& weights) {
   auto tensors = named_layers(weights);
   tensors.emplace_back("step", doubles({static_cast<double>(state.step)}));
-  tensors.emplace_back("status", per_member(state.status, [](MemberStatus s) { return static_cast<int>(s); }));
+  tensors.emplace_back(
+      "status", per_member(state.status, [](MemberStatus s) { return static_cast<int>(s); }));
   tensors.emplace_back("active", per_member(state.active, [](uint8_t a) { return a; }));
   tensors.emplace_back("steps_done", per_member(state.steps_done, [](int64_t k) { return k; }));
-  tensors.emplace_back("escape_step", per_member(state.escape, [](const EscapeRecord& e) { return e.step; }));
-  tensors.emplace_back("escape_time", per_member(state.escape, [](const EscapeRecord& e) { return e.time; }));
-  tensors.emplace_back("escape_rescaled_time",
-                       per_member(state.escape, [](const EscapeRecord& e) { return e.rescaled_time; }));
-  tensors.emplace_back("escape_norm", per_member(state.escape, [](const EscapeRecord& e) { return e.norm; }));
+  tensors.emplace_back("escape_step",
+                       per_member(state.escape, [](const EscapeRecord& e) { return e.step; }));
+  tensors.emplace_back("escape_time",
+                       per_member(state.escape, [](const EscapeRecord& e) { return e.time; }));
+  tensors.emplace_back("escape_rescaled_time", per_member(state.escape, [](const EscapeRecord& e) {
+                         return e.rescaled_time;
+                       }));
+  tensors.emplace_back("escape_norm",
+                       per_member(state.escape, [](const EscapeRecord& e) { return e.norm; }));
   tensors.emplace_back("loss", doubles(state.loss));
   tensors.emplace_back("norm", doubles(state.norm));
   tensors.emplace_back("gradient_norm", doubles(state.gradient_norm));
@@ -55,7 +60,8 @@ Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members,
   const auto get = [&](const std::string& key, int64_t size) {
     const auto it = table.find(key);
     if (it == table.end()) {
-      throw InputError({path.string(), 0}, key, "a checkpoint written by ncflab run", "the key missing");
+      throw InputError({path.string(), 0}, key, "a checkpoint written by ncflab run",
+                       "the key missing");
     }
     if (size >= 0 && (it->second.dim() != 1 || it->second.size(0) != size)) {
       throw InputError({path.string(), 0}, key, fmt::format("{} values", size),
@@ -94,13 +100,14 @@ Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members,
     const auto i = static_cast<size_t>(s);
     const int code = static_cast<int>(status[i]);
     if (code < 0 || code > static_cast<int>(MemberStatus::interrupted)) {
-      throw InputError({path.string(), 0}, "status", "a member status code 0-4", fmt::format("{}", status[i]));
+      throw InputError({path.string(), 0}, "status", "a member status code 0-4",
+                       fmt::format("{}", status[i]));
     }
     state.status.push_back(static_cast<MemberStatus>(code));
     state.active.push_back(active[i] != 0 ? 1 : 0);
     state.steps_done.push_back(static_cast<int64_t>(steps_done[i]));
-    state.escape.push_back({static_cast<int64_t>(escape_step[i]), escape_time[i], escape_rescaled[i],
-                            escape_norm[i]});
+    state.escape.push_back(
+        {static_cast<int64_t>(escape_step[i]), escape_time[i], escape_rescaled[i], escape_norm[i]});
   }
   return checkpoint;
 }

@@ -72,7 +72,8 @@ class KeyLister {
   template <typename E>
   void choice(const char* key, E&, const Choices<E>& choices) {
     std::string names;
-    for (const auto& choice : choices) names += (names.empty() ? "" : " | ") + std::string(choice.first);
+    for (const auto& choice : choices)
+      names += (names.empty() ? "" : " | ") + std::string(choice.first);
     keys.emplace_back(join_path(path_, key), "one of " + names);
   }
   template <typename Body>
@@ -107,10 +108,10 @@ void check_config(Config& config) {
   }
   const auto& model = config.model;
   if (model.kind == ModelKind::single_layer && model.widths.size() != 1) {
-    throw InputError(config.location_of("model.widths"), "model.widths",
-                     "exactly one hidden width [k] for model.kind: single_layer",
-                     fmt::format("[{}] ({} widths)", fmt::join(model.widths, ", "),
-                                 model.widths.size()));
+    throw InputError(
+        config.location_of("model.widths"), "model.widths",
+        "exactly one hidden width [k] for model.kind: single_layer",
+        fmt::format("[{}] ({} widths)", fmt::join(model.widths, ", "), model.widths.size()));
   }
   const int64_t depth = static_cast<int64_t>(model.widths.size()) + 1;
   long double total = model.activation.p();  // single_layer: L = q_1 = p (no output row)
@@ -132,8 +133,9 @@ void check_config(Config& config) {
         config.file, config.init.scale, degree, output_scale);
   }
   if (config.init.scale >= config.train.escape_radius()) {
-    log_warning("{}: init.scale {:g} >= train.escape_radius {:g}: the run counts as escaped at step 0",
-                config.file, config.init.scale, config.train.escape_radius());
+    log_warning(
+        "{}: init.scale {:g} >= train.escape_radius {:g}: the run counts as escaped at step 0",
+        config.file, config.init.scale, config.train.escape_radius());
   }
 }
 
@@ -162,7 +164,8 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
   if (root.IsNull() || !root.IsDefined()) {
     throw InputError({file, 0}, "", "a mapping of config keys", "an empty document");
   }
-  if (!root.IsMap()) throw InputError({file, 1}, "", "a mapping of config keys", describe_node(root));
+  if (!root.IsMap())
+    throw InputError({file, 1}, "", "a mapping of config keys", describe_node(root));
 
   Config config;
   config.file = file;

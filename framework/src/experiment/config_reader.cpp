@@ -36,15 +36,18 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::string describe_node(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", node.Scalar());
+    case YAML::NodeType::Scalar:
+      return fmt::format("'{}'", node.Scalar());
     case YAML::NodeType::Sequence:
     case YAML::NodeType::Map: {
       YAML::Emitter flow;
       flow << YAML::Flow << node;
       return flow.c_str();
     }
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Undefined: return "nothing";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Undefined:
+      return "nothing";
   }
   return "?";
 }
@@ -62,12 +65,14 @@ std::string apply_override(YAML::Node& root, const std::string& assignment) {
   std::stringstream stream(path);
   for (std::string part; std::getline(stream, part, '.');) {
     if (part.empty()) {
-      throw InputError(where, path, "a dotted key path like train.step", fmt::format("'{}'", assignment));
+      throw InputError(where, path, "a dotted key path like train.step",
+                       fmt::format("'{}'", assignment));
     }
     parts.push_back(part);
   }
   if (path.back() == '.') {
-    throw InputError(where, path, "a dotted key path like train.step", fmt::format("'{}'", assignment));
+    throw InputError(where, path, "a dotted key path like train.step",
+                     fmt::format("'{}'", assignment));
   }
   YAML::Node value;
   try {

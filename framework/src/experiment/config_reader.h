@@ -44,7 +44,8 @@ class YamlReader {
     const SourceLocation where = locate(key, node);
     const std::string path = join_path(path_, key);
     config_.key_locations[path] = where;
-    if (!decode(node, value)) throw InputError(where, path, expectation(value), describe_node(node));
+    if (!decode(node, value))
+      throw InputError(where, path, expectation(value), describe_node(node));
     if (check) {
       const std::string expected = check(value);
       if (!expected.empty()) throw InputError(where, path, expected, describe_node(node));
@@ -108,7 +109,8 @@ class YamlReader {
       }
       const std::string where_text = path_.empty() ? "at the top level" : "under " + dotted(path_);
       std::string expected = fmt::format("a known key {} ({})", where_text, known);
-      if (!suggestion.empty()) expected = fmt::format("{} – did you mean '{}'?", expected, suggestion);
+      if (!suggestion.empty())
+        expected = fmt::format("{} – did you mean '{}'?", expected, suggestion);
       throw InputError(locate(key, entry.first), join_path(path_, key), expected, "an unknown key");
     }
   }

@@ -23,10 +23,12 @@ template <typename E>
 using Choices = std::vector<std::pair<const char*, E>>;
 
 inline Check<double> greater_than(double bound) {
-  return [bound](const double& v) { return v > bound ? "" : fmt::format("a number > {:g}", bound); };
+  return
+      [bound](const double& v) { return v > bound ? "" : fmt::format("a number > {:g}", bound); };
 }
 inline Check<double> at_least(double bound) {
-  return [bound](const double& v) { return v >= bound ? "" : fmt::format("a number >= {:g}", bound); };
+  return
+      [bound](const double& v) { return v >= bound ? "" : fmt::format("a number >= {:g}", bound); };
 }
 inline Check<double> within(double low, double high) {
   return [=](const double& v) {
@@ -34,7 +36,9 @@ inline Check<double> within(double low, double high) {
   };
 }
 inline Check<int64_t> at_least_int(int64_t bound) {
-  return [bound](const int64_t& v) { return v >= bound ? "" : fmt::format("an integer >= {}", bound); };
+  return [bound](const int64_t& v) {
+    return v >= bound ? "" : fmt::format("an integer >= {}", bound);
+  };
 }
 inline Check<std::vector<int64_t>> positive_widths() {
   return [](const std::vector<int64_t>& widths) -> std::string {
@@ -112,7 +116,8 @@ void visit_train(Config& c, Visitor& v) {
 template <typename Visitor>
 void visit_hooks(Config& c, Visitor& v) {
   v.section("hooks", [&] {
-    const Choices<Switch> switches{{"auto", Switch::automatic}, {"true", Switch::on}, {"false", Switch::off}};
+    const Choices<Switch> switches{
+        {"auto", Switch::automatic}, {"true", Switch::on}, {"false", Switch::off}};
     v.field("kkt", c.hooks.kkt);
     v.field("kkt_search", c.hooks.kkt_search);
     v.choice("kink_residual", c.hooks.kink_residual, switches);

@@ -38,10 +38,11 @@ void print_trajectory(const MetricsCsv& metrics, std::ostream& out) {
         const int64_t c = column(name);
         return c < 0 ? std::nan("") : row.values[static_cast<size_t>(c)];
       };
-      out << fmt::format("{:>10}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>10.6g}  {:>9.2e}  {:>13.6f}  {:>13.6f}\n",
-                         row.step, row.time, value("rescaled_time"), value("norm_over_delta"),
-                         value("loss"), value("ncf"), value("kkt_residual"), value("cos_to_flow_now"),
-                         value("cos_to_flow"));
+      out << fmt::format(
+          "{:>10}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>12.6g}  {:>10.6g}  {:>9.2e}  {:>13.6f}  "
+          "{:>13.6f}\n",
+          row.step, row.time, value("rescaled_time"), value("norm_over_delta"), value("loss"),
+          value("ncf"), value("kkt_residual"), value("cos_to_flow_now"), value("cos_to_flow"));
     }
   }
 }
@@ -50,8 +51,9 @@ std::string verdict(const json& member, const std::string& label) {
   std::string text = fmt::format("{}{}", label, member["status"].get<std::string>());
   if (!member["escape"].is_null()) {
     const auto& escape = member["escape"];
-    text += fmt::format(" at step {} (t = {:.6g}); delta^(L-2)*t_esc = {:.6g}", escape["step"].get<int64_t>(),
-                        escape["time"].get<double>(), escape["rescaled_time"].get<double>());
+    text += fmt::format(" at step {} (t = {:.6g}); delta^(L-2)*t_esc = {:.6g}",
+                        escape["step"].get<int64_t>(), escape["time"].get<double>(),
+                        escape["rescaled_time"].get<double>());
     if (!member["ncf_flow"].is_null() && !member["ncf_flow"]["blowup_time"].is_null()) {
       text += fmt::format(" vs flow T* = {:.6g} (ratio {:.4f})",
                           member["ncf_flow"]["blowup_time"].get<double>(),
@@ -62,15 +64,17 @@ std::string verdict(const json& member, const std::string& label) {
                           member["final"]["cos_to_flow"].get<double>());
     }
   } else if (member.contains("predicted_escape_time")) {
-    text += fmt::format(" after t = {:.6g}; the flow predicts escape near t = T*/delta^(L-2) = {:.6g}",
-                        member["time"].get<double>(), member["predicted_escape_time"].get<double>());
+    text +=
+        fmt::format(" after t = {:.6g}; the flow predicts escape near t = T*/delta^(L-2) = {:.6g}",
+                    member["time"].get<double>(), member["predicted_escape_time"].get<double>());
   }
   return text;
 }
 
 }  // namespace
 
-void print_run_header(const Problem& problem, const std::filesystem::path& directory, std::ostream& out) {
+void print_run_header(const Problem& problem, const std::filesystem::path& directory,
+                      std::ostream& out) {
   out << fmt::format("run: {} into {}\n", problem.config.name, directory.string())
       << describe_problem(problem) << std::flush;
 }
@@ -79,12 +83,13 @@ void print_flow_prediction(const FlowMember& flow, double delta, int64_t total_d
                            double step_size, std::ostream& out) {
   if (std::isfinite(flow.blowup_time)) {
     const double predicted = training_time(flow.blowup_time, delta, total_degree);
-    out << fmt::format("  flow     NCF flow from w0 blows up at T* = {:.6g}: escape expected near t = "
-                       "T*/delta^(L-2) = {:.6g} (step {:.0f})\n",
-                       flow.blowup_time, predicted, predicted / step_size);
+    out << fmt::format(
+        "  flow     NCF flow from w0 blows up at T* = {:.6g}: escape expected near t = "
+        "T*/delta^(L-2) = {:.6g} (step {:.0f})\n",
+        flow.blowup_time, predicted, predicted / step_size);
   } else {
-    out << fmt::format("  flow     NCF flow from w0: {} at t = {:.6g}\n", flow_status_name(flow.status),
-                       flow.time);
+    out << fmt::format("  flow     NCF flow from w0: {} at t = {:.6g}\n",
+                       flow_status_name(flow.status), flow.time);
   }
 }
 
@@ -98,7 +103,8 @@ void print_run_report(const json& summary, const MetricsCsv& metrics, int64_t to
   } else {
     out << verdict(summary, "run: ") << '\n';
   }
-  if (total_degree == 2) out << "run: L = 2: no finite blow-up; escape time grows like log(1/delta)\n";
+  if (total_degree == 2)
+    out << "run: L = 2: no finite blow-up; escape time grows like log(1/delta)\n";
 }
 
 void print_run_footer(const std::string& status, const TrainResult& result,
@@ -107,7 +113,8 @@ void print_run_footer(const std::string& status, const TrainResult& result,
                      engine_name(result.engine), result.steps_per_second(), result.wall_seconds,
                      directory.string());
   if (interrupted) {
-    out << fmt::format("run: interrupted; continue with: ncflab run --resume {}\n", directory.string());
+    out << fmt::format("run: interrupted; continue with: ncflab run --resume {}\n",
+                       directory.string());
   }
 }
 

@@ -1,10 +1,9 @@
 // Turns a validated Config into tensors: data, ensemble model, NCF labels.
 #include "ncflab/experiment/problem.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,8 +16,10 @@ namespace ncflab {
 torch::Device resolve_device(const Config& config) {
   const bool cuda = torch::cuda::is_available();
   switch (config.device) {
-    case DeviceChoice::cpu: return torch::kCPU;
-    case DeviceChoice::automatic: return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    case DeviceChoice::cpu:
+      return torch::kCPU;
+    case DeviceChoice::automatic:
+      return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
     case DeviceChoice::cuda:
       if (!cuda) {
         throw InputError(config.location_of("device"), "device",
@@ -38,15 +39,17 @@ SyntheticDataOptions synthetic_data_options(const Config& config) {
 
 Dataset load_data(const Config& config) {
   const auto& settings = config.data;
-  Dataset data = settings.source == DataSource::csv ? load_csv_data(settings.path, settings.label)
-                                                    : make_synthetic_data(synthetic_data_options(config));
+  Dataset data = settings.source == DataSource::csv
+                     ? load_csv_data(settings.path, settings.label)
+                     : make_synthetic_data(synthetic_data_options(config));
   normalize_inputs(data, settings.normalize);
   const std::string where = settings.source == DataSource::csv ? settings.path : "synthetic data";
   check_labels(config.loss, data.labels, where, data.label_name);
   return data;
 }
 
-FeedForwardOptions model_options(const Config& config, int64_t input_dim, const EnsembleInit& members) {
+FeedForwardOptions model_options(const Config& config, int64_t input_dim,
+                                 const EnsembleInit& members) {
   auto options = FeedForwardOptions(input_dim, config.model.widths)
                      .kind(config.model.kind)
                      .activation(config.model.activation)
@@ -99,11 +102,10 @@ std::string describe_problem(const Problem& problem) {
   text += fmt::format("  model    {}\n", describe_model(model.options));
   text += fmt::format("  degrees  q = [{}] (W1 first), total L = {}\n", fmt::join(degrees, ", "),
                       total);
-  text += fmt::format("  weights  P = {} per member, S = {} member{}, {} on {}\n",
-                      model.parameters_per_member(), model.members(),
-                      model.members() == 1 ? "" : "s",
-                      problem.dtype == torch::kFloat64 ? "float64" : "float32",
-                      problem.device.str());
+  text +=
+      fmt::format("  weights  P = {} per member, S = {} member{}, {} on {}\n",
+                  model.parameters_per_member(), model.members(), model.members() == 1 ? "" : "s",
+                  problem.dtype == torch::kFloat64 ? "float64" : "float32", problem.device.str());
   text += fmt::format("  loss     {}, NCF labels ybar = {}\n", loss_name(config.loss),
                       config.loss == LossKind::square ? "y" : "y/2");
   if (total > 2) {
@@ -114,7 +116,8 @@ std::string describe_problem(const Problem& problem) {
         std::pow(delta, -(total - 2.0)) / config.train.step_size(), config.train.step_size());
   } else {
     text += fmt::format(
-        "  scales   delta = {:g}: L = 2, no blow-up; escape time grows like log(1/delta) = {:.3g}\n",
+        "  scales   delta = {:g}: L = 2, no blow-up; escape time grows like log(1/delta) = "
+        "{:.3g}\n",
         delta, std::log(1.0 / delta));
   }
   return text;

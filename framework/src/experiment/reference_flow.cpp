@@ -61,11 +61,14 @@ FlowResult integrate_reference_flow(const Config& config, const Ncf& ncf, const 
   const auto times = flow_sample_times(config, deltas, ncf.total_degree(), ncf.parameters());
   const int64_t members = w0.size(0);
   const auto shared = shared_starts(w0);
-  const auto source_of = [&](int64_t s) { return static_cast<size_t>(shared.source[static_cast<size_t>(s)]); };
+  const auto source_of = [&](int64_t s) {
+    return static_cast<size_t>(shared.source[static_cast<size_t>(s)]);
+  };
   std::vector<std::vector<double>> merged(shared.distinct.size());
   for (int64_t s = 0; s < members; ++s) {
     auto& all = merged[source_of(s)];
-    all.insert(all.end(), times[static_cast<size_t>(s)].begin(), times[static_cast<size_t>(s)].end());
+    all.insert(all.end(), times[static_cast<size_t>(s)].begin(),
+               times[static_cast<size_t>(s)].end());
   }
   for (auto& all : merged) {
     std::sort(all.begin(), all.end());
@@ -73,10 +76,11 @@ FlowResult integrate_reference_flow(const Config& config, const Ncf& ncf, const 
   }
   const auto options = FlowOptions(config.flow).sample_times(merged);
   const auto starts = w0.index_select(0, torch::tensor(shared.distinct, torch::kLong));
-  const auto flow = config.hooks.progress == Switch::off
-                        ? integrate_ncf_flow(ncf, starts, options)
-                        : integrate_ncf_flow(ncf, starts, options,
-                                             flow_progress_printer(err, config.hooks.progress_seconds));
+  const auto flow =
+      config.hooks.progress == Switch::off
+          ? integrate_ncf_flow(ncf, starts, options)
+          : integrate_ncf_flow(ncf, starts, options,
+                               flow_progress_printer(err, config.hooks.progress_seconds));
   FlowResult result;
   result.total_degree = flow.total_degree;
   result.direction = flow.direction.index_select(

@@ -41,7 +41,8 @@ Problem build_batch_problem(const std::vector<RunSpec>& runs, const BatchLayout&
   Problem problem = build_problem(config, layout.members);
   if (config.train.engine() == EngineKind::fused && !problem.device.is_cpu()) {
     throw InputError(config.location_of("train.engine"), "train.engine",
-                     "auto, batched or autograd on a CUDA device (the fused engine is CPU only)", "fused");
+                     "auto, batched or autograd on a CUDA device (the fused engine is CPU only)",
+                     "fused");
   }
   return problem;
 }
@@ -59,7 +60,8 @@ std::vector<std::shared_ptr<MetricsCsv>> open_metrics(const std::vector<RunSpec>
 void resume_from_checkpoint(Trainer& trainer, FeedForwardImpl& model, const Checkpoint& checkpoint,
                             const std::filesystem::path& directory, std::ostream& out) {
   torch::NoGradGuard no_grad;
-  for (size_t l = 0; l < checkpoint.weights.size(); ++l) model.weights()[l].copy_(checkpoint.weights[l]);
+  for (size_t l = 0; l < checkpoint.weights.size(); ++l)
+    model.weights()[l].copy_(checkpoint.weights[l]);
   trainer.resume_from(checkpoint.state);
   out << fmt::format("run: resuming {} at step {}\n", directory.string(), checkpoint.state.step);
 }
@@ -72,7 +74,8 @@ TrainResult train_until_done_or_interrupted(Trainer& trainer) {
 // Run r's summary.json, final weights and snapshots (not when interrupted: the
 // checkpoint holds the state then).
 json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, const FlowResult* flow,
-                const RunHooks& hooks, const TrainResult& result, const std::filesystem::path& directory) {
+                const RunHooks& hooks, const TrainResult& result,
+                const std::filesystem::path& directory) {
   const auto& model = *problem.model;
   std::vector<json> members;
   std::vector<MemberStatus> statuses;
@@ -93,7 +96,8 @@ json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, con
   if (signal != 0) {
     summary["signal"] = signal;
   } else {
-    save_tensor_dict(directory / "weights_final.pt", named_layers(layout.slice(model.weights(), r)));
+    save_tensor_dict(directory / "weights_final.pt",
+                     named_layers(layout.slice(model.weights(), r)));
     if (hooks.snapshots) {
       save_tensor_dict(directory / "weights_trajectory.pt",
                        hooks.snapshots->trajectory(layout.first[r], layout.count[r]));
@@ -113,10 +117,12 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   auto& model = *problem.model;
   std::optional<Checkpoint> checkpoint;
   if (settings.resume) {
-    checkpoint = load_checkpoint(runs.front().directory / kCheckpointFile, layout.total, model.layer_shapes());
+    checkpoint = load_checkpoint(runs.front().directory / kCheckpointFile, layout.total,
+                                 model.layer_shapes());
   } else {
     for (size_t r = 0; r < runs.size(); ++r) {
-      write_run_inputs(runs[r].directory, layout.slice(model.weights(), r), problem.data, runs[r].overrides);
+      write_run_inputs(runs[r].directory, layout.slice(model.weights(), r), problem.data,
+                       runs[r].overrides);
     }
   }
   if (single) print_run_header(problem, runs.front().directory, out);
@@ -124,10 +130,11 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   const auto ncf = std::make_shared<Ncf>(model.options, problem.data.inputs, problem.ncf_labels);
   std::optional<FlowResult> flow;
   if (config.flow.enabled) {
-    flow = integrate_reference_flow(config, *ncf, model.initial_directions(), layout.members.deltas, err);
+    flow = integrate_reference_flow(config, *ncf, model.initial_directions(), layout.members.deltas,
+                                    err);
     if (single) {
-      print_flow_prediction(flow->members.front(), layout.members.deltas.front(), model.total_degree(),
-                            config.train.step_size(), out);
+      print_flow_prediction(flow->members.front(), layout.members.deltas.front(),
+                            model.total_degree(), config.train.step_size(), out);
     }
   }
 
@@ -149,7 +156,8 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
 
   std::vector<RunOutcome> outcomes;
   for (size_t r = 0; r < runs.size(); ++r) {
-    const auto summary = finish_run(r, layout, problem, flow ? &*flow : nullptr, hooks, result, runs[r].directory);
+    const auto summary =
+        finish_run(r, layout, problem, flow ? &*flow : nullptr, hooks, result, runs[r].directory);
     const int signal = summary.value("signal", 0);
     const std::string status = summary["status"].get<std::string>();
     if (single) {
@@ -159,16 +167,18 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
     outcomes.push_back({runs[r].directory, status, signal, summary});
   }
   if (!single) {
-    out << fmt::format("run: {} runs as one ensemble of {} members ({} engine, {:.0f} steps/s, {:.2f} s)\n",
-                       runs.size(), layout.total, engine_name(result.engine), result.steps_per_second(),
-                       result.wall_seconds);
+    out << fmt::format(
+        "run: {} runs as one ensemble of {} members ({} engine, {:.0f} steps/s, {:.2f} s)\n",
+        runs.size(), layout.total, engine_name(result.engine), result.steps_per_second(),
+        result.wall_seconds);
   }
   return outcomes;
 }
 
 // Never leave a directory that looks complete (or still running) after a failure. A bad
 // checkpoint must not overwrite the summary of the run it belongs to, though.
-void mark_failed(const std::vector<RunSpec>& runs, const RunSettings& settings, const std::string& error) {
+void mark_failed(const std::vector<RunSpec>& runs, const RunSettings& settings,
+                 const std::string& error) {
   if (settings.resume) return;
   for (const auto& run : runs) {
     try {

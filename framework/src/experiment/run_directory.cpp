@@ -2,15 +2,13 @@
 // files a run writes before its first step.
 #include "ncflab/experiment/run_directory.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
-
-#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include <chrono>
 #include <ctime>
-
 #include <nlohmann/json.hpp>
 
 #include "ncflab/core/errors.h"
@@ -57,8 +55,9 @@ void write_run_inputs(const std::filesystem::path& directory,
   save_tensor_dict(directory / "weights_init.pt", named_layers(initial_weights));
   // The data exactly as trained on (after normalisation): the PyTorch baseline and
   // report scripts read it, and synthetic data need not be regenerated elsewhere.
-  save_tensor_dict(directory / "data.pt", {{"inputs", data.inputs.to(torch::kCPU, torch::kFloat64)},
-                                           {"labels", data.labels.to(torch::kCPU, torch::kFloat64)}});
+  save_tensor_dict(directory / "data.pt",
+                   {{"inputs", data.inputs.to(torch::kCPU, torch::kFloat64)},
+                    {"labels", data.labels.to(torch::kCPU, torch::kFloat64)}});
   std::string lines;
   for (const auto& assignment : overrides) lines += assignment + "\n";
   write_file_atomically(directory / "overrides.txt", lines);

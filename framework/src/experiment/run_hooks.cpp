@@ -19,24 +19,29 @@
 namespace ncflab {
 namespace {
 
-std::shared_ptr<KktComparisonHook> kkt_comparison_hook(const HookInputs& inputs, std::ostream& out) {
+std::shared_ptr<KktComparisonHook> kkt_comparison_hook(const HookInputs& inputs,
+                                                       std::ostream& out) {
   const Config& config = *inputs.config;
   KktComparisonHook::Reference reference;
   reference.log_every = config.train.log_every();
   if (inputs.flow != nullptr) {
     reference.flow_direction = inputs.flow->direction;
-    for (const auto& member : inputs.flow->members) reference.flow_samples.push_back(member.samples);
+    for (const auto& member : inputs.flow->members)
+      reference.flow_samples.push_back(member.samples);
   }
   if (config.hooks.kkt_search) {
     const auto search = search_kkt_points(*inputs.ncf, kkt_search_options(config));
     for (const auto& point : search.points) reference.kkt_points.push_back(point.direction);
-    out << fmt::format("  kkt      {} non-negative KKT points from {} starts{}\n", search.points.size(),
-                       search.restarts,
-                       search.points.empty() ? "" : fmt::format(", best N = {:.6g}", search.points.front().ncf));
+    out << fmt::format(
+        "  kkt      {} non-negative KKT points from {} starts{}\n", search.points.size(),
+        search.restarts,
+        search.points.empty() ? "" : fmt::format(", best N = {:.6g}", search.points.front().ncf));
   }
-  const bool kinks = config.hooks.kink_residual == Switch::on ||
-                     (config.hooks.kink_residual == Switch::automatic && config.model.activation.p() == 1);
-  return std::make_shared<KktComparisonHook>(inputs.ncf, reference, kinks ? config.kkt.kink_tol() : 0.0);
+  const bool kinks =
+      config.hooks.kink_residual == Switch::on ||
+      (config.hooks.kink_residual == Switch::automatic && config.model.activation.p() == 1);
+  return std::make_shared<KktComparisonHook>(inputs.ncf, reference,
+                                             kinks ? config.kkt.kink_tol() : 0.0);
 }
 
 // The ETA aims at the latest escape the flow predicts (T*/δ^(L−2)), when it predicts one.
@@ -48,7 +53,8 @@ int64_t expected_escape_step(const HookInputs& inputs) {
   for (size_t s = 0; s < inputs.flow->members.size(); ++s) {
     const double blowup = inputs.flow->members[s].blowup_time;
     if (!std::isfinite(blowup)) continue;
-    const double steps = training_time(blowup, inputs.deltas[s], total_degree) / config.train.step_size();
+    const double steps =
+        training_time(blowup, inputs.deltas[s], total_degree) / config.train.step_size();
     expected = std::max(expected, static_cast<int64_t>(std::min(steps, 9e15)));
   }
   return expected;
@@ -61,7 +67,8 @@ RunHooks install_run_hooks(Trainer& trainer, const HookInputs& inputs, std::ostr
   const Config& config = *inputs.config;
   RunHooks hooks;
   if (config.hooks.layers) {
-    hooks.layers = std::make_shared<LayerStatisticsHook>(inputs.model->depth(), inputs.model->hidden_layers());
+    hooks.layers =
+        std::make_shared<LayerStatisticsHook>(inputs.model->depth(), inputs.model->hidden_layers());
     trainer.add_hook(hooks.layers);
   }
   if (config.hooks.kkt) {

@@ -46,10 +46,11 @@ json layers_json(const std::vector<LayerStatistics>* layers, const std::vector<i
     const bool logged = layers != nullptr && l < layers->size();
     const LayerStatistics none{kNaN, kNaN, kNaN};
     const LayerStatistics& layer = logged ? (*layers)[l] : none;
-    list.push_back({{"norm", number_or_null(layer.norm)},
-                    {"share", number_or_null(layer.share)},
-                    {"kkt_share", static_cast<double>(degrees[l]) / static_cast<double>(total_degree)},
-                    {"sv_ratio", number_or_null(layer.sv_ratio)}});
+    list.push_back(
+        {{"norm", number_or_null(layer.norm)},
+         {"share", number_or_null(layer.share)},
+         {"kkt_share", static_cast<double>(degrees[l]) / static_cast<double>(total_degree)},
+         {"sv_ratio", number_or_null(layer.sv_ratio)}});
   }
   return list;
 }
@@ -68,7 +69,9 @@ json flow_member_json(const FlowMember& member) {
 }
 
 std::string overall_status(const std::vector<MemberStatus>& statuses) {
-  const auto any = [&](MemberStatus s) { return std::count(statuses.begin(), statuses.end(), s) > 0; };
+  const auto any = [&](MemberStatus s) {
+    return std::count(statuses.begin(), statuses.end(), s) > 0;
+  };
   if (any(MemberStatus::interrupted)) return "interrupted";
   if (any(MemberStatus::diverged)) return "diverged";
   if (std::all_of(statuses.begin(), statuses.end(),

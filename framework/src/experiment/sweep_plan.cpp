@@ -60,12 +60,13 @@ void split_assignments(const std::vector<std::string>& assignments, SweepPlan& p
     }
   }
   if (plan.axes.empty()) {
-    throw InputError({"command line", 0}, "sweep", "at least one key with several values (key=v1,v2)",
-                     "none");
+    throw InputError({"command line", 0}, "sweep",
+                     "at least one key with several values (key=v1,v2)", "none");
   }
 }
 
-std::vector<SweepPoint> grid(const std::vector<std::pair<std::string, std::vector<std::string>>>& axes) {
+std::vector<SweepPoint> grid(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& axes) {
   std::vector<SweepPoint> points{{}};
   for (const auto& [key, values] : axes) {
     std::vector<SweepPoint> next;
@@ -117,7 +118,8 @@ std::vector<std::string> sweep_values(const std::string& key, const std::string&
   std::vector<std::string> expanded;
   const SourceLocation where{"command line", 0};
   for (const auto& value : values) {
-    if (value.empty()) throw InputError(where, key, "comma-separated values", fmt::format("'{}'", text));
+    if (value.empty())
+      throw InputError(where, key, "comma-separated values", fmt::format("'{}'", text));
     if (value.rfind("range(", 0) != 0) {
       expanded.push_back(value);
       continue;
@@ -126,14 +128,16 @@ std::vector<std::string> sweep_values(const std::string& key, const std::string&
     char close = 0;
     std::stringstream stream(value.substr(6));
     char comma1 = 0, comma2 = 0;
-    if (!(stream >> a >> comma1 >> b >> comma2 >> step >> close) || comma1 != ',' || comma2 != ',' ||
-        close != ')' || !(step > 0) || !(b > a)) {
+    if (!(stream >> a >> comma1 >> b >> comma2 >> step >> close) || comma1 != ',' ||
+        comma2 != ',' || close != ')' || !(step > 0) || !(b > a)) {
       throw InputError(where, key, "range(start, stop, step) with stop > start and step > 0",
                        fmt::format("'{}'", value));
     }
     const auto count = static_cast<int64_t>(std::ceil((b - a) / step - 1e-9));
-    if (count > 10000) throw InputError(where, key, "at most 10000 values", fmt::format("{}", count));
-    for (int64_t i = 0; i < count; ++i) expanded.push_back(fmt::format("{}", a + static_cast<double>(i) * step));
+    if (count > 10000)
+      throw InputError(where, key, "at most 10000 values", fmt::format("{}", count));
+    for (int64_t i = 0; i < count; ++i)
+      expanded.push_back(fmt::format("{}", a + static_cast<double>(i) * step));
   }
   return expanded;
 }
@@ -142,7 +146,8 @@ std::string point_name(size_t index, const SweepPoint& point) {
   std::string name = fmt::format("{:03}", index);
   for (const auto& [key, value] : point) {
     std::string clean;
-    for (char c : value) clean += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+    for (char c : value)
+      clean += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
     name += fmt::format("_{}={}", key, clean);
   }
   return name;
@@ -165,11 +170,21 @@ SweepPlan plan_sweep(const std::string& config_path, const std::vector<std::stri
 }
 
 const std::vector<std::string>& sweep_summary_fields() {
-  static const std::vector<std::string> fields = {
-      "status", "delta", "steps", "escape.step", "escape.time", "escape.rescaled_time",
-      "ncf_flow.blowup_time", "escape.rescaled_time_over_blowup_time", "final.cos_to_flow",
-      "final.loss", "final.norm", "final.ncf", "final.kkt_residual", "wall_seconds",
-      "steps_per_second"};
+  static const std::vector<std::string> fields = {"status",
+                                                  "delta",
+                                                  "steps",
+                                                  "escape.step",
+                                                  "escape.time",
+                                                  "escape.rescaled_time",
+                                                  "ncf_flow.blowup_time",
+                                                  "escape.rescaled_time_over_blowup_time",
+                                                  "final.cos_to_flow",
+                                                  "final.loss",
+                                                  "final.norm",
+                                                  "final.ncf",
+                                                  "final.kkt_residual",
+                                                  "wall_seconds",
+                                                  "steps_per_second"};
   return fields;
 }
 

@@ -28,16 +28,15 @@ torch::Tensor teacher_labels(const SyntheticDataOptions& options, const torch::T
   switch (options.teacher()) {
     case TeacherKind::neuron: {
       auto b = unit_rows(at::normal(0.0, 1.0, {1, options.d()}, generator, float64));
-      return poly_leaky_relu(torch::matmul(inputs, b.t()).squeeze(1),
-                             options.teacher_activation());
+      return poly_leaky_relu(torch::matmul(inputs, b.t()).squeeze(1), options.teacher_activation());
     }
     case TeacherKind::two_layer: {
-      auto w = unit_rows(at::normal(0.0, 1.0, {options.teacher_width(), options.d()}, generator,
-                                    float64));
-      auto a = at::bernoulli(torch::full({options.teacher_width()}, 0.5, float64), generator) * 2 - 1;
-      return torch::matmul(poly_leaky_relu(torch::matmul(inputs, w.t()),
-                                           options.teacher_activation()),
-                           a);
+      auto w = unit_rows(
+          at::normal(0.0, 1.0, {options.teacher_width(), options.d()}, generator, float64));
+      auto a =
+          at::bernoulli(torch::full({options.teacher_width()}, 0.5, float64), generator) * 2 - 1;
+      return torch::matmul(
+          poly_leaky_relu(torch::matmul(inputs, w.t()), options.teacher_activation()), a);
     }
     case TeacherKind::random_signs:
       return at::bernoulli(torch::full({options.n()}, 0.5, float64), generator) * 2 - 1;
@@ -47,9 +46,12 @@ torch::Tensor teacher_labels(const SyntheticDataOptions& options, const torch::T
 
 std::string teacher_name(TeacherKind kind) {
   switch (kind) {
-    case TeacherKind::neuron: return "single-neuron teacher";
-    case TeacherKind::two_layer: return "two-layer teacher";
-    case TeacherKind::random_signs: return "random signs";
+    case TeacherKind::neuron:
+      return "single-neuron teacher";
+    case TeacherKind::two_layer:
+      return "two-layer teacher";
+    case TeacherKind::random_signs:
+      return "random signs";
   }
   return "?";
 }
@@ -99,34 +101,35 @@ Dataset make_synthetic_data(const SyntheticDataOptions& options) {
   auto teacher_generator = make_generator(options.seed(), RandomStream::teacher);
   data.labels = teacher_labels(options, data.inputs, teacher_generator);
   if (options.label_noise() > 0) {
-    data.labels += options.label_noise() *
-                   at::normal(0.0, 1.0, {options.n()}, teacher_generator, float64);
+    data.labels +=
+        options.label_noise() * at::normal(0.0, 1.0, {options.n()}, teacher_generator, float64);
   }
   if (options.sign_labels()) data.labels = (data.labels >= 0).to(torch::kFloat64) * 2 - 1;
 
   for (int64_t j = 0; j < options.d(); ++j) data.feature_names.push_back(fmt::format("x{}", j + 1));
   data.label_name = "y";
-  data.origin = fmt::format("synthetic: n={}, d={}, {} inputs, {}{}{}", options.n(), options.d(),
-                            options.inputs() == InputDistribution::sphere ? "unit-sphere" : "Gaussian",
-                            teacher_name(options.teacher()),
-                            options.label_noise() > 0
-                                ? fmt::format(", label noise {:g}", options.label_noise())
-                                : "",
-                            options.sign_labels() ? ", sign labels" : "");
+  data.origin = fmt::format(
+      "synthetic: n={}, d={}, {} inputs, {}{}{}", options.n(), options.d(),
+      options.inputs() == InputDistribution::sphere ? "unit-sphere" : "Gaussian",
+      teacher_name(options.teacher()),
+      options.label_noise() > 0 ? fmt::format(", label noise {:g}", options.label_noise()) : "",
+      options.sign_labels() ? ", sign labels" : "");
   return data;
 }
 
 namespace {
 
 // The first non-blank line: the column names, none empty, at least two.
-std::vector<std::string> read_csv_header(std::ifstream& file, const std::string& path, int& line_number) {
+std::vector<std::string> read_csv_header(std::ifstream& file, const std::string& path,
+                                         int& line_number) {
   std::string line;
   bool have_header = false;
   while (!have_header && std::getline(file, line)) {
     ++line_number;
     have_header = !is_blank(line);
   }
-  if (!have_header) throw InputError({path, 0}, "", "a header row of column names", "an empty file");
+  if (!have_header)
+    throw InputError({path, 0}, "", "a header row of column names", "an empty file");
   const std::vector<std::string> header = split_cells(line);
   for (size_t j = 0; j < header.size(); ++j) {
     if (header[j].empty()) {
@@ -157,8 +160,9 @@ size_t label_index_of(const std::vector<std::string>& header, const std::string&
 }
 
 // Every data row's cells as finite numbers, row after row; returns the number of rows.
-int64_t read_csv_rows(std::ifstream& file, const std::string& path, const std::vector<std::string>& header,
-                      int& line_number, std::vector<double>& values) {
+int64_t read_csv_rows(std::ifstream& file, const std::string& path,
+                      const std::vector<std::string>& header, int& line_number,
+                      std::vector<double>& values) {
   std::string line;
   int64_t rows = 0;
   while (std::getline(file, line)) {
@@ -166,7 +170,8 @@ int64_t read_csv_rows(std::ifstream& file, const std::string& path, const std::v
     if (is_blank(line)) continue;
     const std::vector<std::string> cells = split_cells(line);
     if (cells.size() != header.size()) {
-      throw InputError({path, line_number}, "row", fmt::format("{} cells like the header", header.size()),
+      throw InputError({path, line_number}, "row",
+                       fmt::format("{} cells like the header", header.size()),
                        fmt::format("{} cells", cells.size()));
     }
     for (size_t j = 0; j < cells.size(); ++j) {
@@ -209,15 +214,15 @@ Dataset load_csv_data(const std::string& path, const std::string& label_column) 
   const auto label = static_cast<int64_t>(label_index);
   Dataset data;
   data.labels = table.select(1, label).contiguous();
-  data.inputs = torch::cat({table.narrow(1, 0, label), table.narrow(1, label + 1, columns - label - 1)},
-                           1)
-                    .contiguous();
+  data.inputs =
+      torch::cat({table.narrow(1, 0, label), table.narrow(1, label + 1, columns - label - 1)}, 1)
+          .contiguous();
   for (size_t j = 0; j < header.size(); ++j) {
     if (j != label_index) data.feature_names.push_back(header[j]);
   }
   data.label_name = header[label_index];
-  data.origin = fmt::format("csv: {} ({} rows, {} features, label '{}')", path, rows,
-                            columns - 1, data.label_name);
+  data.origin = fmt::format("csv: {} ({} rows, {} features, label '{}')", path, rows, columns - 1,
+                            data.label_name);
   return data;
 }
 

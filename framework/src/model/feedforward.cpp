@@ -13,8 +13,10 @@ namespace ncflab {
 
 const char* model_kind_name(ModelKind kind) {
   switch (kind) {
-    case ModelKind::feedforward: return "feedforward";
-    case ModelKind::single_layer: return "single_layer";
+    case ModelKind::feedforward:
+      return "feedforward";
+    case ModelKind::single_layer:
+      return "single_layer";
   }
   return "unknown";
 }
@@ -45,8 +47,8 @@ std::vector<int64_t> layer_degrees(int64_t depth, int64_t p) {
 }
 
 std::vector<int64_t> layer_degrees(const FeedForwardOptions& options) {
-  auto degrees = layer_degrees(static_cast<int64_t>(options.widths().size()) + 1,
-                               options.activation().p());
+  auto degrees =
+      layer_degrees(static_cast<int64_t>(options.widths().size()) + 1, options.activation().p());
   // The single-layer model is the depth-2 net with its output row fixed: that row is no
   // weight, and W1 keeps its degree p.
   if (options.kind() == ModelKind::single_layer) degrees.pop_back();
@@ -78,8 +80,7 @@ std::vector<torch::Tensor> network_layers(const std::vector<torch::Tensor>& weig
 torch::Tensor feedforward_outputs(const std::vector<torch::Tensor>& weights,
                                   const torch::Tensor& inputs, const FeedForwardOptions& options) {
   const auto layers = network_layers(weights, options);
-  TORCH_CHECK(layers.size() >= 2, "feedforward_outputs – need >= 2 layers – got ",
-              layers.size());
+  TORCH_CHECK(layers.size() >= 2, "feedforward_outputs – need >= 2 layers – got ", layers.size());
   TORCH_CHECK(inputs.dim() == 2, "feedforward_outputs – inputs must be [n, d] – got ",
               inputs.sizes());
   // [S, k_1, d] @ [d, n] → preactivations [S, k_1, n]; columns are samples throughout.
@@ -117,8 +118,7 @@ FeedForwardCache feedforward_forward(const std::vector<torch::Tensor>& weights,
                                      const torch::Tensor& inputs,
                                      const FeedForwardOptions& options) {
   const auto layers = network_layers(weights, options);
-  TORCH_CHECK(layers.size() >= 2, "feedforward_forward – need >= 2 layers – got ",
-              layers.size());
+  TORCH_CHECK(layers.size() >= 2, "feedforward_forward – need >= 2 layers – got ", layers.size());
   FeedForwardCache cache;
   torch::Tensor hidden = torch::matmul(layers.front(), inputs.t());
   for (size_t l = 1; l < layers.size(); ++l) {
@@ -210,14 +210,14 @@ void FeedForwardImpl::reset() {
   for (size_t l = 0; l < shapes.size(); ++l) {
     const auto& shape = shapes[l];
     weights_.push_back(register_parameter(
-        layer_name(l),
-        torch::zeros({options.members(), shape[0], shape[1]}, tensor_options)));
+        layer_name(l), torch::zeros({options.members(), shape[0], shape[1]}, tensor_options)));
   }
   std::vector<double> deltas = options.member_init_scales();
   if (deltas.empty()) deltas.assign(static_cast<size_t>(members()), options.init_scale());
   std::vector<uint64_t> seeds = options.member_seeds();
   if (seeds.empty()) {
-    for (int64_t s = 0; s < members(); ++s) seeds.push_back(options.seed() + static_cast<uint64_t>(s));
+    for (int64_t s = 0; s < members(); ++s)
+      seeds.push_back(options.seed() + static_cast<uint64_t>(s));
   }
   initialize(torch::tensor(deltas, torch::kFloat64), seeds);
 }
@@ -280,9 +280,8 @@ std::vector<torch::Tensor> FeedForwardImpl::unflatten(const torch::Tensor& flat)
 }
 
 void FeedForwardImpl::load_flat(const torch::Tensor& flat) {
-  TORCH_CHECK(flat.dim() == 2 && flat.size(0) == members(),
-              "FeedForward::load_flat – expected [", members(), ", ", parameters_per_member(),
-              "] – got ", flat.sizes());
+  TORCH_CHECK(flat.dim() == 2 && flat.size(0) == members(), "FeedForward::load_flat – expected [",
+              members(), ", ", parameters_per_member(), "] – got ", flat.sizes());
   torch::NoGradGuard no_grad;
   auto layers = unflatten(flat);
   for (size_t l = 0; l < weights_.size(); ++l) weights_[l].copy_(layers[l]);
@@ -290,7 +289,8 @@ void FeedForwardImpl::load_flat(const torch::Tensor& flat) {
 
 std::string layer_name(size_t layer) { return fmt::format("W{}", layer + 1); }
 
-std::vector<std::pair<std::string, torch::Tensor>> named_layers(const std::vector<torch::Tensor>& layers) {
+std::vector<std::pair<std::string, torch::Tensor>> named_layers(
+    const std::vector<torch::Tensor>& layers) {
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (size_t l = 0; l < layers.size(); ++l) named.emplace_back(layer_name(l), layers[l]);
   return named;

@@ -10,8 +10,7 @@ namespace ncflab {
 
 std::string loss_name(LossKind kind) { return kind == LossKind::square ? "square" : "logistic"; }
 
-torch::Tensor loss_value(LossKind kind, const torch::Tensor& outputs,
-                         const torch::Tensor& labels) {
+torch::Tensor loss_value(LossKind kind, const torch::Tensor& outputs, const torch::Tensor& labels) {
   if (kind == LossKind::square) return 0.5 * (outputs - labels).square().sum(-1);
   return torch::softplus(-labels * outputs).sum(-1);
 }
@@ -32,9 +31,10 @@ void check_labels(LossKind kind, const torch::Tensor& labels, const std::string&
   const auto bad = ((labels != 1) & (labels != -1)).nonzero();
   if (bad.numel() == 0) return;
   const int64_t row = bad[0].item<int64_t>();
-  throw InputError({origin, 0}, fmt::format("label '{}'", label_name),
-                   "labels in {-1, +1} for loss: logistic (synthetic data: set data.sign_labels: true)",
-                   fmt::format("{:g} in row {}", labels[row].item<double>(), row + 1));
+  throw InputError(
+      {origin, 0}, fmt::format("label '{}'", label_name),
+      "labels in {-1, +1} for loss: logistic (synthetic data: set data.sign_labels: true)",
+      fmt::format("{:g} in row {}", labels[row].item<double>(), row + 1));
 }
 
 }  // namespace ncflab

@@ -61,8 +61,7 @@ void check_options(const FlowOptions& options) {
   TORCH_CHECK(options.stall_rate() >= 0, "integrate_ncf_flow – stall_rate must be >= 0 – got ",
               options.stall_rate());
   TORCH_CHECK(options.kink_step() >= 0 && options.kink_step() < 1,
-              "integrate_ncf_flow – kink_step must be in [0, 1) – got ",
-              options.kink_step());
+              "integrate_ncf_flow – kink_step must be in [0, 1) – got ", options.kink_step());
   TORCH_CHECK(options.record_every() >= 1, "integrate_ncf_flow – record_every must be >= 1 – got ",
               options.record_every());
 }
@@ -94,8 +93,8 @@ struct TrialStep {
   std::vector<double> step_sizes;  // h per active member
   torch::Tensor start;             // u before, [A, P]
   std::vector<torch::Tensor> stages;
-  torch::Tensor next;              // u after, [A, P]
-  torch::Tensor host;              // [4, A]: ‖h·error‖, ‖next‖, N(next), ‖∇N(next)‖
+  torch::Tensor next;  // u after, [A, P]
+  torch::Tensor host;  // [4, A]: ‖h·error‖, ‖next‖, N(next), ‖∇N(next)‖
 
   // u at fraction s of active member a's step (cubic Hermite).
   torch::Tensor inside(size_t a, double s) const {
@@ -109,7 +108,8 @@ struct TrialStep {
 class FlowIntegrator {
  public:
   FlowIntegrator(const Ncf& ncf, const torch::Tensor& u0, const FlowOptions& options)
-      : ncf_(ncf), options_(options),
+      : ncf_(ncf),
+        options_(options),
         // The kink floor is for nets with kinks (p = 1) only; smooth nets keep full error control.
         kink_step_(ncf.options().activation().p() == 1 ? options.kink_step() : 0.0),
         total_degree_(static_cast<double>(ncf.total_degree())),
@@ -202,8 +202,8 @@ void FlowIntegrator::start() {
       samples = torch::full({count, ncf_.parameters()}, std::numeric_limits<double>::quiet_NaN(),
                             torch::kFloat64);
       // Times at or before 0 are u0 itself.
-      for (const size_t end = samples_reached(m, options_, static_cast<size_t>(s)); m.next_sample < end;
-           ++m.next_sample) {
+      for (const size_t end = samples_reached(m, options_, static_cast<size_t>(s));
+           m.next_sample < end; ++m.next_sample) {
         samples[static_cast<int64_t>(m.next_sample)].copy_(u_[s]);
       }
     }
@@ -220,7 +220,8 @@ TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double>
   trial.active = std::move(active);
   trial.step_sizes = std::move(step_sizes);
   trial.start = u_.index_select(0, index);
-  const auto h = torch::tensor(trial.step_sizes, torch::kFloat64).to(u_.options()).unsqueeze(1);  // [A, 1]
+  const auto h =
+      torch::tensor(trial.step_sizes, torch::kFloat64).to(u_.options()).unsqueeze(1);  // [A, 1]
   trial.stages = {slope_.index_select(0, index)};
   torch::Tensor next_value;
   for (size_t i = 0; i < kStages.size(); ++i) {
@@ -302,12 +303,12 @@ bool FlowIntegrator::accept(MemberState& m, const TrialStep& trial, size_t a) {
   const double step_size = trial.step_sizes[a];
   // Local error per member, relative to the larger of ‖u‖ before and after the step.
   const double ratio = error_norm / (options_.atol() + options_.rtol() * std::max(m.norm, norm));
-  const bool finite = std::isfinite(ratio) && std::isfinite(norm) && std::isfinite(value) &&
-                      std::isfinite(speed);
-  const double factor =
-      !finite      ? kMinFactor
-      : ratio == 0 ? kMaxFactor
-                   : std::clamp(kSafety * std::pow(ratio, -0.2), kMinFactor, kMaxFactor);
+  const bool finite =
+      std::isfinite(ratio) && std::isfinite(norm) && std::isfinite(value) && std::isfinite(speed);
+  const double factor = !finite ? kMinFactor
+                        : ratio == 0
+                            ? kMaxFactor
+                            : std::clamp(kSafety * std::pow(ratio, -0.2), kMinFactor, kMaxFactor);
   // Across a kink (p = 1) ∇N jumps and no step is small enough for the error test;
   // a step that moves u by at most kink_step·‖u‖ is taken anyway, so the flow
   // slides along kinks with an error of that order instead of stalling.
@@ -367,7 +368,8 @@ const char* flow_status_name(FlowStatus status) {
 
 std::function<void(const FlowProgress&)> flow_progress_printer(std::ostream& out,
                                                                double interval_seconds) {
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  auto last =
+      std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
   return [&out, interval_seconds, last](const FlowProgress& progress) {
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - *last).count() < interval_seconds) return;

@@ -12,7 +12,8 @@ namespace ncflab::flow_detail {
 torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const torch::Tensor& u1,
                       const torch::Tensor& k1, double h, double s) {
   const double c = 1 - s;
-  return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 - s * s * c * h * k1;
+  return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 -
+         s * s * c * h * k1;
 }
 
 // The sample times a member has passed now, [next_sample, end): filled by interpolation
@@ -87,7 +88,6 @@ void record(const Ncf& ncf, const torch::Tensor& u, const std::vector<int64_t>& 
   }
 }
 
-
 // Fills the final fields of a member whose last trajectory row is its final state; a
 // blown-up member reports N, the residual and T* at its max_norm crossing.
 void finish(const Ncf& ncf, const MemberState& m, FlowStatus status, double total_degree,
@@ -112,7 +112,8 @@ void finish(const Ncf& ncf, const MemberState& m, FlowStatus status, double tota
   out.escape_time = time;
   if (total_degree > 2 && out.ncf > 0) {
     // SPEC §1: T* ≈ t + ‖u‖^(2−L)/((L−2)·L·N(û)); exact on a KKT ray.
-    out.blowup_time = time + std::pow(norm, 2 - total_degree) / ((total_degree - 2) * total_degree * out.ncf);
+    out.blowup_time =
+        time + std::pow(norm, 2 - total_degree) / ((total_degree - 2) * total_degree * out.ncf);
   }
 }
 

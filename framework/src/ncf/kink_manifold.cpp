@@ -27,17 +27,17 @@ PatternPass KinkNewton::forward(const torch::Tensor& u, const torch::Tensor& slo
   return pass;
 }
 
-torch::Tensor KinkNewton::backward(const torch::Tensor& u, const PatternPass& pass, const torch::Tensor& slopes,
-                       bool with_output, const torch::Tensor& extra,
-                       torch::Tensor* signals) const {
+torch::Tensor KinkNewton::backward(const torch::Tensor& u, const PatternPass& pass,
+                                   const torch::Tensor& slopes, bool with_output,
+                                   const torch::Tensor& extra, torch::Tensor* signals) const {
   const auto weights = ncf_.layers(u);
   // With a single-layer model's fixed output row of ones (no gradient of its own).
   const auto layers = network_layers(weights, ncf_.options());
   const size_t depth = layers.size();
   int64_t batch = u.size(0);
   if (extra.defined()) batch = std::max(batch, extra.size(0));
-  torch::Tensor delta = with_output ? ncf_.ybar().view({1, 1, n_})
-                                    : torch::zeros({1, 1, n_}, options_t_);
+  torch::Tensor delta =
+      with_output ? ncf_.ybar().view({1, 1, n_}) : torch::zeros({1, 1, n_}, options_t_);
   std::vector<torch::Tensor> grads(weights.size());
   std::vector<torch::Tensor> flat_signals(depth - 1);
   // δ_K = c; grad W_l = δ_l a_{l−1}ᵀ; δ_{l−1} = (W_lᵀ δ_l) ⊙ s_{l−1} + e_{l−1}.
@@ -57,8 +57,8 @@ torch::Tensor KinkNewton::backward(const torch::Tensor& u, const PatternPass& pa
   return join_layers(grads);
 }
 
-torch::Tensor KinkNewton::jacobian(const torch::Tensor& u, const PatternPass& pass, const torch::Tensor& slopes,
-                       const torch::Tensor& index) const {
+torch::Tensor KinkNewton::jacobian(const torch::Tensor& u, const PatternPass& pass,
+                                   const torch::Tensor& slopes, const torch::Tensor& index) const {
   const int64_t m = index.size(0);
   if (m == 0) return torch::zeros({0, ncf_.parameters()}, options_t_);
   auto one_hot = torch::zeros({m, total_}, options_t_);
@@ -95,9 +95,10 @@ torch::Tensor KinkNewton::sample_scales(const torch::Tensor& u, const PatternPas
 }
 
 // The true forward pass of u [P]: preactivations [Z] and activations per hidden layer.
-std::pair<torch::Tensor, std::vector<torch::Tensor>> KinkNewton::true_pass(const torch::Tensor& u) const {
-  const auto cache = feedforward_forward(ncf_.layers(u.unsqueeze(0)), ncf_.inputs(),
-                                         ncf_.options());
+std::pair<torch::Tensor, std::vector<torch::Tensor>> KinkNewton::true_pass(
+    const torch::Tensor& u) const {
+  const auto cache =
+      feedforward_forward(ncf_.layers(u.unsqueeze(0)), ncf_.inputs(), ncf_.options());
   std::vector<torch::Tensor> flat;
   std::vector<torch::Tensor> activations;
   for (const auto& z : cache.preactivations) flat.push_back(z.flatten(1));
@@ -130,7 +131,8 @@ void KinkNewton::follow_signs(const torch::Tensor& u) {
   const auto z = true_pass(u).first;
   const auto scale = typical_scales(u.unsqueeze(0), forward(u.unsqueeze(0)));
   const auto free = ~(held_mask_ | dead_mask_ | shadow_mask_) & (z.abs() > kNoSide * scale);
-  signs_ = torch::where(free, torch::where(z > 0, torch::ones_like(z), -torch::ones_like(z)), signs_);
+  signs_ =
+      torch::where(free, torch::where(z > 0, torch::ones_like(z), -torch::ones_like(z)), signs_);
   update_shadow();
   slopes_ = torch::where(signs_ > 0, torch::ones_like(z), torch::full_like(z, alpha_));
   slopes_.masked_fill_(held_mask_ | shadow_mask_, held_slope_);
@@ -142,7 +144,8 @@ void KinkNewton::follow_signs(const torch::Tensor& u) {
 bool KinkNewton::hold_sideless(const torch::Tensor& u) {
   const auto z = true_pass(u).first;
   const auto scale = typical_scales(u.unsqueeze(0), forward(u.unsqueeze(0)));
-  const auto sideless = ~(held_mask_ | dead_mask_ | shadow_mask_ | exempt_) & (z.abs() <= kNoSide * scale);
+  const auto sideless =
+      ~(held_mask_ | dead_mask_ | shadow_mask_ | exempt_) & (z.abs() <= kNoSide * scale);
   if (!sideless.any().item<bool>()) return false;
   held_mask_ |= sideless;
   follow_signs(u);
@@ -162,7 +165,8 @@ void KinkNewton::prepare_release(const torch::Tensor& u, int64_t k, double side)
   const auto weights = ncf_.layers(u.unsqueeze(0));
   const auto [z, activations] = true_pass(u);
   const auto scale = typical_scales(u.unsqueeze(0), forward(u.unsqueeze(0)));
-  const double epsilon = kProbe * (activations[h].square().sum().div(n_).sqrt().item<double>() + 1e-300);
+  const double epsilon =
+      kProbe * (activations[h].square().sum().div(n_).sqrt().item<double>() + 1e-300);
   auto column = activations[h].select(1, i).clone();
   column[m] = side > 0 ? epsilon : -alpha_ * epsilon;
   for (size_t g = h + 1; g < widths_.size(); ++g) {
@@ -203,7 +207,8 @@ torch::Tensor KinkNewton::retract(torch::Tensor u, const torch::Tensor& held) co
     const auto correction = least_squares(rows, z).masked_fill(frozen_, 0.0);
     // A degenerate set of held kinks can ask for a huge correction: give up instead (the
     // candidate then fails its ascent test).
-    if (!torch::isfinite(correction).all().item<bool>() || correction.norm().item<double>() > 1.0) break;
+    if (!torch::isfinite(correction).all().item<bool>() || correction.norm().item<double>() > 1.0)
+      break;
     u = u - correction;
   }
   return u / u.norm();
@@ -213,8 +218,8 @@ torch::Tensor KinkNewton::retract(torch::Tensor u, const torch::Tensor& held) co
 // leaves the kink upward (a_k = z_k) and downward (a_k = α·z_k), measured by propagating
 // sample i's column with a_k = ±ε through the true activations — exact for small ε, also
 // where later layers' preactivations at that sample are shadowed and pick their own sides.
-std::pair<torch::Tensor, torch::Tensor> KinkNewton::one_sided_rates(const torch::Tensor& u,
-                                                        const torch::Tensor& held) const {
+std::pair<torch::Tensor, torch::Tensor> KinkNewton::one_sided_rates(
+    const torch::Tensor& u, const torch::Tensor& held) const {
   const int64_t m = held.size(0);
   auto up = torch::zeros({m}, options_t_);
   auto down = torch::zeros({m}, options_t_);

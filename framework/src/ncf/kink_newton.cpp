@@ -16,8 +16,8 @@ namespace {
 
 // Trust-region step in the eigenbasis of the (negated, made positive) reduced Hessian:
 // p_i = c_i / (|e_i| + ν) with ν ≥ 0 the smallest shift giving ‖p‖ ≤ radius.
-std::vector<double> trust_region_step(const std::vector<double>& c, const std::vector<double>& magnitude,
-                                      double radius) {
+std::vector<double> trust_region_step(const std::vector<double>& c,
+                                      const std::vector<double>& magnitude, double radius) {
   auto norm_at = [&](double shift) {
     double sum = 0;
     for (size_t i = 0; i < c.size(); ++i) sum += std::pow(c[i] / (magnitude[i] + shift), 2);
@@ -51,7 +51,8 @@ torch::Tensor KinkNewton::start_on_manifold(const torch::Tensor& start) {
   dead_mask_ = torch::zeros({total_}, masks);
   exempt_ = torch::zeros({total_}, masks);
   frozen_ = torch::zeros({parameters}, masks);
-  release_count_ = torch::zeros({total_}, torch::TensorOptions(torch::kLong).device(options_t_.device()));
+  release_count_ =
+      torch::zeros({total_}, torch::TensorOptions(torch::kLong).device(options_t_.device()));
   for (int64_t width : widths_) dead_units_.emplace_back(static_cast<size_t>(width), false);
   signs_ = torch::ones({total_}, options_t_);
   slopes_ = torch::ones({total_}, options_t_);
@@ -93,7 +94,7 @@ std::optional<KinkNewton::Tangent> KinkNewton::tangent_at(const torch::Tensor& u
   const auto svd = torch::linalg_svd(constraints, /*full_matrices=*/true);
   const auto singular = std::get<1>(svd);
   const int64_t rank = (singular > 1e-12 * singular[0]).sum().item<int64_t>();
-  if (rank >= size) return std::nullopt;  // an isolated point of the manifold
+  if (rank >= size) return std::nullopt;                        // an isolated point of the manifold
   t.basis = std::get<2>(svd).narrow(0, rank, size - rank).t();  // [P', P' − r]
   t.reduced_gradient = torch::matmul(t.basis.t(), live_gradient);
   t.residual = t.reduced_gradient.norm().item<double>() / t.gradient_norm;
@@ -117,8 +118,8 @@ bool KinkNewton::release_a_kink(const torch::Tensor& u, const Tangent& t) {
   const auto plus = (through + up) * norms;
   const auto minus = (-through + down) * norms;
   // A kink released three times stays held (no cycling).
-  const auto best = torch::maximum(plus, minus).masked_fill(
-      release_count_.index_select(0, t.held) >= 3, -1.0);
+  const auto best =
+      torch::maximum(plus, minus).masked_fill(release_count_.index_select(0, t.held) >= 3, -1.0);
   const int64_t f = best.argmax().item<int64_t>();
   const double gain = best[f].item<double>();
   // Release only once the problem on the manifold is (nearly) solved: the multipliers
@@ -163,16 +164,18 @@ std::optional<KinkNewton::AscentModel> KinkNewton::ascent_model(const Tangent& t
       return std::nullopt;  // keep the last point; the caller's certificate judges it
     }
   }
-  const double floor = 1e-12 * std::max(eigenvalues.max().item<double>(), std::abs(t.lambda)) + 1e-300;
+  const double floor =
+      1e-12 * std::max(eigenvalues.max().item<double>(), std::abs(t.lambda)) + 1e-300;
   const auto magnitudes = eigenvalues.clamp_min(floor).contiguous();
   const auto c = torch::matmul(model.vectors.t(), t.reduced_gradient).to(torch::kCPU).contiguous();
-  model.magnitudes.assign(magnitudes.data_ptr<double>(), magnitudes.data_ptr<double>() + magnitudes.numel());
+  model.magnitudes.assign(magnitudes.data_ptr<double>(),
+                          magnitudes.data_ptr<double>() + magnitudes.numel());
   model.c.assign(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
   return model;
 }
 
-bool KinkNewton::trust_region_ascent(torch::Tensor& u, double& value, double& radius, const Tangent& t,
-                                     const AscentModel& model) {
+bool KinkNewton::trust_region_ascent(torch::Tensor& u, double& value, double& radius,
+                                     const Tangent& t, const AscentModel& model) {
   const auto& c = model.c;
   const auto& magnitudes = model.magnitudes;
   // Trust-region steps; a step stops at the first free preactivation that changes sign
@@ -192,8 +195,10 @@ bool KinkNewton::trust_region_ascent(torch::Tensor& u, double& value, double& ra
     }
     p_norm = std::sqrt(p_norm);
     auto step = torch::zeros({ncf_.parameters()}, options_t_);
-    step.index_put_({t.live}, torch::matmul(t.basis, torch::matmul(
-                                  model.vectors, torch::tensor(p, torch::kFloat64).to(options_t_))));
+    step.index_put_(
+        {t.live},
+        torch::matmul(t.basis, torch::matmul(model.vectors,
+                                             torch::tensor(p, torch::kFloat64).to(options_t_))));
     auto candidate = u + step;
     const auto zc = forward(candidate.unsqueeze(0)).flat_z[0];
     const auto crossed = watched & (signs_ * zc < 0);

@@ -60,7 +60,7 @@ class KinkNewton {
   /// Where the walk stands at u: the gradient, the held kinks' constraints and multipliers,
   /// and the tangent space of the kink manifold.
   struct Tangent {
-    torch::Tensor u1;                // u [1, P]
+    torch::Tensor u1;  // u [1, P]
     PatternPass pass;
     torch::Tensor signals;           // ∂N/∂a_k, [Z]
     double gradient_norm = 0;        // ‖∇N‖ (+1e-300)
@@ -109,8 +109,8 @@ class KinkNewton {
                          const torch::Tensor& extra, torch::Tensor* signals = nullptr) const {
     return backward(u, pass, slopes_, with_output, extra, signals);
   }
-  torch::Tensor backward(const torch::Tensor& u, const PatternPass& pass, const torch::Tensor& slopes,
-                         bool with_output, const torch::Tensor& extra,
+  torch::Tensor backward(const torch::Tensor& u, const PatternPass& pass,
+                         const torch::Tensor& slopes, bool with_output, const torch::Tensor& extra,
                          torch::Tensor* signals = nullptr) const;
 
   // Rows ∇z_k [m, P] of the given flat indices at u [1, P].
@@ -118,8 +118,8 @@ class KinkNewton {
                          const torch::Tensor& index) const {
     return jacobian(u, pass, slopes_, index);
   }
-  torch::Tensor jacobian(const torch::Tensor& u, const PatternPass& pass, const torch::Tensor& slopes,
-                         const torch::Tensor& index) const;
+  torch::Tensor jacobian(const torch::Tensor& u, const PatternPass& pass,
+                         const torch::Tensor& slopes, const torch::Tensor& index) const;
 
   // ‖W_h[j, :]‖ times the rms over samples of ‖a_{h−1}[:, i]‖, per flat index [Z]: the
   // scale of z_h[j, ·] (robust where one sample's input column vanishes).
@@ -181,14 +181,14 @@ class KinkNewton {
   std::vector<int64_t> offsets_;
   std::vector<int64_t> widths_;
   torch::TensorOptions options_t_;
-  torch::Tensor slopes_;          // [Z] slope per preactivation
-  torch::Tensor signs_;           // [Z] ±1: the side of its kink each free preactivation is on
-  torch::Tensor held_mask_;       // [Z] bool: held at z = 0
-  torch::Tensor shadow_mask_;     // [Z] bool: zero because its whole input column is
-  torch::Tensor dead_mask_;       // [Z] bool: preactivations of removed units
-  torch::Tensor frozen_;          // [P] bool: weights of removed units
-  torch::Tensor release_count_;   // [Z] int64: how often each kink was released
-  torch::Tensor exempt_;          // [Z] bool: leaving the kink in the coming step
+  torch::Tensor slopes_;         // [Z] slope per preactivation
+  torch::Tensor signs_;          // [Z] ±1: the side of its kink each free preactivation is on
+  torch::Tensor held_mask_;      // [Z] bool: held at z = 0
+  torch::Tensor shadow_mask_;    // [Z] bool: zero because its whole input column is
+  torch::Tensor dead_mask_;      // [Z] bool: preactivations of removed units
+  torch::Tensor frozen_;         // [P] bool: weights of removed units
+  torch::Tensor release_count_;  // [Z] int64: how often each kink was released
+  torch::Tensor exempt_;         // [Z] bool: leaving the kink in the coming step
   std::vector<std::vector<bool>> dead_units_;
 };
 

@@ -73,7 +73,8 @@ StartState smooth_ascent(const Ncf& ncf, torch::Tensor u, const KktSearchOptions
     // Barzilai–Borwein: step = ⟨s,s⟩/|⟨s,y⟩| with s the move and y the change of the tangent.
     const auto s = candidate - u;
     const auto y = candidate_tangent - tangent;
-    const auto bb = (s.square().sum(-1) / (s * y).sum(-1).abs().clamp_min(1e-300)).clamp(1e-12, 1e12);
+    const auto bb =
+        (s.square().sum(-1) / (s * y).sum(-1).abs().clamp_min(1e-300)).clamp(1e-12, 1e12);
     const auto a = accept.unsqueeze(1);
     u = torch::where(a, candidate, u);
     eval.value = torch::where(accept, candidate_eval.value, eval.value);
@@ -167,19 +168,23 @@ KktSearchResult search_kkt_points(const Ncf& ncf, const KktSearchOptions& option
     auto row = state.u[r];
     int64_t iterations = state.iterations[r].item<int64_t>();
     if (kinked && smooth[r].item<double>() >= options.tol() &&
-        ncf.kink_residual(row.unsqueeze(0), options.kink_tol()).residual.item<double>() >= options.tol()) {
+        ncf.kink_residual(row.unsqueeze(0), options.kink_tol()).residual.item<double>() >=
+            options.tol()) {
       const auto newton = kink_newton(
           newton_ncf, row.to(torch::kCPU, torch::kFloat64),
-          KinkNewtonOptions().tol(options.tol()).kink_tol(options.kink_tol()).max_iterations(
-              std::max<int64_t>(1, std::min(kNewtonIterations, options.max_iterations() - iterations))));
+          KinkNewtonOptions()
+              .tol(options.tol())
+              .kink_tol(options.kink_tol())
+              .max_iterations(std::max<int64_t>(
+                  1, std::min(kNewtonIterations, options.max_iterations() - iterations))));
       row = newton.direction.to(u_options);
       iterations += newton.iterations;
     }
     KktPoint point;
     point.direction = row.to(torch::kCPU, torch::kFloat64);
     point.ncf = kinked ? ncf.value(row.unsqueeze(0)).item<double>() : values[r].item<double>();
-    point.residual = kinked ? ncf.smooth_residual(row.unsqueeze(0)).item<double>()
-                            : smooth[r].item<double>();
+    point.residual =
+        kinked ? ncf.smooth_residual(row.unsqueeze(0)).item<double>() : smooth[r].item<double>();
     if (kinked) {
       const auto kink = ncf.kink_residual(row.unsqueeze(0), options.kink_tol());
       point.kink_residual = kink.residual.item<double>();
@@ -190,7 +195,8 @@ KktSearchResult search_kkt_points(const Ncf& ncf, const KktSearchOptions& option
     point.iterations = iterations;
     if (point.kink_residual >= options.tol()) {
       ++result.unconverged;
-      result.best_unconverged_residual = std::min(result.best_unconverged_residual, point.kink_residual);
+      result.best_unconverged_residual =
+          std::min(result.best_unconverged_residual, point.kink_residual);
       continue;
     }
     ++result.converged;

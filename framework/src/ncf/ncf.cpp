@@ -24,9 +24,7 @@ torch::Tensor least_squares(const torch::Tensor& matrix, const torch::Tensor& ta
 
 }  // namespace
 
-torch::Tensor unit_rows(const torch::Tensor& u) {
-  return u / u.norm(2, -1, /*keepdim=*/true);
-}
+torch::Tensor unit_rows(const torch::Tensor& u) { return u / u.norm(2, -1, /*keepdim=*/true); }
 
 Ncf::Ncf(FeedForwardOptions options, torch::Tensor inputs, torch::Tensor ybar)
     : options_(std::move(options)), inputs_(std::move(inputs)), ybar_(std::move(ybar)) {
@@ -70,19 +68,24 @@ namespace {
 // layer's slopes).
 class ClarkeDescent {
  public:
-  ClarkeDescent(const FeedForwardOptions& options, const torch::Tensor& inputs, const torch::Tensor& ybar,
-                std::vector<torch::Tensor> weights, const torch::Tensor& unit,
-                std::vector<torch::Tensor> kinked, int rounds)
-      : options_(options), inputs_(inputs), ybar_(ybar), weights_(std::move(weights)),
-        cache_(feedforward_forward(weights_, inputs_, options_)), unit_(unit),
-        kinked_(std::move(kinked)), rounds_(rounds),
+  ClarkeDescent(const FeedForwardOptions& options, const torch::Tensor& inputs,
+                const torch::Tensor& ybar, std::vector<torch::Tensor> weights,
+                const torch::Tensor& unit, std::vector<torch::Tensor> kinked, int rounds)
+      : options_(options),
+        inputs_(inputs),
+        ybar_(ybar),
+        weights_(std::move(weights)),
+        cache_(feedforward_forward(weights_, inputs_, options_)),
+        unit_(unit),
+        kinked_(std::move(kinked)),
+        rounds_(rounds),
         low_(std::min(options.activation().alpha(), 1.0)),
         high_(std::max(options.activation().alpha(), 1.0)) {}
 
   /// ∇N for `batch` slope sets at once: [batch, P].
   torch::Tensor gradient(const std::vector<torch::Tensor>& slope_set, int64_t batch) const {
-    const auto grads = feedforward_vjp(weights_, inputs_, options_, cache_,
-                                       ybar_.expand({batch, -1}), slope_set);
+    const auto grads =
+        feedforward_vjp(weights_, inputs_, options_, cache_, ybar_.expand({batch, -1}), slope_set);
     return join_layers(grads);
   }
 
@@ -136,7 +139,8 @@ class ClarkeDescent {
     const auto i = index.select(1, 1);
     // Batch element 0: every kink of this layer at the low slope; element f+1: kink f high.
     std::vector<torch::Tensor> slope_set;
-    for (const auto& layer : current) slope_set.push_back(layer.expand({count + 1, -1, -1}).clone());
+    for (const auto& layer : current)
+      slope_set.push_back(layer.expand({count + 1, -1, -1}).clone());
     auto layer_slopes = slope_set[h];
     layer_slopes.index_put_({torch::indexing::Slice(), j, i}, low_);
     const auto f = torch::arange(count, torch::kLong);
@@ -210,7 +214,7 @@ std::vector<torch::Tensor> Ncf::kinks(const torch::Tensor& unit_row, double tole
     }
     // |z_ji| ≤ tol·‖W_l[j,:]‖·‖a_{l−1}[:,i]‖: scale-free closeness to the kink.
     const auto row_norms = weights[h][0].norm(2, 1, /*keepdim=*/true);  // [k_l, 1]
-    const auto column_norms = h == 0 ? inputs_.norm(2, 1).unsqueeze(0)   // [1, n]
+    const auto column_norms = h == 0 ? inputs_.norm(2, 1).unsqueeze(0)  // [1, n]
                                      : cache.activations[h - 1][0].norm(2, 0, /*keepdim=*/true);
     // A unit with an all-zero row (removed) has no kinks: its z vanishes identically.
     const auto alive = row_norms > 0;
@@ -323,11 +327,12 @@ torch::Tensor bounded_least_squares(const torch::Tensor& matrix, const torch::Te
       }
       // Walk from the feasible point toward the candidate until a bound is hit.
       const auto step = candidate - current;
-      const auto to_lower = torch::where(candidate < lower, (lower - current) / step,
-                                         torch::full_like(step, 1.0));
-      const auto to_upper = torch::where(candidate > upper, (upper - current) / step,
-                                         torch::full_like(step, 1.0));
-      const double alpha = std::clamp(torch::minimum(to_lower, to_upper).min().item<double>(), 0.0, 1.0);
+      const auto to_lower =
+          torch::where(candidate < lower, (lower - current) / step, torch::full_like(step, 1.0));
+      const auto to_upper =
+          torch::where(candidate > upper, (upper - current) / step, torch::full_like(step, 1.0));
+      const double alpha =
+          std::clamp(torch::minimum(to_lower, to_upper).min().item<double>(), 0.0, 1.0);
       t.index_copy_(0, free_index, (current + alpha * step).clamp(lower, upper));
       auto ta = t.accessor<double, 1>();
       for (int64_t f : free) {

@@ -50,12 +50,14 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
     const auto& left = std::get<0>(svd);
     const auto& values = std::get<1>(svd);
     const auto& right_t = std::get<2>(svd);
-    for (int64_t k = 0; k < values.size(0); ++k) layer.singular_values.push_back(values[k].item<double>());
+    for (int64_t k = 0; k < values.size(0); ++k)
+      layer.singular_values.push_back(values[k].item<double>());
     layer.sv_ratio = values.size(0) < 2 || layer.singular_values[0] == 0
                          ? 0.0
                          : layer.singular_values[1] / layer.singular_values[0];
     result.rank_one = result.rank_one && layer.sv_ratio < options.rank_one_tol();
-    result.balance_error = std::max(result.balance_error, std::abs(layer.norm2 - layer.target_norm2));
+    result.balance_error =
+        std::max(result.balance_error, std::abs(layer.norm2 - layer.target_norm2));
     if (l < hidden) {
       result.hidden.push_back(describe_hidden_vector(left.select(1, 0), static_cast<int64_t>(l) + 1,
                                                      options.support_tol()));

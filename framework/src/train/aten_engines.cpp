@@ -7,7 +7,6 @@
 namespace ncflab {
 namespace {
 
-
 // Host copies of [S] tensors: one transfer per evaluation.
 void copy_statistics(const torch::Tensor& loss, const torch::Tensor& norm,
                      const torch::Tensor& gradient_norm, const std::vector<uint8_t>& active,
@@ -61,7 +60,10 @@ void apply_update(const std::vector<torch::Tensor>& weights,
 class AtenEngine : public TrainingEngine {
  public:
   AtenEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss)
-      : model_(std::move(model)), inputs_(std::move(inputs)), labels_(std::move(labels)), loss_(loss) {
+      : model_(std::move(model)),
+        inputs_(std::move(inputs)),
+        labels_(std::move(labels)),
+        loss_(loss) {
     for (const auto& w : model_->weights()) gradients_.push_back(torch::zeros_like(w));
   }
 
@@ -110,7 +112,8 @@ class AutogradEngine final : public AtenEngine {
 
   void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
     std::vector<torch::Tensor> leaves;
-    for (const auto& w : model_->weights()) leaves.push_back(w.detach().clone().requires_grad_(true));
+    for (const auto& w : model_->weights())
+      leaves.push_back(w.detach().clone().requires_grad_(true));
     const auto outputs = feedforward_outputs(leaves, inputs_, model_->options);
     const auto loss = loss_value(loss_, outputs, labels_);
     // Members are independent, so the gradient of the sum is each member's gradient.

@@ -9,10 +9,14 @@ namespace ncflab {
 
 const char* engine_name(EngineKind kind) {
   switch (kind) {
-    case EngineKind::automatic: return "auto";
-    case EngineKind::fused: return "fused";
-    case EngineKind::batched: return "batched";
-    case EngineKind::autograd: return "autograd";
+    case EngineKind::automatic:
+      return "auto";
+    case EngineKind::fused:
+      return "fused";
+    case EngineKind::batched:
+      return "batched";
+    case EngineKind::autograd:
+      return "autograd";
   }
   return "unknown";
 }

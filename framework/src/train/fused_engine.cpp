@@ -45,9 +45,9 @@ class FusedEngine final : public TrainingEngine {
       gradients_.push_back(torch::zeros_like(w));
     }
     samples_ = inputs_.size(0);
-    negative_coefficient_ = activation_.p() == 1         ? activation_.alpha()
+    negative_coefficient_ = activation_.p() == 1       ? activation_.alpha()
                             : activation_.p() % 2 == 0 ? -activation_.alpha()
-                                                         : activation_.alpha();
+                                                       : activation_.alpha();
     // A single-layer model's output row is fixed to ones: H = Σ_j σ(w_jᵀx).
     if (!learned_output_) ones_.assign(static_cast<size_t>(shapes_[hidden_ - 1][0]), T(1));
     scratch_.resize(static_cast<size_t>(at::get_num_threads()));
@@ -59,7 +59,8 @@ class FusedEngine final : public TrainingEngine {
         s.deltas.emplace_back(size);
       }
       size_t largest = 0;
-      for (const auto& shape : shapes_) largest = std::max(largest, static_cast<size_t>(shape[0] * shape[1]));
+      for (const auto& shape : shapes_)
+        largest = std::max(largest, static_cast<size_t>(shape[0] * shape[1]));
       s.transposed.resize(largest);
       s.residual.resize(static_cast<size_t>(samples_));
     }
@@ -72,7 +73,8 @@ class FusedEngine final : public TrainingEngine {
     statistics.gradient_norm.resize(active.size());
     // Members are independent and each is computed by one thread in a fixed order, so
     // the results do not depend on the number of threads.
-    const auto threads = static_cast<int>(std::min<int64_t>(static_cast<int64_t>(scratch_.size()), members));
+    const auto threads =
+        static_cast<int>(std::min<int64_t>(static_cast<int64_t>(scratch_.size()), members));
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif
@@ -126,9 +128,9 @@ class FusedEngine final : public TrainingEngine {
 
   void evaluate_member(int64_t s, Scratch<T>& scratch, StepStatistics& statistics) {
     const T* last = forward_hidden(s, scratch);
-    const T* output_weights = learned_output_
-                                  ? layer(model_->weights()[shapes_.size() - 1], s, shapes_[hidden_ - 1][0])
-                                  : ones_.data();
+    const T* output_weights =
+        learned_output_ ? layer(model_->weights()[shapes_.size() - 1], s, shapes_[hidden_ - 1][0])
+                        : ones_.data();
     const auto index = static_cast<size_t>(s);
     statistics.loss[index] = output_and_loss(last, output_weights, scratch);
     backward_output(s, last, output_weights, scratch);
@@ -196,7 +198,8 @@ class FusedEngine final : public TrainingEngine {
     return loss;
   }
 
-  // ∇W_K = Σ_i r_i a_{K−1}[i, :] (a learned W_K only); δ_{K−1}[i, j] = r_i·W_K[j]·σ'(z_{K−1}[i, j]).
+  // ∇W_K = Σ_i r_i a_{K−1}[i, :] (a learned W_K only); δ_{K−1}[i, j] = r_i·W_K[j]·σ'(z_{K−1}[i,
+  // j]).
   void backward_output(int64_t s, const T* last, const T* output_weights, Scratch<T>& scratch) {
     const int64_t n = samples_;
     const int64_t last_width = shapes_[hidden_ - 1][0];
@@ -298,7 +301,8 @@ class FusedEngine final : public TrainingEngine {
 std::unique_ptr<TrainingEngine> make_fused_engine(FeedForward model, torch::Tensor inputs,
                                                   torch::Tensor labels, LossKind loss) {
   TORCH_CHECK(inputs.device().is_cpu(),
-              "fused engine – runs on CPU only (use engine batched on CUDA) – got ", inputs.device());
+              "fused engine – runs on CPU only (use engine batched on CUDA) – got ",
+              inputs.device());
   if (inputs.scalar_type() == torch::kFloat32) {
     return std::make_unique<FusedEngine<float>>(std::move(model), std::move(inputs),
                                                 std::move(labels), loss);

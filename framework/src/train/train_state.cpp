@@ -7,11 +7,16 @@ namespace ncflab {
 
 const char* member_status_name(MemberStatus status) {
   switch (status) {
-    case MemberStatus::running: return "running";
-    case MemberStatus::escaped: return "escaped";
-    case MemberStatus::max_steps: return "max_steps";
-    case MemberStatus::diverged: return "diverged";
-    case MemberStatus::interrupted: return "interrupted";
+    case MemberStatus::running:
+      return "running";
+    case MemberStatus::escaped:
+      return "escaped";
+    case MemberStatus::max_steps:
+      return "max_steps";
+    case MemberStatus::diverged:
+      return "diverged";
+    case MemberStatus::interrupted:
+      return "interrupted";
   }
   return "unknown";
 }

@@ -13,9 +13,12 @@ namespace ncflab {
 
 Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss,
                  std::vector<double> deltas, TrainerOptions options)
-    : model_(model), options_(options), total_degree_(model->total_degree()),
+    : model_(model),
+      options_(options),
+      total_degree_(model->total_degree()),
       deltas_(std::move(deltas)) {
-  TORCH_CHECK(options_.step_size() > 0, "Trainer – step_size must be > 0 – got ", options_.step_size());
+  TORCH_CHECK(options_.step_size() > 0, "Trainer – step_size must be > 0 – got ",
+              options_.step_size());
   TORCH_CHECK(options_.max_steps() >= 0, "Trainer – max_steps must be >= 0 – got ",
               options_.max_steps());
   TORCH_CHECK(options_.log_every() >= 1, "Trainer – log_every must be >= 1 – got ",
@@ -23,7 +26,8 @@ Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, 
   TORCH_CHECK(static_cast<int64_t>(deltas_.size()) == model->members(),
               "Trainer – need one delta per member (", model->members(), ") – got ",
               deltas_.size());
-  engine_ = make_training_engine(options_.engine(), model_, std::move(inputs), std::move(labels), loss);
+  engine_ =
+      make_training_engine(options_.engine(), model_, std::move(inputs), std::move(labels), loss);
 }
 
 void Trainer::add_hook(std::shared_ptr<TrainHook> hook) { hooks_.push_back(std::move(hook)); }

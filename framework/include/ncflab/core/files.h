@@ -21,6 +21,7 @@ void save_tensor_dict(const std::filesystem::path& path,
 
 /// Reads a dict written by save_tensor_dict (or Python's torch.save of a dict of tensors).
 /// Throws InputError naming the file when it is missing or not such a dict.
-std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(const std::filesystem::path& path);
+std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(
+    const std::filesystem::path& path);
 
 }  // namespace ncflab

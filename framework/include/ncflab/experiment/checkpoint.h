@@ -4,8 +4,8 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <cstdint>
+#include <filesystem>
 #include <vector>
 
 #include "ncflab/train/train_state.h"
@@ -13,7 +13,7 @@
 namespace ncflab {
 
 struct Checkpoint {
-  TrainState state;                  ///< step, statuses, escapes, per-member statistics
+  TrainState state;                    ///< step, statuses, escapes, per-member statistics
   std::vector<torch::Tensor> weights;  ///< W_l at w_k, [S, k_l, k_{l−1}], float64 CPU
 };
 

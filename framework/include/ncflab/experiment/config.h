@@ -56,18 +56,18 @@ struct InitConfig {
 /// the run's checkpoint and snapshot hooks write.
 struct TrainConfig : TrainerOptions {
   int64_t checkpoint_every = 10000;  ///< 0: only on interrupt
-  int64_t snapshot_every = 0;  ///< > 0: keep w every this many steps (weights_trajectory.pt)
+  int64_t snapshot_every = 0;        ///< > 0: keep w every this many steps (weights_trajectory.pt)
 };
 
 enum class Switch { automatic, on, off };
 
 struct HooksConfig {
-  bool kkt = true;                        ///< N(û), residuals and cosines to the flow
-  bool kkt_search = false;                ///< also search KKT points (kkt.*) and log cos_to_kkt
+  bool kkt = true;                           ///< N(û), residuals and cosines to the flow
+  bool kkt_search = false;                   ///< also search KKT points (kkt.*) and log cos_to_kkt
   Switch kink_residual = Switch::automatic;  ///< auto: for p = 1 nets
-  bool layers = true;                     ///< per-layer norms, shares and σ₂/σ₁
-  Switch progress = Switch::automatic;    ///< auto: on, redrawn in place on a terminal
-  double progress_seconds = 2.0;          ///< seconds between progress lines
+  bool layers = true;                        ///< per-layer norms, shares and σ₂/σ₁
+  Switch progress = Switch::automatic;       ///< auto: on, redrawn in place on a terminal
+  double progress_seconds = 2.0;             ///< seconds between progress lines
 };
 
 struct EnsembleConfig {

@@ -5,9 +5,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "ncflab/experiment/metrics_csv.h"
 #include "ncflab/experiment/problem.h"
@@ -17,7 +16,8 @@
 namespace ncflab {
 
 /// "run: NAME into DIR" and describe_problem's lines.
-void print_run_header(const Problem& problem, const std::filesystem::path& directory, std::ostream& out);
+void print_run_header(const Problem& problem, const std::filesystem::path& directory,
+                      std::ostream& out);
 
 /// The escape the NCF flow from w0 predicts (T*/δ^(L−2), and its step), or how it ended.
 void print_flow_prediction(const FlowMember& flow, double delta, int64_t total_degree,

@@ -20,8 +20,8 @@ struct Problem {
   Config config;
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat64;
-  Dataset data;       ///< inputs [n, d] and labels [n] on `device`, in `dtype`
-  FeedForward model;  ///< S members, w = δ_s·w0_s (w0: model->initial_directions())
+  Dataset data;              ///< inputs [n, d] and labels [n] on `device`, in `dtype`
+  FeedForward model;         ///< S members, w = δ_s·w0_s (w0: model->initial_directions())
   torch::Tensor ncf_labels;  ///< ȳ [n] on `device`
 
   Problem() : model(nullptr) {}

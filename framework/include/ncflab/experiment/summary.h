@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ncflab/ncf/flow.h"
 #include "ncflab/train/hooks/kkt_comparison_hook.h"
@@ -28,10 +27,10 @@ std::string overall_status(const std::vector<MemberStatus>& statuses);
 /// What a member's summary is made of. Pointers are null when that part was not run
 /// (no flow, hook not installed).
 struct MemberRecord {
-  const TrainState* state = nullptr;      ///< the final training state of the batch
-  int64_t member = 0;                     ///< s in the batch
-  const FlowMember* flow = nullptr;       ///< the member's NCF flow
-  const KktComparison* comparison = nullptr;  ///< its last logged KKT comparison
+  const TrainState* state = nullptr;                     ///< the final training state of the batch
+  int64_t member = 0;                                    ///< s in the batch
+  const FlowMember* flow = nullptr;                      ///< the member's NCF flow
+  const KktComparison* comparison = nullptr;             ///< its last logged KKT comparison
   const std::vector<LayerStatistics>* layers = nullptr;  ///< its last per-layer statistics
 };
 

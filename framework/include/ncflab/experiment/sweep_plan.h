@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ncflab/experiment/config.h"
 
@@ -20,10 +19,10 @@ using SweepPoint = std::vector<std::pair<std::string, std::string>>;
 struct SweepPlan {
   std::vector<std::string> fixed;  ///< overrides with one value: they apply to every point
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;  ///< swept keys
-  std::vector<SweepPoint> points;  ///< the grid, last axis fastest
-  std::vector<Config> configs;     ///< each point's config, loaded and checked
+  std::vector<SweepPoint> points;                   ///< the grid, last axis fastest
+  std::vector<Config> configs;                      ///< each point's config, loaded and checked
   std::vector<std::vector<std::string>> overrides;  ///< each point's overrides
-  std::vector<std::vector<size_t>> batches;  ///< points that train as one ensemble
+  std::vector<std::vector<size_t>> batches;         ///< points that train as one ensemble
 };
 
 /// "a,b,[1,2],range(0,1,0.25)" → the values, split at top-level commas; range(a, b, step)

@@ -28,7 +28,8 @@ torch::Tensor poly_leaky_relu(const torch::Tensor& z, const PolyLeakyReLUOptions
 torch::Tensor poly_leaky_relu_derivative(const torch::Tensor& z,
                                          const PolyLeakyReLUOptions& options);
 
-/// A short human name: "ReLU", "Leaky ReLU (α=0.2)", "ReLU^2", "polynomial Leaky ReLU (α=0.2, p=2)".
+/// A short human name: "ReLU", "Leaky ReLU (α=0.2)", "ReLU^2", "polynomial Leaky ReLU (α=0.2,
+/// p=2)".
 std::string describe_activation(const PolyLeakyReLUOptions& options);
 
 /// The activation as a torch::nn module (it holds no parameters).

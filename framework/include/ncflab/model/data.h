@@ -14,8 +14,8 @@ namespace ncflab {
 
 /// Inputs X and labels y, float64 on CPU (moved to the run's device and dtype later).
 struct Dataset {
-  torch::Tensor inputs;  ///< [n, d]
-  torch::Tensor labels;  ///< [n]
+  torch::Tensor inputs;                    ///< [n, d]
+  torch::Tensor labels;                    ///< [n]
   std::vector<std::string> feature_names;  ///< d names (CSV header, or x1 … xd)
   std::string label_name;                  ///< CSV label column, or "y"
   std::string origin;                      ///< one line saying where the data came from

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "ncflab/model/activation.h"
 #include "ncflab/core/random.h"
+#include "ncflab/model/activation.h"
 
 namespace ncflab {
 
@@ -189,6 +189,7 @@ torch::Tensor unit_gaussian_directions(const std::vector<uint64_t>& seeds, int64
 std::string layer_name(size_t layer);
 
 /// {"W1": layers[0], …}: per-layer tensors under their layer names.
-std::vector<std::pair<std::string, torch::Tensor>> named_layers(const std::vector<torch::Tensor>& layers);
+std::vector<std::pair<std::string, torch::Tensor>> named_layers(
+    const std::vector<torch::Tensor>& layers);
 
 }  // namespace ncflab

@@ -72,8 +72,8 @@ struct FlowMember {
   /// The t at which ‖u‖ reached max_norm (cubic Hermite interpolation inside the last
   /// step). NaN unless blew_up.
   double escape_time = std::numeric_limits<double>::quiet_NaN();
-  double time = 0;       ///< final t (the end of the last step)
-  double norm = 0;       ///< final ‖u‖ (the end of the last step)
+  double time = 0;  ///< final t (the end of the last step)
+  double norm = 0;  ///< final ‖u‖ (the end of the last step)
   /// N(û) of the final direction: at blow-up, at the max_norm crossing (see direction).
   double ncf = 0;
   double residual = 0;   ///< smooth KKT residual of that direction

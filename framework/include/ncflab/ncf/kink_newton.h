@@ -23,11 +23,11 @@ struct KinkNewtonOptions {
 };
 
 struct KinkNewtonResult {
-  torch::Tensor direction;          ///< û [P], ‖û‖ = 1, same dtype and device as the start
-  int64_t iterations = 0;           ///< Newton iterations taken
-  int64_t held_kinks = 0;           ///< preactivations held at zero at the end
-  int64_t dead_units = 0;           ///< hidden units removed: incoming and outgoing weights zero
-  double manifold_residual = 0;     ///< ‖gradient along the kink manifold‖ / ‖∇N‖ at the end
+  torch::Tensor direction;       ///< û [P], ‖û‖ = 1, same dtype and device as the start
+  int64_t iterations = 0;        ///< Newton iterations taken
+  int64_t held_kinks = 0;        ///< preactivations held at zero at the end
+  int64_t dead_units = 0;        ///< hidden units removed: incoming and outgoing weights zero
+  double manifold_residual = 0;  ///< ‖gradient along the kink manifold‖ / ‖∇N‖ at the end
 };
 
 /// Refines a unit direction `start` [P] of a p = 1 net to a KKT point of max N s.t. ‖u‖ = 1.

@@ -29,22 +29,22 @@ struct KktSearchOptions {
 };
 
 struct KktPoint {
-  torch::Tensor direction;  ///< û [P], float64 on CPU, ‖û‖ = 1
-  double ncf = 0;           ///< N(û)
-  double residual = 0;      ///< smooth KKT residual
-  double kink_residual = 0; ///< kink-aware residual (= residual for p ≥ 2)
-  int64_t kinks = 0;        ///< preactivations at a kink (p = 1)
-  int64_t iterations = 0;   ///< ascent iterations of the first start that found it
-  int64_t found_by = 1;     ///< starts that ended at this point (up to hidden-unit permutations)
+  torch::Tensor direction;   ///< û [P], float64 on CPU, ‖û‖ = 1
+  double ncf = 0;            ///< N(û)
+  double residual = 0;       ///< smooth KKT residual
+  double kink_residual = 0;  ///< kink-aware residual (= residual for p ≥ 2)
+  int64_t kinks = 0;         ///< preactivations at a kink (p = 1)
+  int64_t iterations = 0;    ///< ascent iterations of the first start that found it
+  int64_t found_by = 1;      ///< starts that ended at this point (up to hidden-unit permutations)
 };
 
 struct KktSearchResult {
   /// Converged points with N ≥ 0, duplicates merged, highest N first.
   std::vector<KktPoint> points;
   int64_t restarts = 0;
-  int64_t converged = 0;      ///< starts whose residual reached tol
-  int64_t negative = 0;       ///< converged starts that ended at N < 0 (dropped)
-  int64_t unconverged = 0;    ///< starts that ran out of iterations
+  int64_t converged = 0;                 ///< starts whose residual reached tol
+  int64_t negative = 0;                  ///< converged starts that ended at N < 0 (dropped)
+  int64_t unconverged = 0;               ///< starts that ran out of iterations
   double best_unconverged_residual = 0;  ///< smallest residual among those
 };
 

@@ -75,7 +75,9 @@ class Ncf {
   const FeedForwardOptions& options() const { return options_; }
   const torch::Tensor& inputs() const { return inputs_; }
   const torch::Tensor& ybar() const { return ybar_; }
-  std::vector<torch::Tensor> layers(const torch::Tensor& u) const { return split_layers(u, shapes_); }
+  std::vector<torch::Tensor> layers(const torch::Tensor& u) const {
+    return split_layers(u, shapes_);
+  }
 
  private:
   struct ClarkeChoice {

@@ -15,7 +15,8 @@ class MetricsSink {
   /// Column names after the fixed "member,step,time" columns.
   virtual void begin(const std::vector<std::string>& names) = 0;
   /// Values (one per name) of member `member` at step k, time t.
-  virtual void row(int64_t member, int64_t step, double time, const std::vector<double>& values) = 0;
+  virtual void row(int64_t member, int64_t step, double time,
+                   const std::vector<double>& values) = 0;
   /// Called after each logged step and at the end: push rows to storage.
   virtual void flush() = 0;
 };

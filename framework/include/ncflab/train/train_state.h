@@ -25,19 +25,19 @@ struct EscapeRecord {
 
 /// What the trainer knows at step k, before the update that makes w_{k+1}.
 struct TrainState {
-  int64_t step = 0;        ///< k
-  double step_size = 0;    ///< η
-  double time = 0;         ///< t = k·η
+  int64_t step = 0;                                       ///< k
+  double step_size = 0;                                   ///< η
+  double time = 0;                                        ///< t = k·η
   std::vector<double> deltas;                             ///< δ per member
   const std::vector<torch::Tensor>* weights = nullptr;    ///< W_l at w_k, [S, k_l, k_{l−1}]
   const std::vector<torch::Tensor>* gradients = nullptr;  ///< ∇ℓ(w_k), same shapes
-  std::vector<double> loss;           ///< ℓ(w_k) per member
-  std::vector<double> norm;           ///< ‖w_k‖ per member
-  std::vector<double> gradient_norm;  ///< ‖∇ℓ(w_k)‖ per member
-  std::vector<uint8_t> active;        ///< members still being updated
-  std::vector<MemberStatus> status;   ///< per member
-  std::vector<EscapeRecord> escape;   ///< per member
-  std::vector<int64_t> steps_done;    ///< updates applied to each member so far
+  std::vector<double> loss;                               ///< ℓ(w_k) per member
+  std::vector<double> norm;                               ///< ‖w_k‖ per member
+  std::vector<double> gradient_norm;                      ///< ‖∇ℓ(w_k)‖ per member
+  std::vector<uint8_t> active;                            ///< members still being updated
+  std::vector<MemberStatus> status;                       ///< per member
+  std::vector<EscapeRecord> escape;                       ///< per member
+  std::vector<int64_t> steps_done;                        ///< updates applied to each member so far
   /// Members whose status became final at this step (they get a last metrics row).
   std::vector<int64_t> finished_now;
 

@@ -37,7 +37,7 @@ struct TrainerOptions {
 
 /// What a run of the trainer ended with.
 struct TrainResult {
-  TrainState state;          ///< the final state (statuses, escape records, losses, norms)
+  TrainState state;  ///< the final state (statuses, escape records, losses, norms)
   EngineKind engine = EngineKind::batched;  ///< the engine that ran
   int64_t iterations = 0;    ///< loop iterations run (each advances every active member)
   double wall_seconds = 0;   ///< time in the loop

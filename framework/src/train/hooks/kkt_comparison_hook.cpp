@@ -65,16 +65,16 @@ std::vector<KktComparison> KktComparisonHook::compare(const TrainState& state,
   };
   const auto& weights = *state.weights;
   const auto index = torch::tensor(rows, torch::kLong).to(weights.front().device());
-  const auto unit = unit_rows(join_layers(weights).index_select(0, index))
-                        .to(ncf_->inputs().options());
+  const auto unit =
+      unit_rows(join_layers(weights).index_select(0, index)).to(ncf_->inputs().options());
   set(&KktComparison::ncf, to_vector(ncf_->value(unit)));
   set(&KktComparison::kkt_residual, to_vector(ncf_->smooth_residual(unit)));
   if (kink_tol_ > 0) {
     set(&KktComparison::kink_residual, to_vector(ncf_->kink_residual(unit, kink_tol_).residual));
   }
   if (reference_.flow_direction.defined()) {
-    const auto flow = reference_.flow_direction.to(unit.options())
-                          .index_select(0, index.to(unit.device()));
+    const auto flow =
+        reference_.flow_direction.to(unit.options()).index_select(0, index.to(unit.device()));
     set(&KktComparison::cos_to_flow, to_vector((unit * flow).sum(-1)));
   }
   // The flow samples and KKT points live on the host: copy û there once.

@@ -44,8 +44,10 @@ void LayerStatisticsHook::metrics(const TrainState& state, const std::vector<int
     last_[static_cast<size_t>(s)].assign(weights.size(),
                                          {0, 0, std::numeric_limits<double>::quiet_NaN()});
   }
-  const auto remember = [&](size_t l, double LayerStatistics::*field, const std::vector<double>& values) {
-    for (size_t r = 0; r < rows.size(); ++r) last_[static_cast<size_t>(rows[r])][l].*field = values[r];
+  const auto remember = [&](size_t l, double LayerStatistics::*field,
+                            const std::vector<double>& values) {
+    for (size_t r = 0; r < rows.size(); ++r)
+      last_[static_cast<size_t>(rows[r])][l].*field = values[r];
   };
   for (size_t l = 0; l < weights.size(); ++l) {
     const auto norm = to_vector(norms2[l].sqrt());
@@ -57,8 +59,9 @@ void LayerStatisticsHook::metrics(const TrainState& state, const std::vector<int
     if (static_cast<int64_t>(l) < hidden_layers_) {
       // σ₂/σ₁ is scale-free, so the layer itself serves for W_l/‖W_l‖.
       const auto sv = torch::linalg_svdvals(weights[l].index_select(0, index).to(torch::kFloat64));
-      const auto ratio = sv.size(-1) < 2 ? torch::zeros({static_cast<int64_t>(rows.size())}, torch::kFloat64)
-                                         : (sv.select(-1, 1) / sv.select(-1, 0)).to(torch::kCPU);
+      const auto ratio = sv.size(-1) < 2
+                             ? torch::zeros({static_cast<int64_t>(rows.size())}, torch::kFloat64)
+                             : (sv.select(-1, 1) / sv.select(-1, 0)).to(torch::kCPU);
       const auto sv_ratio = to_vector(ratio);
       remember(l, &LayerStatistics::sv_ratio, sv_ratio);
       columns.emplace_back(fmt::format("layer{}_sv_ratio", l + 1), sv_ratio);

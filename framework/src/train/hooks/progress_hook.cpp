@@ -22,7 +22,10 @@ std::string duration_text(double seconds) {
 
 ProgressHook::ProgressHook(std::ostream& out, bool terminal, std::chrono::duration<double> interval,
                            int64_t max_steps, int64_t expected_escape_step)
-    : out_(out), terminal_(terminal), interval_(interval), max_steps_(max_steps),
+    : out_(out),
+      terminal_(terminal),
+      interval_(interval),
+      max_steps_(max_steps),
       expected_escape_step_(expected_escape_step) {}
 
 void ProgressHook::on_start(TrainState& state) {

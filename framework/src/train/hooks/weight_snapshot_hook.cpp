@@ -21,8 +21,8 @@ void WeightSnapshotHook::on_step(TrainState& state) {
 
 void WeightSnapshotHook::on_end(TrainState& state) { take(state); }
 
-std::vector<std::pair<std::string, torch::Tensor>> WeightSnapshotHook::trajectory(int64_t first,
-                                                                                  int64_t count) const {
+std::vector<std::pair<std::string, torch::Tensor>> WeightSnapshotHook::trajectory(
+    int64_t first, int64_t count) const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   out.emplace_back("step", torch::tensor(steps_, torch::kLong));
   if (snapshots_.empty()) return out;

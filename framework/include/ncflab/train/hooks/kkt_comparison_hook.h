@@ -17,12 +17,12 @@ namespace ncflab {
 
 /// The comparison of one member at a logged step; NaN where a value was not asked for.
 struct KktComparison {
-  double ncf = std::numeric_limits<double>::quiet_NaN();            ///< N(û)
-  double kkt_residual = std::numeric_limits<double>::quiet_NaN();   ///< smooth residual
-  double kink_residual = std::numeric_limits<double>::quiet_NaN();  ///< kink-aware residual
-  double cos_to_flow = std::numeric_limits<double>::quiet_NaN();    ///< to u(T*)/‖u(T*)‖
+  double ncf = std::numeric_limits<double>::quiet_NaN();              ///< N(û)
+  double kkt_residual = std::numeric_limits<double>::quiet_NaN();     ///< smooth residual
+  double kink_residual = std::numeric_limits<double>::quiet_NaN();    ///< kink-aware residual
+  double cos_to_flow = std::numeric_limits<double>::quiet_NaN();      ///< to u(T*)/‖u(T*)‖
   double cos_to_flow_now = std::numeric_limits<double>::quiet_NaN();  ///< to u(δ^(L−2)t)
-  double cos_to_kkt = std::numeric_limits<double>::quiet_NaN();     ///< best over KKT points
+  double cos_to_kkt = std::numeric_limits<double>::quiet_NaN();       ///< best over KKT points
 };
 
 /// Compares û = w/‖w‖ with the constrained NCF: N(û), the smooth KKT residual, the
@@ -60,7 +60,8 @@ class KktComparisonHook final : public TrainHook {
   /// The columns this hook writes, in order (those whose reference exists).
   std::vector<Column> columns() const;
   /// The comparison of members `rows` at the state's step.
-  std::vector<KktComparison> compare(const TrainState& state, const std::vector<int64_t>& rows) const;
+  std::vector<KktComparison> compare(const TrainState& state,
+                                     const std::vector<int64_t>& rows) const;
 
   std::shared_ptr<const Ncf> ncf_;
   Reference reference_;

@@ -3,6 +3,8 @@
 // installed, so they cost nothing.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +15,12 @@ namespace ncflab {
 
 /// Columns a hook adds to a metrics row: name → one value per member in `rows`.
 using MetricColumns = std::vector<std::pair<std::string, std::vector<double>>>;
+
+/// A column's values on the host: any tensor of per-member values as float64.
+inline std::vector<double> host_values(const torch::Tensor& values) {
+  const auto host = values.to(torch::kCPU, torch::kFloat64).contiguous();
+  return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+}
 
 /// A hook. Every method has a do-nothing default.
 class TrainHook {

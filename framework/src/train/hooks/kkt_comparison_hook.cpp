@@ -9,14 +9,6 @@
 #include "ncflab/ncf/unit_matching.h"
 
 namespace ncflab {
-namespace {
-
-std::vector<double> to_vector(const torch::Tensor& t) {
-  const auto host = t.to(torch::kCPU, torch::kFloat64).contiguous();
-  return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
-}
-
-}  // namespace
 
 KktComparisonHook::KktComparisonHook(std::shared_ptr<const Ncf> ncf, Reference reference,
                                      double kink_tol)
@@ -67,15 +59,15 @@ std::vector<KktComparison> KktComparisonHook::compare(const TrainState& state,
   const auto index = torch::tensor(rows, torch::kLong).to(weights.front().device());
   const auto unit =
       unit_rows(join_layers(weights).index_select(0, index)).to(ncf_->inputs().options());
-  set(&KktComparison::ncf, to_vector(ncf_->value(unit)));
-  set(&KktComparison::kkt_residual, to_vector(ncf_->smooth_residual(unit)));
+  set(&KktComparison::ncf, host_values(ncf_->value(unit)));
+  set(&KktComparison::kkt_residual, host_values(ncf_->smooth_residual(unit)));
   if (kink_tol_ > 0) {
-    set(&KktComparison::kink_residual, to_vector(ncf_->kink_residual(unit, kink_tol_).residual));
+    set(&KktComparison::kink_residual, host_values(ncf_->kink_residual(unit, kink_tol_).residual));
   }
   if (reference_.flow_direction.defined()) {
     const auto flow =
         reference_.flow_direction.to(unit.options()).index_select(0, index.to(unit.device()));
-    set(&KktComparison::cos_to_flow, to_vector((unit * flow).sum(-1)));
+    set(&KktComparison::cos_to_flow, host_values((unit * flow).sum(-1)));
   }
   // The flow samples and KKT points live on the host: copy û there once.
   const bool on_host = !reference_.flow_samples.empty() || !reference_.kkt_points.empty();

@@ -7,14 +7,6 @@
 #include <limits>
 
 namespace ncflab {
-namespace {
-
-std::vector<double> to_vector(const torch::Tensor& t) {
-  const auto host = t.to(torch::kCPU, torch::kFloat64).contiguous();
-  return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
-}
-
-}  // namespace
 
 LayerStatisticsHook::LayerStatisticsHook(int64_t depth, int64_t hidden_layers)
     : depth_(depth), hidden_layers_(hidden_layers) {}
@@ -50,8 +42,8 @@ void LayerStatisticsHook::metrics(const TrainState& state, const std::vector<int
       last_[static_cast<size_t>(rows[r])][l].*field = values[r];
   };
   for (size_t l = 0; l < weights.size(); ++l) {
-    const auto norm = to_vector(norms2[l].sqrt());
-    const auto share = to_vector(norms2[l] / total);
+    const auto norm = host_values(norms2[l].sqrt());
+    const auto share = host_values(norms2[l] / total);
     remember(l, &LayerStatistics::norm, norm);
     remember(l, &LayerStatistics::share, share);
     columns.emplace_back(fmt::format("layer{}_norm", l + 1), norm);
@@ -62,7 +54,7 @@ void LayerStatisticsHook::metrics(const TrainState& state, const std::vector<int
       const auto ratio = sv.size(-1) < 2
                              ? torch::zeros({static_cast<int64_t>(rows.size())}, torch::kFloat64)
                              : (sv.select(-1, 1) / sv.select(-1, 0)).to(torch::kCPU);
-      const auto sv_ratio = to_vector(ratio);
+      const auto sv_ratio = host_values(ratio);
       remember(l, &LayerStatistics::sv_ratio, sv_ratio);
       columns.emplace_back(fmt::format("layer{}_sv_ratio", l + 1), sv_ratio);
     }

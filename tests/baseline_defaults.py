@@ -148,26 +148,16 @@ def python_type(value):
 
 def compare_keys(label, ours, theirs, types):
     """Failures of the key lists: ncflab's resolved config, its '# keys' and the baseline's."""
-    failures = []
-    for key in ours:
-        if key not in theirs:
-            failures.append(f"{label}: key '{key}' is in ncflab's config, not in the baseline's (DEFAULTS)")
-    for key in theirs:
-        if key not in ours:
-            failures.append(f"{label}: key '{key}' is in the baseline's config (DEFAULTS), not in ncflab's")
-    for key in types:
-        if key not in theirs:
-            failures.append(f"{label}: key '{key}' is in ncflab's '{KEYS_MARKER}', not in the baseline's (DEFAULTS)")
-    for key in theirs:
-        if key not in types:
-            failures.append(f"{label}: key '{key}' is in the baseline's config (DEFAULTS), not in ncflab's "
-                            f"'{KEYS_MARKER}'")
-    for key in ours:
-        if key not in types:
-            failures.append(f"{label}: key '{key}' is in ncflab's '{CONFIG_MARKER}', not in its '{KEYS_MARKER}'")
-    for key in types:
-        if key not in ours:
-            failures.append(f"{label}: key '{key}' is in ncflab's '{KEYS_MARKER}', not in its '{CONFIG_MARKER}'")
+    baseline = "the baseline's config (DEFAULTS)"
+    # (keys, where they are, keys they must also be in, where those are)
+    pairs = [(ours, "ncflab's config", theirs, "the baseline's (DEFAULTS)"),
+             (theirs, baseline, ours, "ncflab's"),
+             (types, f"ncflab's '{KEYS_MARKER}'", theirs, "the baseline's (DEFAULTS)"),
+             (theirs, baseline, types, f"ncflab's '{KEYS_MARKER}'"),
+             (ours, f"ncflab's '{CONFIG_MARKER}'", types, f"its '{KEYS_MARKER}'"),
+             (types, f"ncflab's '{KEYS_MARKER}'", ours, f"its '{CONFIG_MARKER}'")]
+    failures = [f"{label}: key '{key}' is in {where}, not in {other_where}"
+                for keys, where, others, other_where in pairs for key in keys if key not in others]
     listed, printed = [k for k in types if k in ours], [k for k in ours if k in types]
     if listed != printed:
         key, where = first_difference(listed, printed)

@@ -64,7 +64,7 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // SPEC §5: the top-level keys describe member 0 (the whole run when S = 1).
   nlohmann::json report = member_json(result.members.front());
-  report["homogeneity"] = {{"total", ncf.total_degree()}, {"layers", ncf.degrees()}};
+  report["homogeneity"] = homogeneity_json(ncf.degrees());
   report["max_norm"] = options.max_norm();
   report["members"] = members;
   report["wall_seconds"] = seconds;

@@ -11,15 +11,12 @@
 #include "ncflab/core/files.h"
 #include "ncflab/experiment/problem.h"
 #include "ncflab/experiment/run_directory.h"
+#include "ncflab/experiment/summary.h"
 #include "ncflab/ncf/kkt.h"
 #include "ncflab/ncf/structure.h"
 
 namespace ncflab {
 namespace {
-
-nlohmann::json homogeneity_json(const Ncf& ncf) {
-  return {{"total", ncf.total_degree()}, {"layers", ncf.degrees()}};
-}
 
 nlohmann::json point_json(const KktPoint& point, const DirectionStructure& structure) {
   nlohmann::json layers = nlohmann::json::array();
@@ -112,7 +109,7 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const nlohmann::json report = {{"homogeneity", homogeneity_json(ncf)},
+  const nlohmann::json report = {{"homogeneity", homogeneity_json(ncf.degrees())},
                                  {"restarts", result.restarts},
                                  {"converged", result.converged},
                                  {"negative", result.negative},

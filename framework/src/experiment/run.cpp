@@ -128,7 +128,7 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   if (single) print_run_header(problem, runs.front().directory, out);
 
   const auto ncf = std::make_shared<Ncf>(model.options, problem.data.inputs, problem.ncf_labels);
-  std::optional<FlowResult> flow;
+  std::optional<FlowResult> flow;  // the reference flow, unless flow.enabled is false
   if (config.flow.enabled) {
     flow = integrate_reference_flow(config, *ncf, model.initial_directions(), layout.members.deltas,
                                     err);
@@ -144,7 +144,13 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
     write_run_meta(run.directory, problem.device, problem.dtype,
                    resolve_engine_kind(config.train.engine(), problem.device));
   }
-  HookInputs hook_inputs{&config, &model, ncf, flow ? &*flow : nullptr, layout.members.deltas};
+  const FlowResult* reference = flow ? &*flow : nullptr;
+  HookInputs hook_inputs;
+  hook_inputs.config = &config;
+  hook_inputs.model = &model;
+  hook_inputs.ncf = ncf;
+  hook_inputs.flow = reference;
+  hook_inputs.deltas = layout.members.deltas;
   if (single) hook_inputs.checkpoint = runs.front().directory / kCheckpointFile;
   hook_inputs.terminal = settings.terminal;
   const RunHooks hooks = install_run_hooks(trainer, hook_inputs, out, err);
@@ -157,7 +163,7 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   std::vector<RunOutcome> outcomes;
   for (size_t r = 0; r < runs.size(); ++r) {
     const auto summary =
-        finish_run(r, layout, problem, flow ? &*flow : nullptr, hooks, result, runs[r].directory);
+        finish_run(r, layout, problem, reference, hooks, result, runs[r].directory);
     const int signal = summary.value("signal", 0);
     const std::string status = summary["status"].get<std::string>();
     if (single) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "ncflab/ncf/time_scale.h"
 #include "ncflab/train/engine.h"
@@ -57,6 +58,14 @@ json layers_json(const std::vector<LayerStatistics>* layers, const std::vector<i
 
 }  // namespace
 
+int64_t total_degree_of(const std::vector<int64_t>& degrees) {
+  return std::accumulate(degrees.begin(), degrees.end(), int64_t{0});
+}
+
+json homogeneity_json(const std::vector<int64_t>& degrees) {
+  return {{"total", total_degree_of(degrees)}, {"layers", degrees}};
+}
+
 json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
 json flow_member_json(const FlowMember& member) {
@@ -84,8 +93,7 @@ std::string overall_status(const std::vector<MemberStatus>& statuses) {
 json member_summary(const MemberRecord& record, const std::vector<int64_t>& degrees) {
   const TrainState& state = *record.state;
   const auto i = static_cast<size_t>(record.member);
-  int64_t total_degree = 0;
-  for (int64_t q : degrees) total_degree += q;
+  const int64_t total_degree = total_degree_of(degrees);
   json summary;
   summary["status"] = member_status_name(state.status[i]);
   summary["delta"] = state.deltas[i];
@@ -112,11 +120,9 @@ json member_summary(const MemberRecord& record, const std::vector<int64_t>& degr
 json run_summary(const std::vector<json>& members, const std::vector<MemberStatus>& statuses,
                  const std::vector<int64_t>& degrees, const TrainResult& result,
                  const std::string& device) {
-  int64_t total_degree = 0;
-  for (int64_t q : degrees) total_degree += q;
   json summary = members.front();
   summary["status"] = overall_status(statuses);
-  summary["homogeneity"] = {{"total", total_degree}, {"layers", degrees}};
+  summary["homogeneity"] = homogeneity_json(degrees);
   if (members.size() > 1) summary["members"] = members;
   summary["engine"] = engine_name(result.engine);
   summary["device"] = device;

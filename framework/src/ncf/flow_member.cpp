@@ -7,8 +7,6 @@
 
 namespace ncflab::flow_detail {
 
-// u at fraction s of the step from u0 (slope k0) to u1 (slope k1) of length h: the cubic
-// Hermite interpolant, 4th-order accurate like the norm's.
 torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const torch::Tensor& u1,
                       const torch::Tensor& k1, double h, double s) {
   const double c = 1 - s;
@@ -16,9 +14,6 @@ torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const to
          s * s * c * h * k1;
 }
 
-// The sample times a member has passed now, [next_sample, end): filled by interpolation
-// inside the step that passed them, so sampling never changes the steps the flow takes
-// (and a member's flow is the same whatever times it is asked for).
 size_t samples_reached(const MemberState& m, const FlowOptions& options, size_t member) {
   if (options.sample_times().empty()) return m.next_sample;
   const auto& times = options.sample_times()[member];
@@ -31,8 +26,6 @@ torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device&
   return torch::tensor(ids, torch::kLong).to(device);
 }
 
-// Why a member stops now, if it does. Blow-up wins over everything else; an accepted step
-// that lands past max_norm is the blow-up, whatever the step count.
 std::optional<FlowStatus> stop_reason(const MemberState& m, const FlowOptions& options) {
   if (m.norm >= options.max_norm()) return FlowStatus::blew_up;
   // d‖u‖/dt = L·N(u)/‖u‖ (Euler), so N ≤ 0 means the norm is not growing.
@@ -49,8 +42,6 @@ std::optional<FlowStatus> stop_reason(const MemberState& m, const FlowOptions& o
   return std::nullopt;
 }
 
-// The t in [t0, t1] at which ‖u‖ = target, from the cubic Hermite interpolant of ‖u(t)‖
-// through both ends with slopes d‖u‖/dt = L·N(u)/‖u‖ (4th-order accurate in the step).
 double crossing_time(double total_degree, const MemberState& m, double target) {
   const double t0 = m.previous_time;
   const double h = m.time - t0;
@@ -72,7 +63,6 @@ double crossing_time(double total_degree, const MemberState& m, double target) {
   return t0 + high * h;
 }
 
-// Appends a trajectory row for each member in `ids` (one batched evaluation of û).
 void record(const Ncf& ncf, const torch::Tensor& u, const std::vector<int64_t>& ids,
             std::vector<MemberState>& states, FlowResult& result) {
   if (ids.empty()) return;
@@ -88,8 +78,6 @@ void record(const Ncf& ncf, const torch::Tensor& u, const std::vector<int64_t>& 
   }
 }
 
-// Fills the final fields of a member whose last trajectory row is its final state; a
-// blown-up member reports N, the residual and T* at its max_norm crossing.
 void finish(const Ncf& ncf, const MemberState& m, FlowStatus status, double total_degree,
             const std::optional<Crossing>& crossing, FlowMember& out) {
   out.status = status;

@@ -66,8 +66,6 @@ torch::Tensor KinkNewton::jacobian(const torch::Tensor& u, const PatternPass& pa
   return backward(u, pass, slopes, /*with_output=*/false, one_hot);
 }
 
-// ‖W_h[j, :]‖ times the rms over samples of ‖a_{h−1}[:, i]‖, per flat index [Z]: the
-// scale of z_h[j, ·] (robust where one sample's input column vanishes).
 torch::Tensor KinkNewton::typical_scales(const torch::Tensor& u, const PatternPass& pass) const {
   const auto weights = ncf_.layers(u);
   std::vector<torch::Tensor> parts;
@@ -80,8 +78,6 @@ torch::Tensor KinkNewton::typical_scales(const torch::Tensor& u, const PatternPa
   return torch::cat(parts).clamp_min(1e-300);
 }
 
-// ‖W_h[j, :]‖·‖a_{h−1}[:, i]‖ per flat index [Z]: the scale of Ncf::kinks, against which
-// held preactivations are driven to zero (so the certificate sees them as kinks).
 torch::Tensor KinkNewton::sample_scales(const torch::Tensor& u, const PatternPass& pass) const {
   const auto weights = ncf_.layers(u);
   std::vector<torch::Tensor> parts;
@@ -94,7 +90,6 @@ torch::Tensor KinkNewton::sample_scales(const torch::Tensor& u, const PatternPas
   return torch::cat(parts).clamp_min(1e-300);
 }
 
-// The true forward pass of u [P]: preactivations [Z] and activations per hidden layer.
 std::pair<torch::Tensor, std::vector<torch::Tensor>> KinkNewton::true_pass(
     const torch::Tensor& u) const {
   const auto cache =
@@ -106,10 +101,6 @@ std::pair<torch::Tensor, std::vector<torch::Tensor>> KinkNewton::true_pass(
   return {torch::cat(flat, 1)[0], activations};
 }
 
-// A sample's column of layer h vanishes when all its preactivations there are held, dead,
-// themselves shadowed, or (α = 0) negative; then every preactivation of layer h + 1 at
-// that sample is zero on the manifold ("shadowed"): not a constraint of its own, and
-// without a side.
 void KinkNewton::update_shadow() {
   shadow_mask_ = torch::zeros_like(held_mask_);
   const auto silent_entries = [&] {
@@ -125,8 +116,6 @@ void KinkNewton::update_shadow() {
   held_mask_ &= ~shadow_mask_;
 }
 
-// Signs of the free preactivations follow the point u [P]; those too close to zero to
-// have a side (kNoSide) keep theirs. Held and shadowed ones take the midpoint slope.
 void KinkNewton::follow_signs(const torch::Tensor& u) {
   const auto z = true_pass(u).first;
   const auto scale = typical_scales(u.unsqueeze(0), forward(u.unsqueeze(0)));
@@ -138,9 +127,6 @@ void KinkNewton::follow_signs(const torch::Tensor& u) {
   slopes_.masked_fill_(held_mask_ | shadow_mask_, held_slope_);
 }
 
-// Free preactivations sitting on their kink without a side (|z| ≤ kNoSide) that are not
-// about to leave it (`exempt_`: a just-released kink and what it feeds) are held: a step
-// would otherwise cross them unseen. Returns true when the held set grew.
 bool KinkNewton::hold_sideless(const torch::Tensor& u) {
   const auto z = true_pass(u).first;
   const auto scale = typical_scales(u.unsqueeze(0), forward(u.unsqueeze(0)));
@@ -152,9 +138,6 @@ bool KinkNewton::hold_sideless(const torch::Tensor& u) {
   return true;
 }
 
-// On releasing kink k = (h, m, i) to `side`: the preactivations it feeds at sample i that
-// sit at zero (shadowed so far) take the signs they get when a_k leaves zero that way, and
-// stay free for the next step.
 void KinkNewton::prepare_release(const torch::Tensor& u, int64_t k, double side) {
   size_t h = 0;
   while (h + 1 < offsets_.size() && k >= offsets_[h + 1]) ++h;
@@ -186,10 +169,6 @@ void KinkNewton::prepare_release(const torch::Tensor& u, int64_t k, double side)
   }
 }
 
-// Moves u [P] back onto {z_k = 0, k held} by Gauss–Newton (minimum-norm corrections),
-// then onto the sphere (z is homogeneous, so scaling keeps z_k = 0). Each iteration takes
-// the free slopes from the true signs at the current point, so the held z that reach zero
-// are the true ones even where the correction moves a near-zero free one across its kink.
 torch::Tensor KinkNewton::retract(torch::Tensor u, const torch::Tensor& held) const {
   for (int iteration = 0; held.size(0) > 0 && iteration < 12; ++iteration) {
     const auto u1 = u.unsqueeze(0);
@@ -214,10 +193,6 @@ torch::Tensor KinkNewton::retract(torch::Tensor u, const torch::Tensor& held) co
   return u / u.norm();
 }
 
-// For each held kink k = (h, m, i): the first-order change of N per unit of z_k when z_k
-// leaves the kink upward (a_k = z_k) and downward (a_k = α·z_k), measured by propagating
-// sample i's column with a_k = ±ε through the true activations — exact for small ε, also
-// where later layers' preactivations at that sample are shadowed and pick their own sides.
 std::pair<torch::Tensor, torch::Tensor> KinkNewton::one_sided_rates(
     const torch::Tensor& u, const torch::Tensor& held) const {
   const int64_t m = held.size(0);
@@ -251,9 +226,6 @@ std::pair<torch::Tensor, torch::Tensor> KinkNewton::one_sided_rates(
   return {up, down};
 }
 
-// Removes units that carry nothing (and, for α = 0, units with no positive preactivation:
-// their incoming and outgoing gradients vanish, so both must be zero at a KKT point with
-// λ = L·N > 0). Returns true when a unit was removed; u stays on the sphere.
 bool KinkNewton::remove_dead_units(torch::Tensor& u) {
   bool changed = false;
   for (int round = 0; round < 8; ++round) {

@@ -17,6 +17,10 @@ namespace ncflab {
 /// JSON has no NaN: a non-finite number (an undefined time, say) becomes null.
 nlohmann::json number_or_null(double value);
 
+/// SPEC §5's "homogeneity": {"total": L, "layers": [q_1, …]} for degrees q_l, W1 first
+/// (L = Σ q_l).
+nlohmann::json homogeneity_json(const std::vector<int64_t>& degrees);
+
 /// How a member's NCF flow ended, as flow.json and summary.json report it: status,
 /// blowup_time, escape_time, collapsed, ncf, residual.
 nlohmann::json flow_member_json(const FlowMember& member);

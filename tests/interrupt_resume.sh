@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Ctrl-C on a real `ncflab run`, then `ncflab run --resume`: exit code 130, status
 # "interrupted" with a checkpoint, and after the resume the same weights_final.pt and
-# metrics.csv, byte for byte, as a run that was never interrupted.
+# metrics.csv, byte for byte, as a run that was never interrupted. Arguments after the
+# config are more overrides (e.g. train.integrator=flow).
 set -euo pipefail
 ncflab=$1
 config=$2
+shift 2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 settings=(data.n=20 model.widths=[6] init.scale=1e-3 train.max_steps=300000
           train.stop_at_escape=false train.log_every=1000 train.checkpoint_every=50000
-          hooks.progress=false)
+          hooks.progress=false "$@")
 
 "$ncflab" run "$config" "${settings[@]}" --out "$dir/straight" >/dev/null
 "$ncflab" run "$config" "${settings[@]}" --out "$dir/cut" >/dev/null &

@@ -10,6 +10,10 @@ Each claim runs its ncflab commands into runs/paper/<claim>/, draws the figures 
 
   escape_L3   escape-time law and directional convergence, depth-3 Leaky ReLU (L = 3)
   escape_L4   escape-time law, two-layer polynomial Leaky ReLU p = 3 (L = 4)
+  escape_L4_flow  the same law with train.integrator=flow down to δ = 1e-7, next to escape_L4's
+              gradient descent (run escape_L4 first for the side-by-side table)
+  escape_L7_flow  the law at L = 7 (depth 3, p = 2) with the gradient flow down to δ = 1e-6,
+              where gradient descent would need ~10^12 steps at δ = 1e-2 already
   kkt         rank-one structure of KKT points: Leaky ReLU α ∈ {0, 0.1, 0.5}, polynomial
               p ∈ {2, 3}, depth 3 and 4, synthetic and breast-cancer data, 100 starts each
   kinks       smooth against kink-aware KKT residual along training (needs kkt's table too)
@@ -81,6 +85,76 @@ def escape_L3(runner):
 def escape_L4(runner):
     escape(runner, "escape_L4", "escape_L4_two_layer_p3.yaml", ["5e-2", "2e-2", "1e-2", "5e-3", "2e-3", "1e-3"],
            "003_init.scale=5e-3")
+
+
+def sweep_rows(sweep):
+    """sweep.csv of a sweep directory as dicts (empty when the sweep was not run)."""
+    import csv
+    path = os.path.join(sweep, "sweep.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def member_ratios(run_dir):
+    """Each member's t_esc·δ^(L−2)/T* and cos_to_flow from a run's summary.json."""
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    members = summary.get("members", [summary])
+    ratios = [m["escape"]["rescaled_time_over_blowup_time"] for m in members if m["escape"]]
+    cosines = [m["final"]["cos_to_flow"] for m in members if m["final"]["cos_to_flow"] is not None]
+    return ratios, cosines, summary
+
+
+def flow_table(flow_sweep, gd_sweep):
+    """Markdown: per δ the worst |t_esc·δ^(L−2)/T* − 1| over the members and the smallest
+    cos_to_flow, for the flow and (where it ran) gradient descent, with the steps and wall
+    time of each (a sweep batches its δ into one ensemble: the wall time is the batch's)."""
+    gd = {row["init.scale"]: row for row in sweep_rows(gd_sweep)}
+    lines = ["| δ | flow: max abs(ratio − 1) | flow: min cos_to_flow | flow: steps (evaluations) "
+             "| GD: max abs(ratio − 1) | GD: steps |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row in sweep_rows(flow_sweep):
+        ratios, cosines, summary = member_ratios(row["directory"])
+        error = max(abs(r - 1) for r in ratios) if ratios else float("nan")
+        gd_cells = ["not run", ""]
+        if row["init.scale"] in gd:
+            gd_ratios, _, gd_summary = member_ratios(gd[row["init.scale"]]["directory"])
+            gd_error = max(abs(r - 1) for r in gd_ratios) if gd_ratios else float("nan")
+            gd_cells = [f"{gd_error:.2e}", f"{gd_summary['steps']}"]
+        lines.append(f"| {row['init.scale']} | {error:.2e} | {min(cosines, default=float('nan')):.8f} "
+                     f"| {summary['steps']} ({summary['gradient_evaluations']}) | {gd_cells[0]} | {gd_cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def escape_flow(runner, claim, config_name, deltas, sample_run, gd_claim=None):
+    sweep = runner.directory(claim)
+    started = time.monotonic()
+    runner.ncflab_command("sweep", config(config_name), "train.integrator=flow",
+                          "init.scale=" + ",".join(deltas), "--out", sweep)
+    wall = time.monotonic() - started
+    runner.ncflab_command("report", sweep)
+    target = publish(os.path.join(sweep, "report"), claim)
+    run = os.path.join(sweep, sample_run)
+    runner.ncflab_command("report", run)
+    publish(os.path.join(run, "report"), claim, "run_" + sample_run.split("=")[-1])
+    gd_sweep = runner.directory(gd_claim) if gd_claim else ""
+    with open(os.path.join(target, "flow_vs_gd.md"), "w") as f:
+        f.write(f"# {claim}: gradient flow against gradient descent\n\n"
+                f"The whole flow sweep ({len(deltas)} values of δ × the config's seeds, one ensemble) "
+                f"took {wall:.1f} s of wall time.\n\n" + flow_table(sweep, gd_sweep))
+
+
+def escape_L4_flow(runner):
+    escape_flow(runner, "escape_L4_flow", "escape_L4_two_layer_p3.yaml",
+                ["5e-2", "2e-2", "1e-2", "5e-3", "2e-3", "1e-3", "1e-4", "1e-5", "1e-6", "1e-7"],
+                "009_init.scale=1e-6", gd_claim="escape_L4")
+
+
+def escape_L7_flow(runner):
+    escape_flow(runner, "escape_L7_flow", "escape_L7_depth3_p2.yaml",
+                ["1e-1", "3e-2", "1e-2", "1e-3", "1e-4", "1e-5", "1e-6"], "006_init.scale=1e-5")
 
 
 KKT_SETTINGS = [  # (name, overrides)
@@ -216,7 +290,8 @@ def saddle(runner):
     publish(os.path.join(run, "report"), claim, "run")
 
 
-CLAIMS = {"escape_L3": escape_L3, "escape_L4": escape_L4, "kkt": kkt, "kinks": kinks,
+CLAIMS = {"escape_L3": escape_L3, "escape_L4": escape_L4, "escape_L4_flow": escape_L4_flow,
+          "escape_L7_flow": escape_L7_flow, "kkt": kkt, "kinks": kinks,
           "two_homogeneous": two_homogeneous, "saddle": saddle}
 
 

@@ -123,6 +123,71 @@ TEST(Run, WritesTheRunDirectoryOfTheSpec) {
   EXPECT_EQ(meta["engine"], "fused");
 }
 
+TEST(Run, GradientFlowRunLogsOnTheRescaledGridAndMatchesGradientDescent) {
+  TempDir dir;
+  const auto flow_out = dir.path("flow");
+  const auto gd_out = dir.path("gd");
+  const auto flow_run = run_ncflab(
+      with(with({"run", kQuickstart}, kSmall), {"train.integrator=flow", "--out", flow_out}));
+  ASSERT_EQ(flow_run.code, 0) << flow_run.err;
+  EXPECT_THAT(flow_run.out, HasSubstr("(train.log_interval auto)"));
+  EXPECT_THAT(flow_run.out, HasSubstr("gradient evaluations"));
+  const auto gd_run =
+      run_ncflab(with(with({"run", kQuickstart}, kSmall),
+                      {"train.step=1e-3", "train.max_steps=1000000", "--out", gd_out}));
+  ASSERT_EQ(gd_run.code, 0) << gd_run.err;
+  const auto flow = read_json(flow_out + "/summary.json");
+  const auto gd = read_json(gd_out + "/summary.json");
+  EXPECT_EQ(flow["integrator"], "flow");
+  EXPECT_EQ(gd["integrator"], "gd");
+  // Auto row spacing: 1, 2 or 5 × 10^k at most a hundredth of the earliest T*.
+  const double interval = flow["log_interval"].get<double>();
+  double earliest = 1e300;
+  for (const auto& member : flow["members"]) {
+    earliest = std::min(earliest, member["ncf_flow"]["blowup_time"].get<double>());
+  }
+  EXPECT_LE(interval, earliest / 100);
+  EXPECT_GT(interval, earliest / 500);
+  for (size_t s = 0; s < 2; ++s) {
+    const auto& f = flow["members"][s];
+    const auto& g = gd["members"][s];
+    ASSERT_EQ(f["status"], "escaped");
+    // The same physical time: gradient descent at η = 1e-3 lags the flow by O(η).
+    EXPECT_NEAR(f["escape"]["time"].get<double>() / g["escape"]["time"].get<double>(), 1.0, 2e-3);
+    EXPECT_GT(f["gradient_evaluations"].get<int64_t>(), 6 * f["steps"].get<int64_t>());
+    EXPECT_LT(f["steps"].get<int64_t>(), 1000);  // gradient descent: tens of thousands
+    EXPECT_TRUE(f.contains("rejected_steps"));
+    EXPECT_GT(f["final"]["cos_to_flow"].get<double>(), 0.9);
+  }
+  // Rows of member 0: at δ^(L−2)·t = j·interval (step column j) until the escape row, where
+  // the flow itself is sampled (cos_to_flow_now finite, near 1 early on).
+  const auto lines = lines_of(flow_out + "/metrics.csv");
+  const auto header = lines.front();
+  ASSERT_THAT(header, HasSubstr("cos_to_flow_now"));
+  int64_t rows = 0;
+  int64_t sampled = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::stringstream line(lines[i]);
+    std::vector<std::string> cells;
+    for (std::string cell; std::getline(line, cell, ',');) cells.push_back(cell);
+    if (cells[0] != "0") continue;
+    const int64_t step = std::stoll(cells[1]);
+    const double rescaled = std::stod(cells[3]);
+    if (std::abs(rescaled - static_cast<double>(step) * interval) > 1e-12) {
+      EXPECT_EQ(std::stod(cells[2]), flow["members"][0]["escape"]["time"].get<double>());
+      continue;  // the escape row
+    }
+    ++rows;
+    if (cells.back() == "nan") continue;  // past the flow's blow-up
+    ++sampled;
+    if (rescaled < 0.5 * earliest) {
+      EXPECT_GT(std::stod(cells.back()), 0.999) << lines[i];
+    }
+  }
+  EXPECT_GE(rows, 100);
+  EXPECT_GE(sampled, 90);
+}
+
 TEST(Run, EnginesGiveTheSameRun) {
   TempDir dir;
   std::vector<nlohmann::json> summaries;
@@ -214,7 +279,10 @@ TEST(Sweep, RowsMatchTheIndividualRuns) {
   ASSERT_EQ(sweep.code, 0) << sweep.err;
   const auto rows = lines_of(root + "/sweep.csv");
   ASSERT_EQ(rows.size(), 5u);  // header + 2 × 2 runs
-  EXPECT_EQ(rows[0].rfind("run,directory,init.scale,seed,status,delta,steps,escape.step", 0), 0u)
+  EXPECT_EQ(
+      rows[0].rfind(
+          "run,directory,init.scale,seed,status,delta,steps,gradient_evaluations,escape.step", 0),
+      0u)
       << rows[0];
   // Row 3: init.scale = 0.01, seed = 0 (the last key varies fastest).
   const auto single = dir.path("single");
@@ -230,8 +298,9 @@ TEST(Sweep, RowsMatchTheIndividualRuns) {
   EXPECT_EQ(cells[2], "0.01");
   EXPECT_EQ(cells[3], "0");
   EXPECT_EQ(cells[4], summary["status"].get<std::string>());
-  EXPECT_EQ(cells[7], std::to_string(summary["escape"]["step"].get<int64_t>()));
-  EXPECT_DOUBLE_EQ(std::stod(cells[9]), summary["escape"]["rescaled_time"].get<double>());
+  EXPECT_EQ(cells[7], std::to_string(summary["gradient_evaluations"].get<int64_t>()));
+  EXPECT_EQ(cells[8], std::to_string(summary["escape"]["step"].get<int64_t>()));
+  EXPECT_DOUBLE_EQ(std::stod(cells[10]), summary["escape"]["rescaled_time"].get<double>());
   const auto swept = read_json(root + "/" + cells[1] + "/summary.json");
   EXPECT_EQ(swept["final"]["loss"], summary["final"]["loss"]);
 }

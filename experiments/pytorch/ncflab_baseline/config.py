@@ -28,8 +28,10 @@ DEFAULTS = {
     "model": {"kind": "feedforward", "widths": [20], "activation": {"alpha": 0.2, "p": 2}},
     "loss": "square",
     "init": {"scale": 1.0e-3},
-    "train": {"step": 1.0e-2, "max_steps": 100000, "escape_radius": 0.1, "stop_at_escape": True,
-              "log_every": 100, "engine": "auto", "checkpoint_every": 10000, "snapshot_every": 0},
+    "train": {"integrator": "gd", "step": 1.0e-2, "max_steps": 100000, "max_time": 0.0,
+              "escape_radius": 0.1, "stop_at_escape": True, "log_every": 100, "log_interval": 0.0,
+              "rtol": 1.0e-8, "atol": 0.0, "kink_step": 1.0e-6, "engine": "auto",
+              "checkpoint_every": 10000, "snapshot_every": 0},
     "ensemble": {"seeds": 1},
     "hooks": {"kkt": True, "kkt_search": False, "kink_residual": "auto", "layers": True,
               "progress": "auto", "progress_seconds": 2.0},
@@ -117,6 +119,9 @@ def load_config(path, overrides):
         base = os.path.dirname(os.path.abspath(path)) if data_path_from_file else os.getcwd()
         config["data"]["path"] = os.path.normpath(os.path.join(base, data_path))
     check_model(path, config["model"])
+    if config["train"]["integrator"] != "gd":
+        raise InputError(f"{path}: train.integrator: the PyTorch baseline runs gradient descent only "
+                         f"(gd), got {config['train']['integrator']!r}")
     return config
 
 

@@ -36,7 +36,8 @@ def train_member(weights, inputs, labels, ybar_ncf, config, delta, flow, flow_sa
             escape = {"step": step, "time": t, "rescaled_time": t * delta ** (degree - 2), "norm": norm}
             if train["stop_at_escape"]:
                 status = "escaped"
-        if status is None and step >= train["max_steps"]:
+        # ncflab's budget: the step count, and the time when train.max_time > 0.
+        if status is None and (step >= train["max_steps"] or 0 < float(train["max_time"]) <= t):
             status = "max_steps"
         if step % log_every == 0 or status is not None:
             rows.append(metrics_row(ws, step, t, delta, degree, loss_now, norm, gradient_norm, config,

@@ -1,5 +1,6 @@
-// Checkpoint files: w_k and the trainer's state. Every value is stored as float64
-// (exact for float64 and float32 weights and for step counts below 2^53).
+// Checkpoint files: w_k and the trainer's state (with the gradient flow's restart record).
+// Every value is stored as float64 (exact for float64 and float32 weights and for step
+// counts below 2^53).
 #include "ncflab/experiment/checkpoint.h"
 
 #include <fmt/format.h>
@@ -46,6 +47,23 @@ void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
   tensors.emplace_back("loss", doubles(state.loss));
   tensors.emplace_back("norm", doubles(state.norm));
   tensors.emplace_back("gradient_norm", doubles(state.gradient_norm));
+  tensors.emplace_back("time", doubles(state.times));
+  tensors.emplace_back("evaluations", per_member(state.evaluations, [](int64_t n) { return n; }));
+  std::vector<double> finished_now(state.active.size(), 0.0);
+  for (int64_t s : state.finished_now) finished_now[static_cast<size_t>(s)] = 1.0;
+  tensors.emplace_back("finished_now", doubles(finished_now));
+  if (state.flow) {
+    const auto& flow = *state.flow;
+    tensors.emplace_back("flow_start", flow.start.to(torch::kCPU, torch::kFloat64));
+    tensors.emplace_back("flow_start_time", doubles(flow.start_time));
+    tensors.emplace_back("flow_step_size", doubles(flow.step_size));
+    tensors.emplace_back("flow_after_rejection",
+                         per_member(flow.after_rejection, [](uint8_t a) { return a; }));
+    tensors.emplace_back("flow_rejected", per_member(flow.rejected, [](int64_t n) { return n; }));
+    tensors.emplace_back("flow_stiff_time", doubles(flow.stiff_time));
+    tensors.emplace_back("flow_stiff_steps",
+                         per_member(flow.stiff_steps, [](int64_t n) { return n; }));
+  }
   save_tensor_dict(path, tensors);
 }
 
@@ -96,6 +114,33 @@ Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members,
   state.loss = read("loss");
   state.norm = read("norm");
   state.gradient_norm = read("gradient_norm");
+  const auto to_counts = [](const std::vector<double>& values) {
+    return std::vector<int64_t>(values.begin(), values.end());
+  };
+  // Checkpoints of earlier versions lack these; the trainer derives them from the steps.
+  if (table.count("time") != 0) state.times = read("time");
+  if (table.count("evaluations") != 0) state.evaluations = to_counts(read("evaluations"));
+  if (table.count("finished_now") != 0) {
+    const auto finished_now = read("finished_now");
+    for (int64_t s = 0; s < members; ++s) {
+      if (finished_now[static_cast<size_t>(s)] != 0) state.finished_now.push_back(s);
+    }
+  }
+  if (table.count("flow_start") != 0) {
+    auto flow = std::make_shared<FlowRestart>();
+    flow->start = get("flow_start", -1);
+    if (flow->start.dim() != 2 || flow->start.size(0) != members) {
+      throw InputError({path.string(), 0}, "flow_start", fmt::format("shape [{}, P]", members),
+                       "shape " + c10::str(flow->start.sizes()));
+    }
+    flow->start_time = read("flow_start_time");
+    flow->step_size = read("flow_step_size");
+    for (double a : read("flow_after_rejection")) flow->after_rejection.push_back(a != 0 ? 1 : 0);
+    flow->rejected = to_counts(read("flow_rejected"));
+    flow->stiff_time = read("flow_stiff_time");
+    flow->stiff_steps = to_counts(read("flow_stiff_steps"));
+    state.flow = flow;
+  }
   for (int64_t s = 0; s < members; ++s) {
     const auto i = static_cast<size_t>(s);
     const int code = static_cast<int>(status[i]);

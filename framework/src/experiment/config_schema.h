@@ -98,11 +98,21 @@ void visit_model(Config& c, Visitor& v) {
 template <typename Visitor>
 void visit_train(Config& c, Visitor& v) {
   v.section("train", [&] {
+    v.choice("integrator", c.train.integrator(),
+             Choices<Integrator>{{"gd", Integrator::gradient_descent},
+                                 {"flow", Integrator::gradient_flow}});
     v.field("step", c.train.step_size(), greater_than(0.0));
     v.field("max_steps", c.train.max_steps(), at_least_int(1));
+    v.field("max_time", c.train.max_time(), at_least(0.0));
     v.field("escape_radius", c.train.escape_radius(), greater_than(0.0));
     v.field("stop_at_escape", c.train.stop_at_escape());
     v.field("log_every", c.train.log_every(), at_least_int(1));
+    v.field("log_interval", c.train.log_interval(), at_least(0.0));
+    v.field("rtol", c.train.rtol(), Check<double>([](const double& r) {
+              return r > 0 && r < 1 ? "" : "a number in (0, 1)";
+            }));
+    v.field("atol", c.train.atol(), at_least(0.0));
+    v.field("kink_step", c.train.kink_step(), within(0.0, 0.1));
     v.choice("engine", c.train.engine(),
              Choices<EngineKind>{{"auto", EngineKind::automatic},
                                  {"fused", EngineKind::fused},

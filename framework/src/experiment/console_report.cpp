@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <ostream>
 
 #include "ncflab/ncf/time_scale.h"
@@ -55,13 +56,18 @@ std::string verdict(const json& member, const std::string& label) {
                         escape["step"].get<int64_t>(), escape["time"].get<double>(),
                         escape["rescaled_time"].get<double>());
     if (!member["ncf_flow"].is_null() && !member["ncf_flow"]["blowup_time"].is_null()) {
-      text += fmt::format(" vs flow T* = {:.6g} (ratio {:.4f})",
+      text += fmt::format(" vs flow T* = {:.6g} (ratio {:.6f})",
                           member["ncf_flow"]["blowup_time"].get<double>(),
                           escape["rescaled_time_over_blowup_time"].get<double>());
     }
     if (!member["final"]["cos_to_flow"].is_null()) {
       text += fmt::format("; cos(w/||w||, flow direction) = {:.6f}",
                           member["final"]["cos_to_flow"].get<double>());
+    }
+    if (member.contains("stiff_from_time") && !member["stiff_from_time"].is_null()) {
+      text += fmt::format(
+          "; stiff from t = {:.6g} (stability, not accuracy, limits the flow's steps there)",
+          member["stiff_from_time"].get<double>());
     }
   } else if (member.contains("predicted_escape_time")) {
     text +=
@@ -85,8 +91,9 @@ void print_flow_prediction(const FlowMember& flow, double delta, int64_t total_d
     const double predicted = training_time(flow.blowup_time, delta, total_degree);
     out << fmt::format(
         "  flow     NCF flow from w0 blows up at T* = {:.6g}: escape expected near t = "
-        "T*/delta^(L-2) = {:.6g} (step {:.0f})\n",
-        flow.blowup_time, predicted, predicted / step_size);
+        "T*/delta^(L-2) = {:.6g}{}\n",
+        flow.blowup_time, predicted,
+        step_size > 0 ? fmt::format(" (step {:.0f})", predicted / step_size) : std::string());
   } else {
     out << fmt::format("  flow     NCF flow from w0: {} at t = {:.6g}\n",
                        flow_status_name(flow.status), flow.time);
@@ -107,11 +114,24 @@ void print_run_report(const json& summary, const MetricsCsv& metrics, int64_t to
     out << "run: L = 2: no finite blow-up; escape time grows like log(1/delta)\n";
 }
 
+std::string describe_speed(const TrainResult& result) {
+  const auto& state = result.state;
+  if (!state.flow) {
+    return fmt::format("{} engine, {:.0f} steps/s", engine_name(result.engine),
+                       result.steps_per_second());
+  }
+  const auto sum = [](const std::vector<int64_t>& counts) {
+    return std::accumulate(counts.begin(), counts.end(), int64_t{0});
+  };
+  return fmt::format("gradient flow, {} engine, {} steps ({} rejected), {} gradient evaluations",
+                     engine_name(result.engine), sum(state.steps_done), sum(state.flow->rejected),
+                     sum(state.evaluations));
+}
+
 void print_run_footer(const std::string& status, const TrainResult& result,
                       const std::filesystem::path& directory, bool interrupted, std::ostream& out) {
-  out << fmt::format("run: {} ({} engine, {:.0f} steps/s, {:.2f} s); wrote {}\n", status,
-                     engine_name(result.engine), result.steps_per_second(), result.wall_seconds,
-                     directory.string());
+  out << fmt::format("run: {} ({}; {:.2f} s); wrote {}\n", status, describe_speed(result),
+                     result.wall_seconds, directory.string());
   if (interrupted) {
     out << fmt::format("run: interrupted; continue with: ncflab run --resume {}\n",
                        directory.string());

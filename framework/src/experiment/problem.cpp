@@ -109,10 +109,12 @@ std::string describe_problem(const Problem& problem) {
   text += fmt::format("  loss     {}, NCF labels ybar = {}\n", loss_name(config.loss),
                       config.loss == LossKind::square ? "y" : "y/2");
   if (total > 2) {
+    const bool flows = config.train.integrator() == Integrator::gradient_flow;
     text += fmt::format(
         "  scales   delta = {:g}: H starts ~ delta^L = {:.3g}; escape at t ~ T*/delta^(L-2) = "
-        "T* x {:.3g} (steps ~ T* x {:.3g} at step {:g})\n",
+        "T* x {:.3g} ({}steps ~ T* x {:.3g} at step {:g})\n",
         delta, std::pow(delta, total), std::pow(delta, -(total - 2.0)),
+        flows ? "gradient descent: " : "",
         std::pow(delta, -(total - 2.0)) / config.train.step_size(), config.train.step_size());
   } else {
     text += fmt::format(

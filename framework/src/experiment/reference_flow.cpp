@@ -3,6 +3,8 @@
 #include "ncflab/experiment/reference_flow.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "ncflab/ncf/time_scale.h"
 
@@ -14,27 +16,36 @@ namespace {
 constexpr int64_t kMaxFlowSamples = 4096;
 constexpr int64_t kMaxFlowSampleValues = int64_t{1} << 25;  // 256 MiB
 
-// u(τ) is wanted at τ = δ^(L−2)·k·η for the logged k = 0, log_every, … (SPEC §1: w(t) ≈
-// δ·u(δ^(L−2)·t)).
-std::vector<std::vector<double>> flow_sample_times(const Config& config,
+}  // namespace
+
+std::vector<std::vector<double>> sampled_row_times(const Config& config,
                                                    const std::vector<double>& deltas,
                                                    int64_t total_degree, int64_t parameters) {
   const auto& train = config.train;
+  const bool flows = train.integrator() == Integrator::gradient_flow;
   const auto members = static_cast<int64_t>(deltas.size());
   const int64_t affordable = std::max<int64_t>(1, kMaxFlowSampleValues / (members * parameters));
-  const int64_t rows =
-      std::min({kMaxFlowSamples, affordable, train.max_steps() / train.log_every() + 1});
+  const int64_t scheduled =
+      flows ? train.max_steps() + 1 : train.max_steps() / train.log_every() + 1;
+  const int64_t rows = std::min({kMaxFlowSamples, affordable, scheduled});
   std::vector<std::vector<double>> times;
   for (double delta : deltas) {
     std::vector<double> member;
     for (int64_t j = 0; j < rows; ++j) {
-      const double t = static_cast<double>(j * train.log_every()) * train.step_size();
-      member.push_back(rescaled_time(t, delta, total_degree));
+      // The same arithmetic as the trainer's own row times, so the two compare equal.
+      double t =
+          flows ? training_time(static_cast<double>(j) * train.log_interval(), delta, total_degree)
+                : static_cast<double>(j * train.log_every()) * train.step_size();
+      if (flows && train.max_time() > 0) t = std::min(t, train.max_time());
+      if (!member.empty() && !(t > member.back())) break;  // max_time reached
+      member.push_back(t);
     }
     times.push_back(std::move(member));
   }
   return times;
 }
+
+namespace {
 
 // Which distinct w0 each member starts from: `source[s]` indexes `distinct`, which holds
 // one member per distinct w0.
@@ -56,9 +67,35 @@ SharedStarts shared_starts(const torch::Tensor& w0) {
 
 }  // namespace
 
+double resolve_log_interval(const Config& config, const Ncf& ncf, const torch::Tensor& w0) {
+  const auto& train = config.train;
+  if (train.log_interval() > 0) return train.log_interval();
+  const double fallback = static_cast<double>(train.log_every()) * train.step_size();
+  if (ncf.total_degree() <= 2) return fallback;
+  // T* to a per cent is plenty for a row spacing: a loose tolerance, no samples.
+  const auto shared = shared_starts(w0);
+  const auto starts = w0.index_select(0, torch::tensor(shared.distinct, torch::kLong));
+  const auto options = FlowOptions(config.flow).rtol(1e-6).atol(0.0).sample_times({});
+  double earliest = std::numeric_limits<double>::infinity();
+  for (const auto& member : integrate_ncf_flow(ncf, starts, options).members) {
+    if (std::isfinite(member.blowup_time)) earliest = std::min(earliest, member.blowup_time);
+  }
+  if (!std::isfinite(earliest) || !(earliest > 0)) return fallback;
+  const double target = earliest / 100;
+  const double decade = std::pow(10.0, std::floor(std::log10(target)));
+  for (const double mantissa : {5.0, 2.0, 1.0}) {
+    if (mantissa * decade <= target) return mantissa * decade;
+  }
+  return decade;
+}
+
 FlowResult integrate_reference_flow(const Config& config, const Ncf& ncf, const torch::Tensor& w0,
                                     const std::vector<double>& deltas, std::ostream& err) {
-  const auto times = flow_sample_times(config, deltas, ncf.total_degree(), ncf.parameters());
+  // u(τ) is wanted at τ = δ^(L−2)·t of each sampled row (SPEC §1: w(t) ≈ δ·u(δ^(L−2)·t)).
+  auto times = sampled_row_times(config, deltas, ncf.total_degree(), ncf.parameters());
+  for (size_t s = 0; s < times.size(); ++s) {
+    for (double& t : times[s]) t = rescaled_time(t, deltas[s], ncf.total_degree());
+  }
   const int64_t members = w0.size(0);
   const auto shared = shared_starts(w0);
   const auto source_of = [&](int64_t s) {

@@ -73,8 +73,8 @@ TrainResult train_until_done_or_interrupted(Trainer& trainer) {
 
 // Run r's summary.json, final weights and snapshots (not when interrupted: the
 // checkpoint holds the state then).
-json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, const FlowResult* flow,
-                const RunHooks& hooks, const TrainResult& result,
+json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, const Config& config,
+                const FlowResult* flow, const RunHooks& hooks, const TrainResult& result,
                 const std::filesystem::path& directory) {
   const auto& model = *problem.model;
   std::vector<json> members;
@@ -92,6 +92,9 @@ json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, con
   }
   json summary = run_summary(members, statuses, model.degrees(), result, problem.device.str());
   if (layout.count.size() > 1) summary["batched_runs"] = layout.count.size();
+  if (config.train.integrator() == Integrator::gradient_flow) {
+    summary["log_interval"] = config.train.log_interval();  // as resolved (auto: from T*)
+  }
   const int signal = result.interrupted ? interrupt_signal() : 0;
   if (signal != 0) {
     summary["signal"] = signal;
@@ -113,7 +116,6 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   const BatchLayout layout(configs_of(runs));
   const bool single = runs.size() == 1;
   Problem problem = build_batch_problem(runs, layout);
-  const Config& config = problem.config;
   auto& model = *problem.model;
   std::optional<Checkpoint> checkpoint;
   if (settings.resume) {
@@ -128,13 +130,23 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   if (single) print_run_header(problem, runs.front().directory, out);
 
   const auto ncf = std::make_shared<Ncf>(model.options, problem.data.inputs, problem.ncf_labels);
+  const bool flows = problem.config.train.integrator() == Integrator::gradient_flow;
+  Config config = problem.config;  // with the gradient flow's row spacing resolved
+  if (flows) {
+    config.train.log_interval(resolve_log_interval(config, *ncf, model.initial_directions()));
+    if (single) {
+      out << fmt::format(
+          "  rows     every delta^(L-2)*t = {:g}{}\n", config.train.log_interval(),
+          problem.config.train.log_interval() > 0 ? "" : " (train.log_interval auto)");
+    }
+  }
   std::optional<FlowResult> flow;  // the reference flow, unless flow.enabled is false
   if (config.flow.enabled) {
     flow = integrate_reference_flow(config, *ncf, model.initial_directions(), layout.members.deltas,
                                     err);
     if (single) {
       print_flow_prediction(flow->members.front(), layout.members.deltas.front(),
-                            model.total_degree(), config.train.step_size(), out);
+                            model.total_degree(), flows ? 0.0 : config.train.step_size(), out);
     }
   }
 
@@ -163,7 +175,7 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   std::vector<RunOutcome> outcomes;
   for (size_t r = 0; r < runs.size(); ++r) {
     const auto summary =
-        finish_run(r, layout, problem, reference, hooks, result, runs[r].directory);
+        finish_run(r, layout, problem, config, reference, hooks, result, runs[r].directory);
     const int signal = summary.value("signal", 0);
     const std::string status = summary["status"].get<std::string>();
     if (single) {
@@ -173,10 +185,8 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
     outcomes.push_back({runs[r].directory, status, signal, summary});
   }
   if (!single) {
-    out << fmt::format(
-        "run: {} runs as one ensemble of {} members ({} engine, {:.0f} steps/s, {:.2f} s)\n",
-        runs.size(), layout.total, engine_name(result.engine), result.steps_per_second(),
-        result.wall_seconds);
+    out << fmt::format("run: {} runs as one ensemble of {} members ({}; {:.2f} s)\n", runs.size(),
+                       layout.total, describe_speed(result), result.wall_seconds);
   }
   return outcomes;
 }

@@ -11,6 +11,7 @@
 
 #include "ncflab/experiment/checkpoint.h"
 #include "ncflab/experiment/problem.h"
+#include "ncflab/experiment/reference_flow.h"
 #include "ncflab/ncf/kkt.h"
 #include "ncflab/ncf/time_scale.h"
 #include "ncflab/train/hooks/checkpoint_hook.h"
@@ -23,11 +24,14 @@ std::shared_ptr<KktComparisonHook> kkt_comparison_hook(const HookInputs& inputs,
                                                        std::ostream& out) {
   const Config& config = *inputs.config;
   KktComparisonHook::Reference reference;
-  reference.log_every = config.train.log_every();
+  const bool flows = config.train.integrator() == Integrator::gradient_flow;
+  reference.log_every = flows ? 1 : config.train.log_every();
   if (inputs.flow != nullptr) {
     reference.flow_direction = inputs.flow->direction;
     for (const auto& member : inputs.flow->members)
       reference.flow_samples.push_back(member.samples);
+    reference.sample_times = sampled_row_times(config, inputs.deltas, inputs.model->total_degree(),
+                                               inputs.ncf->parameters());
   }
   if (config.hooks.kkt_search) {
     const auto search = search_kkt_points(*inputs.ncf, kkt_search_options(config));
@@ -44,7 +48,8 @@ std::shared_ptr<KktComparisonHook> kkt_comparison_hook(const HookInputs& inputs,
                                              kinks ? config.kkt.kink_tol() : 0.0);
 }
 
-// The ETA aims at the latest escape the flow predicts (T*/δ^(L−2)), when it predicts one.
+// The ETA aims at the latest escape the flow predicts (T*/δ^(L−2)), when it predicts one:
+// the step (gradient descent) or row (gradient flow) it falls on.
 int64_t expected_escape_step(const HookInputs& inputs) {
   const Config& config = *inputs.config;
   const int64_t total_degree = inputs.model->total_degree();
@@ -53,8 +58,11 @@ int64_t expected_escape_step(const HookInputs& inputs) {
   for (size_t s = 0; s < inputs.flow->members.size(); ++s) {
     const double blowup = inputs.flow->members[s].blowup_time;
     if (!std::isfinite(blowup)) continue;
+    // Gradient flow's rows are log_interval apart on the flow's own clock.
     const double steps =
-        training_time(blowup, inputs.deltas[s], total_degree) / config.train.step_size();
+        config.train.integrator() == Integrator::gradient_flow
+            ? blowup / config.train.log_interval()
+            : training_time(blowup, inputs.deltas[s], total_degree) / config.train.step_size();
     expected = std::max(expected, static_cast<int64_t>(std::min(steps, 9e15)));
   }
   return expected;
@@ -88,7 +96,8 @@ RunHooks install_run_hooks(Trainer& trainer, const HookInputs& inputs, std::ostr
   if (config.hooks.progress != Switch::off) {
     trainer.add_hook(std::make_shared<ProgressHook>(
         err, inputs.terminal, std::chrono::duration<double>(config.hooks.progress_seconds),
-        config.train.max_steps(), expected_escape_step(inputs)));
+        config.train.max_steps(), expected_escape_step(inputs),
+        config.train.integrator() == Integrator::gradient_flow ? "row" : "step"));
   }
   return hooks;
 }

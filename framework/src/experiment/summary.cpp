@@ -98,7 +98,13 @@ json member_summary(const MemberRecord& record, const std::vector<int64_t>& degr
   summary["status"] = member_status_name(state.status[i]);
   summary["delta"] = state.deltas[i];
   summary["steps"] = state.steps_done[i];
-  summary["time"] = static_cast<double>(state.steps_done[i]) * state.step_size;
+  summary["gradient_evaluations"] = state.evaluations[i];
+  summary["time"] = state.times[i];
+  if (state.flow) {
+    summary["rejected_steps"] = state.flow->rejected[i];
+    const double stiff = state.flow->stiff_time[i];
+    summary["stiff_from_time"] = std::isnan(stiff) ? json(nullptr) : json(stiff);
+  }
   double blowup = kNaN;
   if (record.flow != nullptr) {
     blowup = record.flow->blowup_time;
@@ -124,6 +130,7 @@ json run_summary(const std::vector<json>& members, const std::vector<MemberStatu
   summary["status"] = overall_status(statuses);
   summary["homogeneity"] = homogeneity_json(degrees);
   if (members.size() > 1) summary["members"] = members;
+  summary["integrator"] = result.state.flow ? "flow" : "gd";
   summary["engine"] = engine_name(result.engine);
   summary["device"] = device;
   summary["wall_seconds"] = result.wall_seconds;

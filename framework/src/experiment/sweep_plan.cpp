@@ -173,6 +173,7 @@ const std::vector<std::string>& sweep_summary_fields() {
   static const std::vector<std::string> fields = {"status",
                                                   "delta",
                                                   "steps",
+                                                  "gradient_evaluations",
                                                   "escape.step",
                                                   "escape.time",
                                                   "escape.rescaled_time",

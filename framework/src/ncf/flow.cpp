@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -14,32 +13,14 @@
 #include <ostream>
 
 #include "flow_member.h"
+#include "ncflab/core/dormand_prince.h"
 
 namespace ncflab {
 namespace {
 
 using namespace flow_detail;
+using namespace dormand_prince;
 
-// Dormand & Prince (1980): row i builds stage i+2 from stages 1…i+1. The last row is the
-// 5th-order solution itself, so its stage (the gradient at the new point) is the first
-// stage of the next step (FSAL).
-constexpr std::array<std::array<double, 6>, 6> kStages = {{
-    {1.0 / 5},
-    {3.0 / 40, 9.0 / 40},
-    {44.0 / 45, -56.0 / 15, 32.0 / 9},
-    {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729},
-    {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656},
-    {35.0 / 384, 0.0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84},
-}};
-// 5th-order minus embedded 4th-order weights, stages 1…7: the local error estimate.
-constexpr std::array<double, 7> kError = {71.0 / 57600,      0.0,        -71.0 / 16695, 71.0 / 1920,
-                                          -17253.0 / 339200, 22.0 / 525, -1.0 / 40};
-// Step-size controller: h ← h·clamp(safety·err^(−1/5), min, max) (order 4 of the estimate).
-constexpr double kSafety = 0.9;
-constexpr double kMinFactor = 0.2;
-constexpr double kMaxFactor = 5.0;
-// First step moves u by this fraction of ‖u0‖; the controller takes over from there.
-constexpr double kFirstStepFraction = 1e-3;
 constexpr int64_t kProgressEvery = 20;  // callers throttle by time (flow_progress_printer)
 
 void check_options(const FlowOptions& options) {
@@ -225,11 +206,7 @@ TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double>
   trial.stages = {slope_.index_select(0, index)};
   torch::Tensor next_value;
   for (size_t i = 0; i < kStages.size(); ++i) {
-    auto increment = kStages[i][0] * trial.stages[0];
-    for (size_t j = 1; j <= i; ++j) {
-      if (kStages[i][j] != 0) increment = increment + kStages[i][j] * trial.stages[j];
-    }
-    const auto point = trial.start + h * increment;
+    const auto point = stage_point(trial.start, h, trial.stages, i);
     auto stage = ncf_.evaluate(point);
     trial.stages.push_back(stage.gradient);
     if (i + 1 == kStages.size()) {
@@ -237,10 +214,7 @@ TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double>
       next_value = stage.value;
     }
   }
-  auto error = kError[0] * trial.stages[0];
-  for (size_t j = 1; j < kError.size(); ++j) {
-    if (kError[j] != 0) error = error + kError[j] * trial.stages[j];
-  }
+  const auto error = error_slope(trial.stages);
   trial.host = torch::stack({(h * error).norm(2, -1), trial.next.norm(2, -1), next_value,
                              trial.stages.back().norm(2, -1)})
                    .to(torch::kCPU, torch::kFloat64);
@@ -305,10 +279,7 @@ bool FlowIntegrator::accept(MemberState& m, const TrialStep& trial, size_t a) {
   const double ratio = error_norm / (options_.atol() + options_.rtol() * std::max(m.norm, norm));
   const bool finite =
       std::isfinite(ratio) && std::isfinite(norm) && std::isfinite(value) && std::isfinite(speed);
-  const double factor = !finite ? kMinFactor
-                        : ratio == 0
-                            ? kMaxFactor
-                            : std::clamp(kSafety * std::pow(ratio, -0.2), kMinFactor, kMaxFactor);
+  const double factor = step_size_factor(ratio, finite);
   // Across a kink (p = 1) ∇N jumps and no step is small enough for the error test;
   // a step that moves u by at most kink_step·‖u‖ is taken anyway, so the flow
   // slides along kinks with an error of that order instead of stalling.

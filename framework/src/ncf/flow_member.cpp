@@ -7,13 +7,6 @@
 
 namespace ncflab::flow_detail {
 
-torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const torch::Tensor& u1,
-                      const torch::Tensor& k1, double h, double s) {
-  const double c = 1 - s;
-  return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 -
-         s * s * c * h * k1;
-}
-
 size_t samples_reached(const MemberState& m, const FlowOptions& options, size_t member) {
   if (options.sample_times().empty()) return m.next_sample;
   const auto& times = options.sample_times()[member];

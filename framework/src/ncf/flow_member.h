@@ -31,11 +31,6 @@ struct MemberState {
   double previous_value = 0;
 };
 
-/// u at fraction s of the step from u0 (slope k0) to u1 (slope k1) of length h: the cubic
-/// Hermite interpolant, 4th-order accurate like the norm's.
-torch::Tensor hermite(const torch::Tensor& u0, const torch::Tensor& k0, const torch::Tensor& u1,
-                      const torch::Tensor& k1, double h, double s);
-
 /// The sample times a member has passed now, [next_sample, end): filled by interpolation
 /// inside the step that passed them, so sampling never changes the steps the flow takes
 /// (and a member's flow is the same whatever times it is asked for).

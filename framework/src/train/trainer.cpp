@@ -1,5 +1,6 @@
-// The gradient-descent loop: evaluate w_k, run the built-in checks (divergence,
-// escape, step budget, interrupt) and the hooks, log, then update the active members.
+// The training loop: evaluate the weights of this iteration (gradient descent's w_k, or the
+// flow's row), run the built-in checks (divergence, escape, budget, interrupt) and the
+// hooks, log, then move the active members on.
 #include "ncflab/train/trainer.h"
 
 #include <algorithm>
@@ -10,6 +11,10 @@
 #include "ncflab/ncf/time_scale.h"
 
 namespace ncflab {
+
+const char* integrator_name(Integrator integrator) {
+  return integrator == Integrator::gradient_flow ? "flow" : "gd";
+}
 
 Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss,
                  std::vector<double> deltas, TrainerOptions options)
@@ -23,11 +28,27 @@ Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, 
               options_.max_steps());
   TORCH_CHECK(options_.log_every() >= 1, "Trainer – log_every must be >= 1 – got ",
               options_.log_every());
+  TORCH_CHECK(options_.max_time() >= 0, "Trainer – max_time must be >= 0 – got ",
+              options_.max_time());
+  TORCH_CHECK(!flows() || options_.log_interval() > 0, "Trainer – log_interval must be > 0 – got ",
+              options_.log_interval());
   TORCH_CHECK(static_cast<int64_t>(deltas_.size()) == model->members(),
               "Trainer – need one delta per member (", model->members(), ") – got ",
               deltas_.size());
   engine_ =
       make_training_engine(options_.engine(), model_, std::move(inputs), std::move(labels), loss);
+  if (flows()) {
+    const bool kinks = model_->options.activation().p() == 1;
+    flow_ =
+        std::make_unique<GradientFlowStepper>(*engine_, model_->weights(),
+                                              GradientFlowOptions()
+                                                  .rtol(options_.rtol())
+                                                  .atol(options_.atol())
+                                                  .escape_radius(options_.escape_radius())
+                                                  .stop_at_escape(options_.stop_at_escape())
+                                                  .max_steps(options_.max_steps())
+                                                  .kink_step(kinks ? options_.kink_step() : 0.0));
+  }
 }
 
 void Trainer::add_hook(std::shared_ptr<TrainHook> hook) { hooks_.push_back(std::move(hook)); }
@@ -35,6 +56,9 @@ void Trainer::add_hook(std::shared_ptr<TrainHook> hook) { hooks_.push_back(std::
 void Trainer::resume_from(const TrainState& saved) {
   TORCH_CHECK(saved.members() == model_->members(), "Trainer::resume_from – the saved state has ",
               saved.members(), " members, the model ", model_->members());
+  TORCH_CHECK(!flows() || saved.flow,
+              "Trainer::resume_from – a gradient-flow run needs the "
+              "checkpoint's flow record");
   resume_ = saved;
 }
 
@@ -42,6 +66,14 @@ void Trainer::check_divergence(TrainState& state) const {
   for (int64_t s = 0; s < state.members(); ++s) {
     const auto i = static_cast<size_t>(s);
     if (!state.active[i]) continue;
+    if (flows()) {
+      // The flow's steps reject non-finite trials, so a failure is a step size that
+      // underflowed; the row itself must be finite too.
+      const bool finite = std::isfinite(state.loss[i]) && std::isfinite(state.norm[i]) &&
+                          std::isfinite(state.gradient_norm[i]);
+      if (!finite || flow_->stop(s) == FlowStop::failed) state.finish(s, MemberStatus::diverged);
+      continue;
+    }
     // ‖w_k‖ + η‖∇ℓ‖ bounds ‖w_{k+1}‖: stop before an update that could overflow, so the
     // kept weights w_k are the last good ones.
     const double bound = state.norm[i] + options_.step_size() * state.gradient_norm[i];
@@ -55,17 +87,42 @@ void Trainer::check_escape(TrainState& state) const {
   for (int64_t s = 0; s < state.members(); ++s) {
     const auto i = static_cast<size_t>(s);
     if (!state.active[i] || state.escape[i].step >= 0) continue;
-    if (state.norm[i] >= options_.escape_radius()) {
-      state.escape[i] = {state.step, state.time,
-                         rescaled_time(state.time, state.deltas[i], total_degree_), state.norm[i]};
-      if (options_.stop_at_escape()) state.finish(s, MemberStatus::escaped);
+    const double time = state.times[i];
+    if (flows() && flow_->crossing(s) && flow_->crossing(s)->time <= time) {
+      // The crossing inside the step that made it (the row may lie later).
+      const auto& crossing = *flow_->crossing(s);
+      state.escape[i] = {crossing.step, crossing.time,
+                         rescaled_time(crossing.time, state.deltas[i], total_degree_),
+                         options_.escape_radius()};
+    } else if (state.norm[i] >= options_.escape_radius()) {
+      const int64_t step = flows() ? state.steps_done[i] : state.step;
+      state.escape[i] = {step, time, rescaled_time(time, state.deltas[i], total_degree_),
+                         state.norm[i]};
+    } else {
+      continue;
+    }
+    if (options_.stop_at_escape()) state.finish(s, MemberStatus::escaped);
+  }
+}
+
+void Trainer::check_budget(TrainState& state) const {
+  const bool timed = options_.max_time() > 0;
+  for (int64_t s = 0; s < state.members(); ++s) {
+    const auto i = static_cast<size_t>(s);
+    const bool out_of_steps = flows() ? state.steps_done[i] >= options_.max_steps() ||
+                                            state.step >= options_.max_steps() ||
+                                            flow_->stop(s) == FlowStop::budget
+                                      : state.step >= options_.max_steps();
+    if (out_of_steps || (timed && state.times[i] >= options_.max_time())) {
+      state.finish(s, MemberStatus::max_steps);
     }
   }
 }
 
 void Trainer::log_metrics(const TrainState& state) {
   if (!sink_) return;
-  const bool scheduled = state.step % options_.log_every() == 0;
+  // Every flow iteration is a row time; gradient descent logs every log_every steps.
+  const bool scheduled = flows() || state.step % options_.log_every() == 0;
   std::vector<int64_t> rows;
   for (int64_t s = 0; s < state.members(); ++s) {
     if (state.active[static_cast<size_t>(s)] && scheduled) rows.push_back(s);
@@ -81,7 +138,7 @@ void Trainer::log_metrics(const TrainState& state) {
     norm.push_back(state.norm[i]);
     norm_over_delta.push_back(state.norm[i] / state.deltas[i]);
     gradient_norm.push_back(state.gradient_norm[i]);
-    rescaled.push_back(rescaled_time(state.time, state.deltas[i], total_degree_));
+    rescaled.push_back(rescaled_time(state.times[i], state.deltas[i], total_degree_));
   }
   columns.emplace_back("rescaled_time", rescaled);
   columns.emplace_back("loss", loss);
@@ -93,7 +150,7 @@ void Trainer::log_metrics(const TrainState& state) {
     std::vector<double> values;
     values.reserve(columns.size());
     for (const auto& column : columns) values.push_back(column.second[r]);
-    sink_->row(rows[r], state.step, state.time, values);
+    sink_->row(rows[r], state.step, state.times[static_cast<size_t>(rows[r])], values);
   }
   sink_->flush();
 }
@@ -103,6 +160,11 @@ TrainState Trainer::initial_state() const {
   TrainState state;
   if (resume_) {
     state = *resume_;
+    if (state.times.empty()) {
+      for (int64_t k : state.steps_done)
+        state.times.push_back(static_cast<double>(k) * options_.step_size());
+    }
+    if (state.evaluations.empty()) state.evaluations = state.steps_done;
     for (size_t i = 0; i < members; ++i) {
       if (state.status[i] == MemberStatus::interrupted) {
         state.status[i] = MemberStatus::running;
@@ -114,6 +176,8 @@ TrainState Trainer::initial_state() const {
     state.status.assign(members, MemberStatus::running);
     state.escape.assign(members, EscapeRecord{});
     state.steps_done.assign(members, 0);
+    state.evaluations.assign(members, 0);
+    state.times.assign(members, 0.0);
     state.loss.assign(members, 0.0);
     state.norm.assign(members, 0.0);
     state.gradient_norm.assign(members, 0.0);
@@ -122,18 +186,22 @@ TrainState Trainer::initial_state() const {
   state.step_size = options_.step_size();
   state.weights = &model_->weights();
   state.gradients = &engine_->gradients();
-  state.time = static_cast<double>(state.step) * options_.step_size();
   return state;
 }
 
 std::vector<int64_t> Trainer::finished_at_resume(const TrainState& state) const {
-  // A resumed run repeats step k: members that finished exactly there get their last
-  // metrics row again (the rows of step k and later were dropped with the resume).
+  // A resumed run repeats iteration k: members that finished exactly there get their last
+  // metrics row again (the rows of iteration k and later were dropped with the resume).
   std::vector<int64_t> finished;
   if (!resume_) return finished;
   for (int64_t s = 0; s < state.members(); ++s) {
     const auto i = static_cast<size_t>(s);
-    if (!state.active[i] && state.steps_done[i] == state.step) finished.push_back(s);
+    if (state.active[i]) continue;
+    const bool now = flows()
+                         ? resume_->finished_now.end() != std::find(resume_->finished_now.begin(),
+                                                                    resume_->finished_now.end(), s)
+                         : state.steps_done[i] == state.step;
+    if (now) finished.push_back(s);
   }
   return finished;
 }
@@ -148,13 +216,16 @@ void Trainer::begin_metrics() {
   sink_->begin(names);
 }
 
-void Trainer::evaluate(TrainState& state, StepStatistics& statistics) {
+void Trainer::evaluate(TrainState& state, StepStatistics& statistics, bool counted) {
   // The state's vectors go through the engine and back (moves, not copies): frozen
   // members keep their last values, which the engine does not touch.
   statistics.loss = std::move(state.loss);
   statistics.norm = std::move(state.norm);
   statistics.gradient_norm = std::move(state.gradient_norm);
   engine_->evaluate(state.active, statistics);
+  if (counted) {
+    for (size_t i = 0; i < state.active.size(); ++i) state.evaluations[i] += state.active[i];
+  }
   state.loss = std::move(statistics.loss);
   state.norm = std::move(statistics.norm);
   state.gradient_norm = std::move(statistics.gradient_norm);
@@ -163,19 +234,36 @@ void Trainer::evaluate(TrainState& state, StepStatistics& statistics) {
 bool Trainer::check_stops(TrainState& state) const {
   check_divergence(state);
   check_escape(state);
-  if (state.step >= options_.max_steps()) {
-    for (int64_t s = 0; s < state.members(); ++s) state.finish(s, MemberStatus::max_steps);
-  }
+  check_budget(state);
   if (interrupt_signal() == 0) return false;
   for (int64_t s = 0; s < state.members(); ++s) state.finish(s, MemberStatus::interrupted);
   return true;
 }
 
-void Trainer::advance(TrainState& state) {
+std::vector<double> Trainer::row_times(const TrainState& state, int64_t row) const {
+  const double rescaled = static_cast<double>(row) * options_.log_interval();
+  std::vector<double> times;
+  for (double delta : state.deltas) {
+    double t = training_time(rescaled, delta, total_degree_);
+    if (options_.max_time() > 0) t = std::min(t, options_.max_time());
+    times.push_back(t);
+  }
+  return times;
+}
+
+int64_t Trainer::advance(TrainState& state) {
+  if (flows()) {
+    ++state.step;
+    return flow_->advance(state, row_times(state, state.step));
+  }
   engine_->update(options_.step_size(), state.active);
   for (size_t i = 0; i < state.active.size(); ++i) state.steps_done[i] += state.active[i];
   ++state.step;
-  state.time = static_cast<double>(state.step) * options_.step_size();
+  const double time = static_cast<double>(state.step) * options_.step_size();
+  for (size_t i = 0; i < state.active.size(); ++i) {
+    if (state.active[i]) state.times[i] = time;
+  }
+  return 1;
 }
 
 TrainResult Trainer::run() {
@@ -185,9 +273,18 @@ TrainResult Trainer::run() {
   result.engine = engine_->kind();
   const auto started = std::chrono::steady_clock::now();
   const auto resumed_finished = finished_at_resume(state);
+  if (flow_) {
+    if (resume_) {
+      flow_->resume(*resume_->flow, state);
+    } else {
+      flow_->start(state.evaluations);
+    }
+    state.flow = flow_->record();
+  }
   StepStatistics statistics;
   for (bool first = true;; first = false) {
-    evaluate(state, statistics);
+    // A resumed run's first evaluation repeats the checkpoint's: it is not counted again.
+    evaluate(state, statistics, !(first && resume_));
     state.finished_now.clear();
     if (first) {
       state.finished_now = resumed_finished;
@@ -199,8 +296,7 @@ TrainResult Trainer::run() {
     const bool any_active =
         std::any_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; });
     if (!any_active) break;
-    advance(state);
-    ++result.iterations;
+    result.iterations += advance(state);
   }
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

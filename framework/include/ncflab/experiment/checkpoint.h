@@ -18,7 +18,8 @@ struct Checkpoint {
 };
 
 /// Writes {"W1".., "step", "status", "active", "steps_done", "escape_*", "loss", "norm",
-/// "gradient_norm"} atomically (temporary file + rename).
+/// "gradient_norm", "time", "evaluations", "finished_now"} and, for a gradient-flow state,
+/// its restart record ("flow_*") atomically (temporary file + rename).
 void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
                      const std::vector<torch::Tensor>& weights);
 

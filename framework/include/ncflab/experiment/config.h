@@ -55,6 +55,8 @@ struct InitConfig {
 /// train.*: the trainer's options (train.step is TrainerOptions::step_size, η) and when
 /// the run's checkpoint and snapshot hooks write.
 struct TrainConfig : TrainerOptions {
+  // 0: a run picks the flow's row spacing from T* (resolve_log_interval).
+  TrainConfig() { log_interval(0.0); }
   int64_t checkpoint_every = 10000;  ///< 0: only on interrupt
   int64_t snapshot_every = 0;        ///< > 0: keep w every this many steps (weights_trajectory.pt)
 };

@@ -19,7 +19,8 @@ namespace ncflab {
 void print_run_header(const Problem& problem, const std::filesystem::path& directory,
                       std::ostream& out);
 
-/// The escape the NCF flow from w0 predicts (T*/δ^(L−2), and its step), or how it ended.
+/// The escape the NCF flow from w0 predicts (T*/δ^(L−2), and its step when `step_size` >
+/// 0), or how it ended.
 void print_flow_prediction(const FlowMember& flow, double delta, int64_t total_degree,
                            double step_size, std::ostream& out);
 
@@ -27,6 +28,10 @@ void print_flow_prediction(const FlowMember& flow, double delta, int64_t total_d
 /// `summary` (escape time against T*, cosine to the flow's direction).
 void print_run_report(const nlohmann::json& summary, const MetricsCsv& metrics,
                       int64_t total_degree, std::ostream& out);
+
+/// How fast training went: "fused engine, 51234 steps/s" for gradient descent; for the
+/// gradient flow its accepted steps and gradient evaluations (over all members).
+std::string describe_speed(const TrainResult& result);
 
 /// The closing line of a run (status, engine, speed, directory) and, when interrupted,
 /// how to continue.

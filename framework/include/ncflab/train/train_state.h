@@ -1,10 +1,11 @@
-// What the gradient-descent loop knows at step k: per-member statistics, statuses and
+// What the training loop knows at an iteration: per-member statistics, statuses and
 // escape records. Hooks read it; checkpoints save it; summaries report it.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace ncflab {
@@ -15,19 +16,33 @@ enum class MemberStatus { running, escaped, max_steps, diverged, interrupted };
 /// "running", "escaped", "max_steps", "diverged", "interrupted".
 const char* member_status_name(MemberStatus status);
 
-/// When a member escaped: the first k with ‖w_k‖ ≥ r_esc.
+/// When a member escaped: the first k with ‖w_k‖ ≥ r_esc (gradient descent), or the time
+/// t at which ‖w(t)‖ = r_esc (gradient flow).
 struct EscapeRecord {
-  int64_t step = -1;         ///< k (−1: not escaped)
-  double time = 0;           ///< t = k·η
+  int64_t step = -1;  ///< k, or the flow's accepted steps up to the crossing (−1: not escaped)
+  double time = 0;    ///< t = k·η, or the crossing time
   double rescaled_time = 0;  ///< δ^(L−2)·t (L = 2: t itself)
   double norm = 0;           ///< ‖w_k‖
 };
 
-/// What the trainer knows at step k, before the update that makes w_{k+1}.
+/// Where each member's gradient-flow integration stands, enough to continue it bit for bit:
+/// the start of its last accepted step, which a resumed run takes again.
+struct FlowRestart {
+  torch::Tensor start;                   ///< [S, P] w there (w_0 before any step)
+  std::vector<double> start_time;        ///< t there
+  std::vector<double> step_size;         ///< that step's h (before any step: the first trial h)
+  std::vector<uint8_t> after_rejection;  ///< whether the trial before it was rejected
+  std::vector<int64_t> rejected;         ///< rejected trials so far
+  std::vector<double> stiff_time;        ///< t where the flow became stiff (NaN: not seen)
+  std::vector<int64_t> stiff_steps;      ///< consecutive stability-limited steps so far
+};
+
+/// What the trainer knows at an iteration: gradient descent's step k, before the update
+/// that makes w_{k+1}, or gradient flow's metrics row j (each member at its row time).
 struct TrainState {
-  int64_t step = 0;                                       ///< k
-  double step_size = 0;                                   ///< η
-  double time = 0;                                        ///< t = k·η
+  int64_t step = 0;                                       ///< k, or the flow's row j
+  double step_size = 0;                                   ///< η (gradient descent)
+  std::vector<double> times;                              ///< t of each member's weights
   std::vector<double> deltas;                             ///< δ per member
   const std::vector<torch::Tensor>* weights = nullptr;    ///< W_l at w_k, [S, k_l, k_{l−1}]
   const std::vector<torch::Tensor>* gradients = nullptr;  ///< ∇ℓ(w_k), same shapes
@@ -37,7 +52,10 @@ struct TrainState {
   std::vector<uint8_t> active;                            ///< members still being updated
   std::vector<MemberStatus> status;                       ///< per member
   std::vector<EscapeRecord> escape;                       ///< per member
-  std::vector<int64_t> steps_done;                        ///< updates applied to each member so far
+  std::vector<int64_t> steps_done;  ///< updates (accepted flow steps) applied to each member so far
+  std::vector<int64_t> evaluations;  ///< gradient evaluations per member so far
+  /// Gradient flow: where each member's integration stands (null for gradient descent).
+  std::shared_ptr<const FlowRestart> flow;
   /// Members whose status became final at this step (they get a last metrics row).
   std::vector<int64_t> finished_now;
 

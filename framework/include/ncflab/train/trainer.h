@@ -1,5 +1,6 @@
-// Gradient descent w_{k+1} = w_k − η∇ℓ(w_k) from w_0 = δ·w0 (SPEC §1) for an ensemble of
-// feed-forward nets, with escape detection, a divergence guard and pluggable hooks.
+// Training from w_0 = δ·w0 (SPEC §1) for an ensemble of feed-forward nets: gradient descent
+// w_{k+1} = w_k − η∇ℓ(w_k), or the gradient flow dw/dt = −∇ℓ(w) it approximates, with
+// escape detection, a divergence guard and pluggable hooks.
 #pragma once
 
 #include <torch/torch.h>
@@ -14,23 +15,49 @@
 #include "ncflab/model/feedforward.h"
 #include "ncflab/model/loss.h"
 #include "ncflab/train/engine.h"
+#include "ncflab/train/gradient_flow.h"
 #include "ncflab/train/hook.h"
 #include "ncflab/train/metrics_sink.h"
 #include "ncflab/train/train_state.h"
 
 namespace ncflab {
 
+/// How training moves the weights.
+enum class Integrator {
+  gradient_descent,  ///< w_{k+1} = w_k − η∇ℓ(w_k), t = k·η ("gd")
+  gradient_flow,     ///< dw/dt = −∇ℓ(w) by adaptive Dormand–Prince 5(4) steps ("flow")
+};
+
+/// "gd" or "flow".
+const char* integrator_name(Integrator integrator);
+
 struct TrainerOptions {
-  /// Step size η > 0; time is t = k·η (YAML train.step).
+  /// Gradient descent or gradient flow (YAML train.integrator).
+  TORCH_ARG(Integrator, integrator) = Integrator::gradient_descent;
+  /// Step size η > 0 of gradient descent; time is t = k·η (YAML train.step).
   TORCH_ARG(double, step_size) = 1e-2;
-  /// Updates per member at most.
+  /// Updates per member at most (gradient flow: accepted steps, and metrics rows).
   TORCH_ARG(int64_t, max_steps) = 100000;
-  /// r_esc: a member escapes at the first k with ‖w_k‖ ≥ r_esc.
+  /// > 0: each member stops at t = max_time (status max_steps); 0: no limit.
+  TORCH_ARG(double, max_time) = 0.0;
+  /// r_esc: a member escapes at the first k with ‖w_k‖ ≥ r_esc (gradient flow: the first t
+  /// with ‖w(t)‖ = r_esc).
   TORCH_ARG(double, escape_radius) = 0.1;
-  /// Freeze each member at its escape step (its final weights are w_{k_esc}).
+  /// Freeze each member at its escape (its final weights are w_{k_esc}, or w(t_esc)).
   TORCH_ARG(bool, stop_at_escape) = true;
-  /// Metrics rows at k = 0, log_every, 2·log_every, … and at each member's last step.
+  /// Gradient descent: metrics rows at k = 0, log_every, 2·log_every, … and at each
+  /// member's last step.
   TORCH_ARG(int64_t, log_every) = 100;
+  /// Gradient flow: metrics rows where the rescaled time δ^(L−2)·t (t for L = 2) is 0,
+  /// log_interval, 2·log_interval, … (by dense output: the steps do not shorten for them),
+  /// and at each member's last point.
+  TORCH_ARG(double, log_interval) = 1e-2;
+  /// Gradient flow: local error tolerances per step (see GradientFlowOptions).
+  TORCH_ARG(double, rtol) = 1e-8;
+  TORCH_ARG(double, atol) = 0.0;
+  /// Gradient flow, p = 1 nets only: steps that move w by at most this fraction of ‖w‖
+  /// pass whatever their error estimate (∇ℓ jumps at kinks). 0: off.
+  TORCH_ARG(double, kink_step) = 1e-6;
   /// Arithmetic of a step.
   TORCH_ARG(EngineKind, engine) = EngineKind::automatic;
 };
@@ -39,7 +66,9 @@ struct TrainerOptions {
 struct TrainResult {
   TrainState state;  ///< the final state (statuses, escape records, losses, norms)
   EngineKind engine = EngineKind::batched;  ///< the engine that ran
-  int64_t iterations = 0;    ///< loop iterations run (each advances every active member)
+  /// Loop iterations run: gradient-descent steps, or gradient-flow trial rounds (each
+  /// advances every active member by one step).
+  int64_t iterations = 0;
   double wall_seconds = 0;   ///< time in the loop
   bool interrupted = false;  ///< stopped by SIGINT/SIGTERM
 
@@ -62,8 +91,9 @@ class Trainer {
   /// Where metrics rows go (none: no metrics are computed).
   void set_metrics_sink(std::shared_ptr<MetricsSink> sink) { sink_ = std::move(sink); }
 
-  /// Continues from a saved state instead of k = 0: the model must already hold w_k;
-  /// interrupted members run again.
+  /// Continues from a saved state instead of k = 0: the model must already hold w_k (or
+  /// the flow's row weights); interrupted members run again. A gradient-flow state must
+  /// carry its FlowRestart.
   void resume_from(const TrainState& saved);
 
   /// Runs until every member has finished (escaped with stop_at_escape, diverged,
@@ -78,18 +108,24 @@ class Trainer {
   std::vector<int64_t> finished_at_resume(const TrainState& state) const;
   /// Sends the column names to the sink.
   void begin_metrics();
-  /// ℓ, ∇ℓ and ‖w‖ at w_k for the active members.
-  void evaluate(TrainState& state, StepStatistics& statistics);
+  /// ℓ, ∇ℓ and ‖w‖ at w_k for the active members (`counted`: in state.evaluations).
+  void evaluate(TrainState& state, StepStatistics& statistics, bool counted);
   /// Divergence, escape, step budget and interrupt; true when interrupted.
   bool check_stops(TrainState& state) const;
-  /// w_{k+1} = w_k − η∇ℓ(w_k) for the active members; k and t advance.
-  void advance(TrainState& state);
+  /// To the next iteration: w_{k+1} = w_k − η∇ℓ(w_k) for the active members, or the flow
+  /// integrated to the next row. Returns the loop iterations it took.
+  int64_t advance(TrainState& state);
   void check_divergence(TrainState& state) const;
   void check_escape(TrainState& state) const;
+  void check_budget(TrainState& state) const;
+  /// Each member's time at the flow's row j: δ^(L−2)·t = j·log_interval (capped at max_time).
+  std::vector<double> row_times(const TrainState& state, int64_t row) const;
+  bool flows() const { return options_.integrator() == Integrator::gradient_flow; }
   void log_metrics(const TrainState& state);
 
   FeedForward model_;
   std::unique_ptr<TrainingEngine> engine_;
+  std::unique_ptr<GradientFlowStepper> flow_;  // gradient flow only
   TrainerOptions options_;
   int64_t total_degree_ = 0;
   std::vector<double> deltas_;

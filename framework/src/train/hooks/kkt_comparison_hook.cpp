@@ -76,8 +76,12 @@ std::vector<KktComparison> KktComparisonHook::compare(const TrainState& state,
     const bool on_grid = state.step % reference_.log_every == 0;
     const int64_t sample = state.step / reference_.log_every;
     for (size_t r = 0; r < rows.size(); ++r) {
-      const auto& samples = reference_.flow_samples[static_cast<size_t>(rows[r])];
-      if (on_grid && samples.defined() && sample < samples.size(0)) {
+      const auto member = static_cast<size_t>(rows[r]);
+      const auto& samples = reference_.flow_samples[member];
+      const auto& times = reference_.sample_times[member];
+      const bool scheduled = on_grid && sample < static_cast<int64_t>(times.size()) &&
+                             times[static_cast<size_t>(sample)] == state.times[member];
+      if (scheduled && samples.defined() && sample < samples.size(0)) {
         const auto u = samples[sample];
         compared[r].cos_to_flow_now =
             (host[static_cast<int64_t>(r)] * u).sum().item<double>() / u.norm().item<double>();

@@ -21,12 +21,14 @@ std::string duration_text(double seconds) {
 }  // namespace
 
 ProgressHook::ProgressHook(std::ostream& out, bool terminal, std::chrono::duration<double> interval,
-                           int64_t max_steps, int64_t expected_escape_step)
+                           int64_t max_steps, int64_t expected_escape_step, std::string unit)
     : out_(out),
       terminal_(terminal),
       interval_(interval),
       max_steps_(max_steps),
-      expected_escape_step_(expected_escape_step) {}
+      expected_escape_step_(expected_escape_step),
+      unit_(std::move(unit)),
+      clock_mask_(unit_ == "step" ? 63 : 0) {}
 
 void ProgressHook::on_start(TrainState& state) {
   started_ = last_draw_ = std::chrono::steady_clock::now();
@@ -35,7 +37,7 @@ void ProgressHook::on_start(TrainState& state) {
 
 void ProgressHook::on_step(TrainState& state) {
   // Reading the clock every step costs ~20 ns; every 64th step is plenty.
-  if ((++counter_ & 63) != 0) return;
+  if ((++counter_ & clock_mask_) != 0) return;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_draw_ < interval_) return;
   last_draw_ = now;
@@ -64,9 +66,9 @@ void ProgressHook::draw(const TrainState& state, bool final_line) {
   if (expected_escape_step_ > state.step) target = std::min(target, expected_escape_step_);
   const double eta = rate > 0 ? static_cast<double>(target - state.step) / rate : -1;
   const std::string line = fmt::format(
-      "step {:>9} ({:.0f} steps/s)  ETA {}{}  loss {:.6g}  ||w||/delta {:.4g}  running {}/{}",
-      state.step, rate, duration_text(eta), target < max_steps_ ? " to expected escape" : "", loss,
-      norm_over_delta, final_line ? 0 : running, state.members());
+      "{} {:>9} ({:.0f} {}s/s)  ETA {}{}  loss {:.6g}  ||w||/delta {:.4g}  running {}/{}", unit_,
+      state.step, rate, unit_, duration_text(eta), target < max_steps_ ? " to expected escape" : "",
+      loss, norm_over_delta, final_line ? 0 : running, state.members());
   if (terminal_) {
     out_ << '\r' << line << "\x1b[K" << (final_line ? "\n" : "") << std::flush;
   } else {

@@ -34,9 +34,13 @@ class KktComparisonHook final : public TrainHook {
   struct Reference {
     /// Flow direction at blow-up (or wherever the flow ended), [S, P]; undefined: none.
     torch::Tensor flow_direction;
-    /// Per member, u at τ = δ^(L−2)·k·η for logged k = 0, log_every, 2·log_every, …
-    /// ([T, P], NaN past the flow's end); empty: none.
+    /// Per member, u at τ = δ^(L−2)·t_j for the scheduled rows j = 0, 1, … ([T, P], NaN
+    /// past the flow's end); empty: none.
     std::vector<torch::Tensor> flow_samples;
+    /// Per member, the training times t_j of those rows: a row compares with sample j
+    /// when its iteration is j·log_every and the member's time is exactly t_j (not a
+    /// member's off-schedule last row).
+    std::vector<std::vector<double>> sample_times;
     int64_t log_every = 1;
     /// Unit KKT points [P] (float64 CPU) of a search; empty: no cos_to_kkt column.
     std::vector<torch::Tensor> kkt_points;

@@ -1,0 +1,122 @@
+// Gradient-flow training dw/dt = −∇ℓ(w): Dormand–Prince 5(4) steps with one step size per
+// member, the gradients from a training engine, dense output at the trainer's row times and
+// the escape crossing located inside the step that makes it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "ncflab/train/engine.h"
+#include "ncflab/train/train_state.h"
+
+namespace ncflab {
+
+struct GradientFlowOptions {
+  /// A step is accepted when its local error estimate is at most atol + rtol·‖w‖ (the
+  /// member's whole weight vector, the larger ‖w‖ of the step's two ends).
+  TORCH_ARG(double, rtol) = 1e-8;
+  TORCH_ARG(double, atol) = 0.0;
+  /// r_esc: the escape is the first t with ‖w(t)‖ = r_esc, inside the step that crosses it.
+  TORCH_ARG(double, escape_radius) = 0.1;
+  /// Stop each member at its escape (its last weights are w(t_esc)).
+  TORCH_ARG(bool, stop_at_escape) = true;
+  /// Accepted steps per member at most.
+  TORCH_ARG(int64_t, max_steps) = 100000;
+  /// Steps that move w by at most this fraction of ‖w‖ are accepted whatever the error
+  /// estimate (p = 1 nets: ∇ℓ jumps at kinks, where no step passes the error test). 0: off.
+  TORCH_ARG(double, kink_step) = 0.0;
+};
+
+/// Why a member's integration stopped short of the time it was asked to reach.
+enum class FlowStop {
+  none,     ///< it reached the time (or is frozen)
+  escaped,  ///< it stopped at its escape crossing (stop_at_escape)
+  budget,   ///< max_steps accepted steps
+  failed,   ///< the step size underflowed or the flow stopped being finite
+};
+
+/// Where a member's escape crossing lies.
+struct FlowCrossing {
+  double time = 0;      ///< t_esc, between the ends of the crossing step
+  int64_t step = 0;     ///< accepted steps including the crossing one
+  torch::Tensor point;  ///< w(t_esc) [P] (dense output)
+};
+
+/// Integrates the active members of an ensemble; one engine evaluation per stage serves
+/// every member taking a step, each with its own step size. The model's weights are the
+/// engine's evaluation point: advance() leaves them at each member's row time.
+class GradientFlowStepper {
+ public:
+  /// `weights` are the model's (the engine's) weight tensors [S, k_l, k_{l−1}].
+  GradientFlowStepper(TrainingEngine& engine, std::vector<torch::Tensor> weights,
+                      GradientFlowOptions options);
+
+  /// Starts every member at the model's current weights, t = 0; counts one evaluation
+  /// per member in `evaluations`.
+  void start(std::vector<int64_t>& evaluations);
+  /// Continues from a checkpoint's record: members with an accepted step take that step
+  /// again (uncounted, bit for bit the same), the others start at the record's point.
+  /// `state` is the checkpoint's (its active members and step counts).
+  void resume(const FlowRestart& saved, const TrainState& state);
+
+  /// Integrates each active member s (state.active) until t_s ≥ targets[s] or it stops,
+  /// counting steps and evaluations in `state`; then sets state.times and the model's
+  /// weights to each active member's w at its row time (dense output): targets[s], its
+  /// escape crossing when it stops there, or its last accepted point otherwise.
+  /// Returns the loop's trial rounds (each tries one step for every member still going).
+  int64_t advance(TrainState& state, const std::vector<double>& targets);
+
+  /// Why member s stopped in the last advance (none: it reached its target).
+  FlowStop stop(int64_t s) const { return members_[static_cast<size_t>(s)].stop; }
+  /// Member s's escape crossing, once a step crossed r_esc (its time may lie past the row).
+  const std::optional<FlowCrossing>& crossing(int64_t s) const {
+    return members_[static_cast<size_t>(s)].crossing;
+  }
+  /// What a checkpoint keeps (shared, so a finished state can still read the counters).
+  std::shared_ptr<const FlowRestart> record() const { return record_; }
+
+ private:
+  struct Member {
+    double time = 0;               // t of the current accepted point
+    double start_time = 0;         // t at the start of the last accepted step
+    double step_size = 0;          // h of the next trial
+    double last_step = 0;          // h of the last accepted step (0: none yet)
+    double norm = 0;               // ‖w‖ at the current point
+    double speed = 0;              // ‖∇ℓ(w)‖ there
+    bool after_rejection = false;  // the last trial was rejected
+    bool replay = false;           // the next trial repeats a checkpoint's step, uncounted
+    FlowStop stop = FlowStop::none;
+    std::optional<FlowCrossing> crossing;
+  };
+  /// One trial step for the members in `stepping`; updates those it accepts.
+  void trial(const std::vector<uint8_t>& stepping, TrainState& state);
+  /// Decides member s's trial: accept (moving its point) or reject (shrinking its step).
+  bool judge(size_t s, double error, double next_norm, double next_speed, double stiffness,
+             bool finite, TrainState& state);
+  /// Finds the escape crossing inside member s's last accepted step, if it made one.
+  void find_crossing(size_t s, int64_t step);
+  /// w at time t inside member s's last accepted step (its point itself at the end).
+  torch::Tensor dense(size_t s, double t) const;
+  /// −∇ℓ at `point` [S, P] for the members in `mask` (0 on the rows `outside`, [S, 1]
+  /// bool): one engine evaluation.
+  torch::Tensor slope_at(const torch::Tensor& point, const std::vector<uint8_t>& mask,
+                         const torch::Tensor& outside);
+  void write_weights(const torch::Tensor& flat);
+
+  TrainingEngine& engine_;
+  std::vector<torch::Tensor> weights_;
+  std::vector<std::vector<int64_t>> shapes_;
+  GradientFlowOptions options_;
+  StepStatistics statistics_;
+  torch::Tensor point_;        // [S, P] current accepted points
+  torch::Tensor slope_;        // [S, P] −∇ℓ there (FSAL)
+  torch::Tensor start_slope_;  // [S, P] −∇ℓ at the start of the last accepted step
+  std::vector<Member> members_;
+  std::shared_ptr<FlowRestart> record_;  // its `start` rows: the last accepted steps' starts
+};
+
+}  // namespace ncflab

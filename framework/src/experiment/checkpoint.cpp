@@ -59,6 +59,8 @@ void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
     tensors.emplace_back("flow_step_size", doubles(flow.step_size));
     tensors.emplace_back("flow_after_rejection",
                          per_member(flow.after_rejection, [](uint8_t a) { return a; }));
+    tensors.emplace_back("flow_previous_error", doubles(flow.previous_error));
+    tensors.emplace_back("flow_previous_step", doubles(flow.previous_step));
     tensors.emplace_back("flow_rejected", per_member(flow.rejected, [](int64_t n) { return n; }));
     tensors.emplace_back("flow_stiff_time", doubles(flow.stiff_time));
     tensors.emplace_back("flow_stiff_steps",
@@ -136,6 +138,8 @@ Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members,
     flow->start_time = read("flow_start_time");
     flow->step_size = read("flow_step_size");
     for (double a : read("flow_after_rejection")) flow->after_rejection.push_back(a != 0 ? 1 : 0);
+    flow->previous_error = read("flow_previous_error");
+    flow->previous_step = read("flow_previous_step");
     flow->rejected = to_counts(read("flow_rejected"));
     flow->stiff_time = read("flow_stiff_time");
     flow->stiff_steps = to_counts(read("flow_stiff_steps"));

@@ -84,6 +84,8 @@ void GradientFlowStepper::start(std::vector<int64_t>& evaluations) {
   record_->after_rejection.assign(members, 0);
   record_->rejected.assign(members, 0);
   record_->stiff_time.assign(members, kNaN);
+  record_->previous_error.assign(members, 0.0);
+  record_->previous_step.assign(members, 0.0);
   record_->stiff_steps.assign(members, 0);
   const auto norms = host_doubles(point_.norm(2, -1));
   const auto speeds = host_doubles(slope_.norm(2, -1));
@@ -123,6 +125,8 @@ void GradientFlowStepper::resume(const FlowRestart& saved, const TrainState& sta
     m.time = m.start_time = saved.start_time[s];
     m.step_size = saved.step_size[s];
     m.after_rejection = saved.after_rejection[s] != 0;
+    m.last_error = saved.previous_error[s];
+    m.last_step = saved.previous_step[s];
     m.norm = norms[s];
     m.speed = speeds[s];
     // A member with accepted steps took the record's step last: take it again.
@@ -256,20 +260,28 @@ bool GradientFlowStepper::judge(size_t s, double error, double next_norm, double
   const bool forced = finite && step_size <= floor_step;
   const bool replay = m.replay;
   m.replay = false;
+
   if (!(finite && (ratio <= 1 || forced))) {
     m.step_size = std::max(step_size * std::min(1.0, factor), floor_step);
     m.after_rejection = true;
     if (!replay) ++record_->rejected[s];
     return false;
   }
+  // The controller's memory before this step, so a resumed run repeats its decisions.
+  record_->previous_error[s] = m.last_error;
+  record_->previous_step[s] = m.last_step;
+  const double accepted_factor =
+      finite && !forced ? accepted_step_size_factor(ratio, step_size, m.last_error, m.last_step)
+                        : factor;
   record_->start_time[s] = m.start_time = m.time;
   record_->step_size[s] = m.last_step = step_size;
   record_->after_rejection[s] = m.after_rejection ? 1 : 0;
+  m.last_error = ratio;
   m.time += step_size;
   m.norm = next_norm;
   m.speed = next_speed;
   // After a rejection the step may not grow at once (Hairer, Nørsett & Wanner II.4).
-  m.step_size = step_size * (m.after_rejection ? std::min(1.0, factor) : factor);
+  m.step_size = step_size * (m.after_rejection ? std::min(1.0, accepted_factor) : accepted_factor);
   if (options_.kink_step() > 0 && next_speed > 0) {
     m.step_size = std::max(m.step_size, options_.kink_step() * next_norm / next_speed);
   }

@@ -40,6 +40,23 @@ inline double step_size_factor(double ratio, bool finite) {
   return std::clamp(kSafety * std::pow(ratio, -0.2), kMinFactor, kMaxFactor);
 }
 
+/// The factor after an accepted step that follows an accepted one: the smaller of the plain
+/// controller's and Gustafsson's predictive one (as in Hairer & Wanner's RADAU5). Toward a
+/// blow-up the error grows from step to step at a fixed h, and the plain controller,
+/// reacting only to the last error, lags one rejection behind at every step; the predictive
+/// one extrapolates the trend from the previous accepted step (error `previous_ratio` at
+/// step size `previous_h`). Errors below 1e-4 count as 1e-4, so round-off cannot steer it.
+inline double accepted_step_size_factor(double ratio, double h, double previous_ratio,
+                                        double previous_h) {
+  const double plain = step_size_factor(ratio, true);
+  if (!(previous_h > 0) || !(previous_ratio > 0)) return plain;
+  const double error = std::max(ratio, 1e-4);
+  const double trend = std::max(previous_ratio, 1e-4) / error;
+  const double predictive =
+      (h / previous_h) * kSafety * std::pow(error, -0.2) * std::pow(trend, 0.2);
+  return std::min(plain, std::clamp(predictive, kMinFactor, kMaxFactor));
+}
+
 /// y + h·Σ_j a_j·k_j for stage row `row` (weights kStages[row]) over `slopes` (the stages
 /// so far); `h` broadcasts against the slopes (a scalar tensor or one value per row).
 inline torch::Tensor stage_point(const torch::Tensor& start, const torch::Tensor& h,

@@ -85,6 +85,7 @@ class GradientFlowStepper {
     double start_time = 0;         // t at the start of the last accepted step
     double step_size = 0;          // h of the next trial
     double last_step = 0;          // h of the last accepted step (0: none yet)
+    double last_error = 0;         // its error over the tolerance
     double norm = 0;               // ‖w‖ at the current point
     double speed = 0;              // ‖∇ℓ(w)‖ there
     bool after_rejection = false;  // the last trial was rejected

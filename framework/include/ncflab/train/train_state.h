@@ -32,6 +32,8 @@ struct FlowRestart {
   std::vector<double> start_time;        ///< t there
   std::vector<double> step_size;         ///< that step's h (before any step: the first trial h)
   std::vector<uint8_t> after_rejection;  ///< whether the trial before it was rejected
+  std::vector<double> previous_error;    ///< the accepted step before it: error / tolerance
+  std::vector<double> previous_step;     ///< and h (0: none)
   std::vector<int64_t> rejected;         ///< rejected trials so far
   std::vector<double> stiff_time;        ///< t where the flow became stiff (NaN: not seen)
   std::vector<int64_t> stiff_steps;      ///< consecutive stability-limited steps so far

@@ -56,6 +56,7 @@ void save_checkpoint(const std::filesystem::path& path, const TrainState& state,
     const auto& flow = *state.flow;
     tensors.emplace_back("flow_start", flow.start.to(torch::kCPU, torch::kFloat64));
     tensors.emplace_back("flow_start_time", doubles(flow.start_time));
+    tensors.emplace_back("flow_start_time_low", doubles(flow.start_time_low));
     tensors.emplace_back("flow_step_size", doubles(flow.step_size));
     tensors.emplace_back("flow_after_rejection",
                          per_member(flow.after_rejection, [](uint8_t a) { return a; }));
@@ -136,6 +137,7 @@ Checkpoint load_checkpoint(const std::filesystem::path& path, int64_t members,
                        "shape " + c10::str(flow->start.sizes()));
     }
     flow->start_time = read("flow_start_time");
+    flow->start_time_low = read("flow_start_time_low");
     flow->step_size = read("flow_step_size");
     for (double a : read("flow_after_rejection")) flow->after_rejection.push_back(a != 0 ? 1 : 0);
     flow->previous_error = read("flow_previous_error");

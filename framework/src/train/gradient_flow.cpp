@@ -38,6 +38,17 @@ torch::Tensor outside_rows(const std::vector<uint8_t>& mask, const torch::Tensor
 
 }  // namespace
 
+void CompensatedTime::add(double h) {
+  // Knuth's two-sum: the rounding error of high + h, exactly, kept in low.
+  const double sum = high + h;
+  const double back = sum - high;
+  low += (high - (sum - back)) + (h - back);
+  high = sum + low;
+  low -= high - sum;
+}
+
+double CompensatedTime::minus(double t) const { return (high - t) + low; }
+
 GradientFlowStepper::GradientFlowStepper(TrainingEngine& engine, std::vector<torch::Tensor> weights,
                                          GradientFlowOptions options)
     : engine_(engine), weights_(std::move(weights)), options_(options) {
@@ -81,6 +92,7 @@ void GradientFlowStepper::start(std::vector<int64_t>& evaluations) {
   record_ = std::make_shared<FlowRestart>();
   record_->start = point_.clone();
   record_->start_time.assign(members, 0.0);
+  record_->start_time_low.assign(members, 0.0);
   record_->after_rejection.assign(members, 0);
   record_->rejected.assign(members, 0);
   record_->stiff_time.assign(members, kNaN);
@@ -122,7 +134,7 @@ void GradientFlowStepper::resume(const FlowRestart& saved, const TrainState& sta
   for (size_t s = 0; s < members; ++s) {
     auto& m = members_[s];
     m = Member{};
-    m.time = m.start_time = saved.start_time[s];
+    m.time = m.start_time = {saved.start_time[s], saved.start_time_low[s]};
     m.step_size = saved.step_size[s];
     m.after_rejection = saved.after_rejection[s] != 0;
     m.last_error = saved.previous_error[s];
@@ -157,16 +169,16 @@ int64_t GradientFlowStepper::advance(TrainState& state, const std::vector<double
     bool any = false;
     for (size_t s = 0; s < members; ++s) {
       auto& m = members_[s];
-      if (!state.active[s] || m.stop != FlowStop::none || m.time >= targets[s]) continue;
+      if (!state.active[s] || m.stop != FlowStop::none || m.time.minus(targets[s]) >= 0) continue;
       // A member that crossed r_esc and stops there takes no step past its crossing.
       if (options_.stop_at_escape() && m.crossing) continue;
       if (state.steps_done[s] >= options_.max_steps() && !m.replay) {
         m.stop = FlowStop::budget;
         continue;
       }
-      // A step that no longer moves t cannot finish: the flow stopped being integrable.
-      if (!(m.step_size > std::abs(m.time) * 4 * std::numeric_limits<double>::epsilon()) ||
-          !(m.step_size >= std::numeric_limits<double>::min())) {
+      // The flow is autonomous: a step far below t's resolution still moves w (and t keeps
+      // it to double-double accuracy); only an underflowed step size cannot go on.
+      if (!(m.step_size >= std::numeric_limits<double>::min())) {
         m.stop = FlowStop::failed;
         continue;
       }
@@ -192,7 +204,7 @@ int64_t GradientFlowStepper::advance(TrainState& state, const std::vector<double
       rows[i].copy_(dense(s, targets[s]));
       state.times[s] = targets[s];
     } else {
-      state.times[s] = m.time;
+      state.times[s] = m.time.high;
     }
   }
   write_weights(rows);
@@ -273,11 +285,13 @@ bool GradientFlowStepper::judge(size_t s, double error, double next_norm, double
   const double accepted_factor =
       finite && !forced ? accepted_step_size_factor(ratio, step_size, m.last_error, m.last_step)
                         : factor;
-  record_->start_time[s] = m.start_time = m.time;
+  m.start_time = m.time;
+  record_->start_time[s] = m.time.high;
+  record_->start_time_low[s] = m.time.low;
   record_->step_size[s] = m.last_step = step_size;
   record_->after_rejection[s] = m.after_rejection ? 1 : 0;
   m.last_error = ratio;
-  m.time += step_size;
+  m.time.add(step_size);
   m.norm = next_norm;
   m.speed = next_speed;
   // After a rejection the step may not grow at once (Hairer, Nørsett & Wanner II.4).
@@ -290,7 +304,8 @@ bool GradientFlowStepper::judge(size_t s, double error, double next_norm, double
     ++state.steps_done[s];
     auto& stiff = record_->stiff_steps[s];
     stiff = stiffness > kStiffBound ? stiff + 1 : 0;
-    if (stiff >= kStiffSteps && std::isnan(record_->stiff_time[s])) record_->stiff_time[s] = m.time;
+    if (stiff >= kStiffSteps && std::isnan(record_->stiff_time[s]))
+      record_->stiff_time[s] = m.time.high;
   }
   return true;
 }
@@ -331,7 +346,7 @@ void GradientFlowStepper::find_crossing(size_t s, int64_t step) {
     (excess(mid) < 0 ? low : high) = mid;
   }
   FlowCrossing crossing;
-  crossing.time = m.start_time + high * m.last_step;
+  crossing.time = m.start_time.high + (m.start_time.low + high * m.last_step);
   crossing.step = step;
   crossing.point = hermite(y0, start_slope_[i], y1, slope_[i], m.last_step, high).clone();
   members_[s].crossing = crossing;
@@ -340,8 +355,8 @@ void GradientFlowStepper::find_crossing(size_t s, int64_t step) {
 torch::Tensor GradientFlowStepper::dense(size_t s, double t) const {
   const auto& m = members_[s];
   const auto i = static_cast<int64_t>(s);
-  if (t >= m.time || m.last_step == 0) return point_[i];
-  const double theta = std::max(0.0, (t - m.start_time) / m.last_step);
+  if (m.time.minus(t) <= 0 || m.last_step == 0) return point_[i];
+  const double theta = std::max(0.0, -m.start_time.minus(t) / m.last_step);
   return hermite(record_->start[i], start_slope_[i], point_[i], slope_[i], m.last_step, theta);
 }
 

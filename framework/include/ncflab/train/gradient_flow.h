@@ -46,6 +46,17 @@ struct FlowCrossing {
   torch::Tensor point;  ///< w(t_esc) [P] (dense output)
 };
 
+/// A time as an unevaluated sum high + low (double-double): at small δ the escape lies at
+/// t ~ T*/δ^(L−2) (1e14 for δ = 1e-8, L = 4) while the last steps before it are O(1) long,
+/// beyond a double's 16 digits.
+struct CompensatedTime {
+  double high = 0;
+  double low = 0;
+  void add(double h);
+  /// (high + low) − t, rounded once.
+  double minus(double t) const;
+};
+
 /// Integrates the active members of an ensemble; one engine evaluation per stage serves
 /// every member taking a step, each with its own step size. The model's weights are the
 /// engine's evaluation point: advance() leaves them at each member's row time.
@@ -81,8 +92,8 @@ class GradientFlowStepper {
 
  private:
   struct Member {
-    double time = 0;               // t of the current accepted point
-    double start_time = 0;         // t at the start of the last accepted step
+    CompensatedTime time;          // t of the current accepted point
+    CompensatedTime start_time;    // t at the start of the last accepted step
     double step_size = 0;          // h of the next trial
     double last_step = 0;          // h of the last accepted step (0: none yet)
     double last_error = 0;         // its error over the tolerance

@@ -29,7 +29,8 @@ struct EscapeRecord {
 /// the start of its last accepted step, which a resumed run takes again.
 struct FlowRestart {
   torch::Tensor start;                   ///< [S, P] w there (w_0 before any step)
-  std::vector<double> start_time;        ///< t there
+  std::vector<double> start_time;        ///< t there (high part of the double-double)
+  std::vector<double> start_time_low;    ///< its low part
   std::vector<double> step_size;         ///< that step's h (before any step: the first trial h)
   std::vector<uint8_t> after_rejection;  ///< whether the trial before it was rejected
   std::vector<double> previous_error;    ///< the accepted step before it: error / tolerance

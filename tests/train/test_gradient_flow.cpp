@@ -194,6 +194,14 @@ TEST(GradientFlow, RescaledEscapeTimeOverTStarApproachesOneMonotonicallyAsDeltaS
     }
   }
   EXPECT_LT(errors.back(), 1e-4);
+  // δ = 1e-10: the escape at t ~ 1e20 while the last steps are O(1) long (t is kept as a
+  // double-double); the ratio stays at the integrator's accuracy.
+  auto tiny = problem.model({1e-10}, 3);
+  const auto far = Trainer(tiny, problem.data.inputs, problem.data.labels, LossKind::square,
+                           {1e-10}, flow_options().escape_radius(0.1))
+                       .run();
+  ASSERT_EQ(far.state.status[0], MemberStatus::escaped);
+  EXPECT_LT(std::abs(far.state.escape[0].rescaled_time / blowup - 1), 1e-4);
   const auto final_direction = unit_rows(model->flatten().detach()).narrow(0, deltas.size() - 1, 1);
   EXPECT_GT((final_direction * flow.direction).sum().item<double>(), 0.9999);
 }

@@ -132,7 +132,10 @@ def plot_escape_law(sweep, lines_by_w0, figures):
 
 
 def plot_cos_at_escape(sweep, lines_by_w0, figures):
-    """1 − cos(w at escape, u(T*)) against δ, one line per initial direction."""
+    """1 − cos(w at escape, u(T*)) against δ, one line per initial direction (none where the
+    flow gave no direction, e.g. its T* overflowed)."""
+    if not any(p[4] is not None for points in lines_by_w0.values() for p in points):
+        return
     line_colors = member_colors(max(len(lines_by_w0), 1))
     many = len(lines_by_w0) > 10  # no legend entry per line then
     fig, (ax,) = new_axes()

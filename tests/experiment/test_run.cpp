@@ -43,17 +43,23 @@ TEST(Run, SnapshotsHoldTheWeightsEveryNStepsAndAtTheEnd) {
   const auto trajectory = load_tensor_dict(out + "/weights_trajectory.pt");
   const auto init = load_tensor_dict(out + "/weights_init.pt");
   const auto final = load_tensor_dict(out + "/weights_final.pt");
-  ASSERT_EQ(trajectory.size(), 1 + init.size());
+  ASSERT_EQ(trajectory.size(), 2 + init.size());
   ASSERT_EQ(trajectory[0].first, "step");
+  ASSERT_EQ(trajectory[1].first, "time");
   const auto steps = trajectory[0].second;
+  const auto times = trajectory[1].second;  // [T, S]: a finished member keeps its time
   EXPECT_EQ(steps.scalar_type(), torch::kLong);
   const int64_t count = steps.size(0);
   ASSERT_EQ(count, last / 50 + 1 + (last % 50 != 0 ? 1 : 0));
+  ASSERT_EQ(times.sizes(), torch::IntArrayRef({count, 2}));
   for (int64_t i = 0; i + 1 < count; ++i) EXPECT_EQ(steps[i].item<int64_t>(), 50 * i);
   EXPECT_EQ(steps[count - 1].item<int64_t>(), last);
+  for (int64_t s = 0; s < 2; ++s) {
+    EXPECT_EQ(times[count - 1][s].item<double>(), summary["members"][s]["time"].get<double>());
+  }
   for (size_t l = 0; l < init.size(); ++l) {
-    const auto& layer = trajectory[l + 1].second;
-    EXPECT_EQ(trajectory[l + 1].first, init[l].first);
+    const auto& layer = trajectory[l + 2].second;
+    EXPECT_EQ(trajectory[l + 2].first, init[l].first);
     EXPECT_TRUE(torch::equal(layer[0], init[l].second));
     EXPECT_TRUE(torch::equal(layer[count - 1], final[l].second));
     EXPECT_FALSE(torch::equal(layer[1], layer[0]));  // the weights moved in between

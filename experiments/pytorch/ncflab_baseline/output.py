@@ -66,7 +66,7 @@ def save_weights(path, members):
                 for l in range(len(members[0]))}, path)
 
 
-def write_trajectory(path, outcomes, every, layers):
+def write_trajectory(path, outcomes, every, layers, step_size):
     """weights_trajectory.pt from the members' snapshots (taken out of `outcomes`). As ncflab's
     ensemble: snapshots at 0, N, 2N, … and the last step of any member; a member that finished
     earlier keeps its final weights."""
@@ -75,6 +75,9 @@ def write_trajectory(path, outcomes, every, layers):
     last = max(o["steps"] for o in outcomes)
     steps = list(range(0, last + 1, every)) + ([] if last % every == 0 else [last])
     trajectory = {"step": torch.tensor(steps, dtype=torch.int64)}
+    # Each member's t: k·η, frozen at its last step once it finished.
+    trajectory["time"] = torch.tensor([[min(t, o["steps"]) * step_size for o in outcomes] for t in steps],
+                                      dtype=torch.float64)
     for l in range(layers):
         trajectory[f"W{l + 1}"] = torch.stack([
             torch.stack([snapshots[m][min(t, outcomes[m]["steps"])][l] for m in range(members)])

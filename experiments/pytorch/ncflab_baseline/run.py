@@ -139,7 +139,8 @@ def run(args):
     save_weights(os.path.join(out, "weights_final.pt"), done.finals)
     every = setup.config["train"]["snapshot_every"]
     if every > 0:
-        write_trajectory(os.path.join(out, "weights_trajectory.pt"), done.outcomes, every, len(setup.shapes))
+        write_trajectory(os.path.join(out, "weights_trajectory.pt"), done.outcomes, every, len(setup.shapes),
+                         float(setup.config["train"]["step"]))
     summary = run_summary(done.summaries, setup.degrees, setup.device, done.training_seconds, done.iterations)
     write_summary(os.path.join(out, "summary.json"), summary)
     print(f"baseline: {summary['status']} ({done.iterations} steps, {summary['steps_per_second']:.0f} steps/s, "

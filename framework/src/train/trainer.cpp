@@ -107,6 +107,7 @@ void Trainer::check_escape(TrainState& state) const {
 
 void Trainer::check_budget(TrainState& state) const {
   const bool timed = options_.max_time() > 0;
+  if (!flows() && !timed && state.step < options_.max_steps()) return;  // the usual GD step
   for (int64_t s = 0; s < state.members(); ++s) {
     const auto i = static_cast<size_t>(s);
     const bool out_of_steps = flows() ? state.steps_done[i] >= options_.max_steps() ||

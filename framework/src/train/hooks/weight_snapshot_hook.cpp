@@ -12,6 +12,7 @@ void WeightSnapshotHook::take(const TrainState& state) {
   std::vector<torch::Tensor> copy;
   for (const auto& w : *state.weights) copy.push_back(w.to(torch::kCPU, torch::kFloat64).clone());
   steps_.push_back(state.step);
+  times_.push_back(state.times);
   snapshots_.push_back(std::move(copy));
 }
 
@@ -26,6 +27,11 @@ std::vector<std::pair<std::string, torch::Tensor>> WeightSnapshotHook::trajector
   std::vector<std::pair<std::string, torch::Tensor>> out;
   out.emplace_back("step", torch::tensor(steps_, torch::kLong));
   if (snapshots_.empty()) return out;
+  std::vector<torch::Tensor> times;
+  for (const auto& row : times_) {
+    times.push_back(torch::tensor(row, torch::kFloat64).narrow(0, first, count));
+  }
+  out.emplace_back("time", torch::stack(times));
   for (size_t l = 0; l < snapshots_.front().size(); ++l) {
     std::vector<torch::Tensor> layer;
     for (const auto& snapshot : snapshots_) layer.push_back(snapshot[l].narrow(0, first, count));

@@ -21,7 +21,9 @@ class WeightSnapshotHook final : public TrainHook {
   explicit WeightSnapshotHook(int64_t every) : every_(every) {}
   void on_step(TrainState& state) override;
   void on_end(TrainState& state) override;
-  /// {"step": [T] int64, "W1": [T, count, k_1, d], …} for members [first, first + count).
+  /// {"step": [T] int64, "time": [T, count] float64 (each member's t: the gradient flow's
+  /// members sit at their own times), "W1": [T, count, k_1, d], …} for members
+  /// [first, first + count).
   std::vector<std::pair<std::string, torch::Tensor>> trajectory(int64_t first, int64_t count) const;
 
  private:
@@ -29,6 +31,7 @@ class WeightSnapshotHook final : public TrainHook {
 
   int64_t every_;
   std::vector<int64_t> steps_;
+  std::vector<std::vector<double>> times_;             // per snapshot, per member
   std::vector<std::vector<torch::Tensor>> snapshots_;  // per snapshot, per layer, float64 CPU
 };
 

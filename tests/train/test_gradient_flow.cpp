@@ -429,6 +429,32 @@ TEST(GradientFlow, LeakyReluNetCrossesItsKinksAndEscapesLikeSmallStepGradientDes
             << " gradient evaluations; gd: " << descent.state.steps_done[0] << " steps\n";
 }
 
+TEST(GradientFlow, Float32RunsAtTheToleranceItsRoundingAllows) {
+  // The default rtol = 1e-8 lies below float32's resolution (each step rounds w by ~1e-7):
+  // the stepper integrates at minimum_rtol(float32) instead, in fewer steps, and agrees
+  // with float64 to about that tolerance.
+  const CubicProblem problem;
+  const double delta = 1e-2;
+  auto model64 = problem.model({delta}, 5);
+  auto model32 = FeedForward(testing::model_options(problem.net, 4)
+                                 .members(1)
+                                 .member_init_scales({delta})
+                                 .member_seeds({5})
+                                 .dtype(torch::kFloat32));
+  const auto wide = Trainer(model64, problem.data.inputs, problem.data.labels, LossKind::square,
+                            {delta}, flow_options())
+                        .run();
+  const auto narrow =
+      Trainer(model32, problem.data.inputs.to(torch::kFloat32),
+              problem.data.labels.to(torch::kFloat32), LossKind::square, {delta}, flow_options())
+          .run();
+  ASSERT_EQ(narrow.state.status[0], MemberStatus::escaped);
+  EXPECT_NEAR(narrow.state.escape[0].time / wide.state.escape[0].time, 1.0, 1e-4);
+  EXPECT_LT(narrow.state.steps_done[0], wide.state.steps_done[0]);
+  EXPECT_GT(minimum_rtol(torch::kFloat32), 1e-6);
+  EXPECT_LT(minimum_rtol(torch::kFloat64), 1e-13);
+}
+
 TEST(GradientFlow, RejectsBadTolerances) {
   const CubicProblem problem;
   auto model = problem.model({0.1}, 1);

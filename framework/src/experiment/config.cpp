@@ -14,6 +14,7 @@
 #include "config_reader.h"
 #include "config_schema.h"
 #include "ncflab/core/log.h"
+#include "ncflab/train/gradient_flow.h"
 
 namespace ncflab {
 
@@ -131,6 +132,12 @@ void check_config(Config& config) {
         "{}: dtype float32 with init.scale {:g} and total degree L = {:g}: outputs start near "
         "delta^L = {:.3g}, at or below float32's underflow (~1e-38); use dtype: float64",
         config.file, config.init.scale, degree, output_scale);
+  }
+  const double rtol_floor = minimum_rtol(config.dtype);
+  if (config.train.integrator() == Integrator::gradient_flow && config.train.rtol() < rtol_floor) {
+    log_warning("{}: train.rtol {:g} is below what {} resolves; the flow integrates at rtol {:.2g}",
+                config.file, config.train.rtol(),
+                config.dtype == torch::kFloat32 ? "float32" : "float64", rtol_floor);
   }
   if (config.init.scale >= config.train.escape_radius()) {
     log_warning(

@@ -130,7 +130,7 @@ json run_summary(const std::vector<json>& members, const std::vector<MemberStatu
   summary["status"] = overall_status(statuses);
   summary["homogeneity"] = homogeneity_json(degrees);
   if (members.size() > 1) summary["members"] = members;
-  summary["integrator"] = result.state.flow ? "flow" : "gd";
+  summary["integrator"] = integrator_name(result.integrator);
   summary["engine"] = engine_name(result.engine);
   summary["device"] = device;
   summary["wall_seconds"] = result.wall_seconds;

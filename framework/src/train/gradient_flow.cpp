@@ -38,6 +38,12 @@ torch::Tensor outside_rows(const std::vector<uint8_t>& mask, const torch::Tensor
 
 }  // namespace
 
+double minimum_rtol(torch::Dtype dtype) {
+  const double epsilon = dtype == torch::kFloat32 ? std::numeric_limits<float>::epsilon()
+                                                  : std::numeric_limits<double>::epsilon();
+  return 64 * epsilon;
+}
+
 void CompensatedTime::add(double h) {
   // Knuth's two-sum: the rounding error of high + h, exactly, kept in low.
   const double sum = high + h;
@@ -63,6 +69,9 @@ GradientFlowStepper::GradientFlowStepper(TrainingEngine& engine, std::vector<tor
   TORCH_CHECK(options_.kink_step() >= 0 && options_.kink_step() < 1,
               "GradientFlowStepper – kink_step must be in [0, 1) – got ", options_.kink_step());
   for (const auto& w : weights_) shapes_.push_back({w.size(1), w.size(2)});
+  // Each step rounds w to its dtype (~1 ulp of ‖w‖, float32: 1e-7), an error the estimate
+  // does not see: a tighter rtol buys steps, not accuracy.
+  options_.rtol(std::max(options_.rtol(), minimum_rtol(weights_.front().scalar_type())));
   members_.resize(static_cast<size_t>(weights_.front().size(0)));
 }
 

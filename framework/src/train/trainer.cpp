@@ -272,6 +272,7 @@ TrainResult Trainer::run() {
   begin_metrics();
   TrainResult result;
   result.engine = engine_->kind();
+  result.integrator = options_.integrator();
   const auto started = std::chrono::steady_clock::now();
   const auto resumed_finished = finished_at_resume(state);
   if (flow_) {

@@ -17,7 +17,8 @@ namespace ncflab {
 
 struct GradientFlowOptions {
   /// A step is accepted when its local error estimate is at most atol + rtol·‖w‖ (the
-  /// member's whole weight vector, the larger ‖w‖ of the step's two ends).
+  /// member's whole weight vector, the larger ‖w‖ of the step's two ends). rtol is raised
+  /// to minimum_rtol of the weights' dtype.
   TORCH_ARG(double, rtol) = 1e-8;
   TORCH_ARG(double, atol) = 0.0;
   /// r_esc: the escape is the first t with ‖w(t)‖ = r_esc, inside the step that crosses it.
@@ -30,6 +31,10 @@ struct GradientFlowOptions {
   /// estimate (p = 1 nets: ∇ℓ jumps at kinks, where no step passes the error test). 0: off.
   TORCH_ARG(double, kink_step) = 0.0;
 };
+
+/// 64 ulps of `dtype` (7.6e-6 for float32, 1.4e-14 for float64): below it the rounding of
+/// w at each step, which the error estimate does not see, outweighs the tolerance.
+double minimum_rtol(torch::Dtype dtype);
 
 /// Why a member's integration stopped short of the time it was asked to reach.
 enum class FlowStop {

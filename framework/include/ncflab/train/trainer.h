@@ -65,7 +65,8 @@ struct TrainerOptions {
 /// What a run of the trainer ended with.
 struct TrainResult {
   TrainState state;  ///< the final state (statuses, escape records, losses, norms)
-  EngineKind engine = EngineKind::batched;  ///< the engine that ran
+  EngineKind engine = EngineKind::batched;               ///< the engine that ran
+  Integrator integrator = Integrator::gradient_descent;  ///< how it moved the weights
   /// Loop iterations run: gradient-descent steps, or gradient-flow trial rounds (each
   /// advances every active member by one step).
   int64_t iterations = 0;

@@ -266,6 +266,29 @@ TEST(GradientFlow, EnsembleMembersEqualSeparateRuns) {
   }
 }
 
+TEST(GradientFlow, CpuLoopsTakeTheStepsOfTheAtenPath) {
+  // The CPU path computes the stages in loops; CUDA's in batched ATen ops. Their stage
+  // points agree bit for bit, their norms (summed in another order) to rounding.
+  const CubicProblem problem;
+  const std::vector<double> deltas = {3e-2, 1e-3, 5e-2};
+  std::vector<TrainResult> results;
+  std::vector<torch::Tensor> finals;
+  for (const bool loops : {true, false}) {
+    auto model = problem.model(deltas, {2, 3, 4});
+    results.push_back(Trainer(model, problem.data.inputs, problem.data.labels, LossKind::square,
+                              deltas, flow_options().flow_host_loops(loops))
+                          .run());
+    finals.push_back(model->flatten().detach());
+  }
+  for (size_t s = 0; s < deltas.size(); ++s) {
+    ASSERT_EQ(results[0].state.status[s], MemberStatus::escaped);
+    EXPECT_EQ(results[0].state.steps_done[s], results[1].state.steps_done[s]);
+    EXPECT_EQ(results[0].state.flow->rejected[s], results[1].state.flow->rejected[s]);
+    EXPECT_NEAR(results[0].state.escape[s].time / results[1].state.escape[s].time, 1.0, 1e-12);
+  }
+  EXPECT_LT((finals[0] - finals[1]).abs().max().item<double>(), 1e-12);
+}
+
 // Raises SIGINT at a chosen iteration, as a user pressing Ctrl-C would.
 class InterruptAt final : public TrainHook {
  public:

@@ -3,9 +3,12 @@
 // crossing found on the step's interpolant.
 #include "ncflab/train/gradient_flow.h"
 
+#include <ATen/Dispatch.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "ncflab/core/dormand_prince.h"
@@ -68,7 +71,13 @@ GradientFlowStepper::GradientFlowStepper(TrainingEngine& engine, std::vector<tor
               "GradientFlowStepper – escape_radius must be > 0 – got ", options_.escape_radius());
   TORCH_CHECK(options_.kink_step() >= 0 && options_.kink_step() < 1,
               "GradientFlowStepper – kink_step must be in [0, 1) – got ", options_.kink_step());
-  for (const auto& w : weights_) shapes_.push_back({w.size(1), w.size(2)});
+  for (const auto& w : weights_) {
+    shapes_.push_back({w.size(1), w.size(2)});
+    layer_sizes_.push_back(w.size(1) * w.size(2));
+  }
+  host_loops_ = options_.host_loops() && weights_.front().device().is_cpu() &&
+                std::all_of(weights_.begin(), weights_.end(),
+                            [](const torch::Tensor& w) { return w.is_contiguous(); });
   // Each step rounds w to its dtype (~1 ulp of ‖w‖, float32: 1e-7), an error the estimate
   // does not see: a tighter rtol buys steps, not accuracy.
   options_.rtol(std::max(options_.rtol(), minimum_rtol(weights_.front().scalar_type())));
@@ -226,6 +235,59 @@ void GradientFlowStepper::trial(const std::vector<uint8_t>& stepping, TrainState
   for (size_t s = 0; s < members; ++s) {
     if (stepping[s]) sizes[s] = members_[s].step_size;
   }
+  TrialOutcome outcome;
+  if (host_loops_) {
+    AT_DISPATCH_FLOATING_TYPES(point_.scalar_type(), "GradientFlowStepper::trial",
+                               [&] { outcome = trial_loops<scalar_t>(stepping, sizes); });
+  } else {
+    outcome = trial_tensors(stepping, sizes);
+  }
+  std::vector<int64_t> accepted;
+  for (size_t s = 0; s < members; ++s) {
+    if (!stepping[s]) continue;
+    if (!members_[s].replay) state.evaluations[s] += static_cast<int64_t>(kStages.size());
+    const double stiffness = outcome.point_change[s] > 0
+                                 ? sizes[s] * outcome.slope_change[s] / outcome.point_change[s]
+                                 : 0.0;
+    const bool finite = std::isfinite(outcome.error[s]) && std::isfinite(outcome.next_norm[s]) &&
+                        std::isfinite(outcome.next_speed[s]) && std::isfinite(stiffness);
+    if (judge(s, outcome.error[s], outcome.next_norm[s], outcome.next_speed[s], stiffness, finite,
+              state)) {
+      accepted.push_back(static_cast<int64_t>(s));
+    }
+  }
+  if (accepted.empty()) return;
+  if (host_loops_) {
+    // Contiguous CPU rows: plain copies.
+    const auto bytes = static_cast<size_t>(point_.size(1)) * point_.element_size();
+    const auto row = [&](const torch::Tensor& t, int64_t s) {
+      return static_cast<char*>(t.data_ptr()) + static_cast<size_t>(s) * bytes;
+    };
+    for (int64_t s : accepted) {
+      std::memcpy(row(record_->start, s), row(point_, s), bytes);
+      std::memcpy(row(start_slope_, s), row(slope_, s), bytes);
+      std::memcpy(row(point_, s), row(outcome.next, s), bytes);
+      std::memcpy(row(slope_, s), row(outcome.slope, s), bytes);
+    }
+  } else {
+    const auto index = torch::tensor(accepted, torch::kLong).to(point_.device());
+    record_->start.index_copy_(0, index, point_.index_select(0, index));
+    start_slope_.index_copy_(0, index, slope_.index_select(0, index));
+    point_.index_copy_(0, index, outcome.next.index_select(0, index));
+    slope_.index_copy_(0, index, outcome.slope.index_select(0, index));
+  }
+  for (int64_t a : accepted) {
+    const auto s = static_cast<size_t>(a);
+    if (state.escape[s].step < 0 && !members_[s].crossing &&
+        members_[s].norm >= options_.escape_radius()) {
+      find_crossing(s, state.steps_done[s]);
+    }
+  }
+}
+
+GradientFlowStepper::TrialOutcome GradientFlowStepper::trial_tensors(
+    const std::vector<uint8_t>& stepping, const std::vector<double>& sizes) {
+  const auto members = members_.size();
   const auto h = torch::tensor(sizes, torch::kFloat64).to(point_.options()).unsqueeze(1);
   const auto outside = outside_rows(stepping, point_);
   std::vector<torch::Tensor> slopes = {slope_.masked_fill(outside, 0.0)};
@@ -241,31 +303,104 @@ void GradientFlowStepper::trial(const std::vector<uint8_t>& stepping, TrainState
   const auto host = host_doubles(
       torch::stack({error.norm(2, -1), next.norm(2, -1), slopes.back().norm(2, -1),
                     (slopes[6] - slopes[5]).norm(2, -1), (next - before_last).norm(2, -1)}));
-  const auto at = [&](size_t quantity, size_t s) { return host[quantity * members + s]; };
-  std::vector<int64_t> accepted;
+  const auto quantity = [&](size_t q) {
+    return std::vector<double>(host.begin() + static_cast<int64_t>(q * members),
+                               host.begin() + static_cast<int64_t>((q + 1) * members));
+  };
+  return {quantity(0), quantity(1), quantity(2), quantity(3), quantity(4), next, slopes.back()};
+}
+
+template <typename scalar_t>
+GradientFlowStepper::TrialOutcome GradientFlowStepper::trial_loops(
+    const std::vector<uint8_t>& stepping, const std::vector<double>& sizes) {
+  // The same arithmetic as trial_tensors, element by element, in its order (so float64
+  // stage points agree bit for bit), without an ATen op per stage: for small nets the
+  // dispatch of ~25 ops per stage cost ~10× the gradient itself.
+  const auto members = members_.size();
+  const int64_t parameters = point_.size(1);
+  if (loop_slopes_.empty()) {
+    for (size_t j = 0; j < kError.size(); ++j) loop_slopes_.push_back(torch::empty_like(point_));
+  }
+  auto next = torch::empty_like(point_);
+  auto before_last = torch::empty_like(point_);
+  std::array<const scalar_t*, 7> slopes{};
+  slopes[0] = slope_.data_ptr<scalar_t>();
+  for (size_t j = 1; j < kError.size(); ++j) slopes[j] = loop_slopes_[j].data_ptr<scalar_t>();
+  const scalar_t* point = point_.data_ptr<scalar_t>();
+  const auto row = [&](size_t s) { return static_cast<int64_t>(s) * parameters; };
+  for (size_t i = 0; i < kStages.size(); ++i) {
+    const auto& a = kStages[i];
+    scalar_t* target = i + 1 == kStages.size()   ? next.data_ptr<scalar_t>()
+                       : i + 2 == kStages.size() ? before_last.data_ptr<scalar_t>()
+                                                 : nullptr;
+    for (size_t s = 0; s < members; ++s) {
+      if (!stepping[s]) continue;
+      const auto h = static_cast<scalar_t>(sizes[s]);
+      int64_t p = row(s);
+      for (size_t l = 0; l < weights_.size(); ++l) {
+        const int64_t size = layer_sizes_[l];
+        scalar_t* w = weights_[l].data_ptr<scalar_t>() + static_cast<int64_t>(s) * size;
+        for (int64_t q = 0; q < size; ++q, ++p) {
+          scalar_t increment = static_cast<scalar_t>(a[0]) * slopes[0][p];
+          for (size_t j = 1; j <= i; ++j) {
+            if (a[j] != 0) increment = increment + static_cast<scalar_t>(a[j]) * slopes[j][p];
+          }
+          const scalar_t y = point[p] + h * increment;
+          w[q] = y;
+          if (target != nullptr) target[p] = y;
+        }
+      }
+    }
+    engine_.evaluate(stepping, statistics_);
+    scalar_t* slope = loop_slopes_[i + 1].data_ptr<scalar_t>();
+    const auto& gradients = engine_.gradients();
+    for (size_t s = 0; s < members; ++s) {
+      if (!stepping[s]) continue;
+      int64_t p = row(s);
+      for (size_t l = 0; l < gradients.size(); ++l) {
+        const int64_t size = layer_sizes_[l];
+        const auto g = gradients[l].contiguous();
+        const scalar_t* gradient = g.data_ptr<scalar_t>() + static_cast<int64_t>(s) * size;
+        for (int64_t q = 0; q < size; ++q, ++p) slope[p] = -gradient[q];
+      }
+    }
+  }
+  TrialOutcome outcome;
+  for (auto* values : {&outcome.error, &outcome.next_norm, &outcome.next_speed,
+                       &outcome.slope_change, &outcome.point_change}) {
+    values->assign(members, 0.0);
+  }
+  const scalar_t* next_point = next.data_ptr<scalar_t>();
+  const scalar_t* sixth = before_last.data_ptr<scalar_t>();
   for (size_t s = 0; s < members; ++s) {
     if (!stepping[s]) continue;
-    if (!members_[s].replay) state.evaluations[s] += static_cast<int64_t>(kStages.size());
-    const double stiffness = at(4, s) > 0 ? sizes[s] * at(3, s) / at(4, s) : 0.0;
-    const bool finite = std::isfinite(at(0, s)) && std::isfinite(at(1, s)) &&
-                        std::isfinite(at(2, s)) && std::isfinite(stiffness);
-    if (judge(s, at(0, s), at(1, s), at(2, s), stiffness, finite, state)) {
-      accepted.push_back(static_cast<int64_t>(s));
+    const auto h = static_cast<scalar_t>(sizes[s]);
+    double error = 0, norm = 0, speed = 0, slope_change = 0, point_change = 0;
+    for (int64_t p = row(s); p < row(s) + parameters; ++p) {
+      scalar_t weighted = static_cast<scalar_t>(kError[0]) * slopes[0][p];
+      for (size_t j = 1; j < kError.size(); ++j) {
+        if (kError[j] != 0) weighted = weighted + static_cast<scalar_t>(kError[j]) * slopes[j][p];
+      }
+      const double e = static_cast<double>(h * weighted);
+      const double y = next_point[p];
+      const double k = slopes[6][p];
+      const double dk = static_cast<double>(slopes[6][p] - slopes[5][p]);
+      const double dy = static_cast<double>(next_point[p] - sixth[p]);
+      error += e * e;
+      norm += y * y;
+      speed += k * k;
+      slope_change += dk * dk;
+      point_change += dy * dy;
     }
+    outcome.error[s] = std::sqrt(error);
+    outcome.next_norm[s] = std::sqrt(norm);
+    outcome.next_speed[s] = std::sqrt(speed);
+    outcome.slope_change[s] = std::sqrt(slope_change);
+    outcome.point_change[s] = std::sqrt(point_change);
   }
-  if (accepted.empty()) return;
-  const auto index = torch::tensor(accepted, torch::kLong).to(point_.device());
-  record_->start.index_copy_(0, index, point_.index_select(0, index));
-  start_slope_.index_copy_(0, index, slope_.index_select(0, index));
-  point_.index_copy_(0, index, next.index_select(0, index));
-  slope_.index_copy_(0, index, slopes.back().index_select(0, index));
-  for (int64_t a : accepted) {
-    const auto s = static_cast<size_t>(a);
-    if (state.escape[s].step < 0 && !members_[s].crossing &&
-        members_[s].norm >= options_.escape_radius()) {
-      find_crossing(s, state.steps_done[s]);
-    }
-  }
+  outcome.next = next;
+  outcome.slope = loop_slopes_.back();
+  return outcome;
 }
 
 bool GradientFlowStepper::judge(size_t s, double error, double next_norm, double next_speed,

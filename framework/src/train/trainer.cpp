@@ -39,15 +39,15 @@ Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, 
       make_training_engine(options_.engine(), model_, std::move(inputs), std::move(labels), loss);
   if (flows()) {
     const bool kinks = model_->options.activation().p() == 1;
-    flow_ =
-        std::make_unique<GradientFlowStepper>(*engine_, model_->weights(),
-                                              GradientFlowOptions()
-                                                  .rtol(options_.rtol())
-                                                  .atol(options_.atol())
-                                                  .escape_radius(options_.escape_radius())
-                                                  .stop_at_escape(options_.stop_at_escape())
-                                                  .max_steps(options_.max_steps())
-                                                  .kink_step(kinks ? options_.kink_step() : 0.0));
+    flow_ = std::make_unique<GradientFlowStepper>(*engine_, model_->weights(),
+                                                  GradientFlowOptions()
+                                                      .rtol(options_.rtol())
+                                                      .atol(options_.atol())
+                                                      .escape_radius(options_.escape_radius())
+                                                      .stop_at_escape(options_.stop_at_escape())
+                                                      .max_steps(options_.max_steps())
+                                                      .kink_step(kinks ? options_.kink_step() : 0.0)
+                                                      .host_loops(options_.flow_host_loops()));
   }
 }
 

@@ -30,6 +30,9 @@ struct GradientFlowOptions {
   /// Steps that move w by at most this fraction of ‖w‖ are accepted whatever the error
   /// estimate (p = 1 nets: ∇ℓ jumps at kinks, where no step passes the error test). 0: off.
   TORCH_ARG(double, kink_step) = 0.0;
+  /// CPU weights: the stages' arithmetic in per-member loops (no ATen op per stage); false
+  /// (or a CUDA device): batched ATen ops, the path CUDA takes.
+  TORCH_ARG(bool, host_loops) = true;
 };
 
 /// 64 ulps of `dtype` (7.6e-6 for float32, 1.4e-14 for float64): below it the rounding of
@@ -109,8 +112,21 @@ class GradientFlowStepper {
     FlowStop stop = FlowStop::none;
     std::optional<FlowCrossing> crossing;
   };
+  /// Per member (0 for those not stepping): ‖h·error‖, ‖w_next‖, ‖∇ℓ(w_next)‖ and the
+  /// last two stages' slope and point differences (the stiffness estimate), with the
+  /// 5th-order points and their slopes, [S, P].
+  struct TrialOutcome {
+    std::vector<double> error, next_norm, next_speed, slope_change, point_change;
+    torch::Tensor next, slope;
+  };
   /// One trial step for the members in `stepping`; updates those it accepts.
   void trial(const std::vector<uint8_t>& stepping, TrainState& state);
+  /// The trial's stages as batched ATen ops (any device).
+  TrialOutcome trial_tensors(const std::vector<uint8_t>& stepping,
+                             const std::vector<double>& sizes);
+  /// The same in per-member loops over contiguous CPU tensors.
+  template <typename scalar_t>
+  TrialOutcome trial_loops(const std::vector<uint8_t>& stepping, const std::vector<double>& sizes);
   /// Decides member s's trial: accept (moving its point) or reject (shrinking its step).
   bool judge(size_t s, double error, double next_norm, double next_speed, double stiffness,
              bool finite, TrainState& state);
@@ -127,6 +143,9 @@ class GradientFlowStepper {
   TrainingEngine& engine_;
   std::vector<torch::Tensor> weights_;
   std::vector<std::vector<int64_t>> shapes_;
+  std::vector<int64_t> layer_sizes_;        // k_l·k_{l−1}: one member's share of layer l
+  bool host_loops_ = false;                 // trial_loops rather than trial_tensors
+  std::vector<torch::Tensor> loop_slopes_;  // trial_loops' stages 1…6, [S, P] each
   GradientFlowOptions options_;
   StepStatistics statistics_;
   torch::Tensor point_;        // [S, P] current accepted points

@@ -60,6 +60,9 @@ struct TrainerOptions {
   TORCH_ARG(double, kink_step) = 1e-6;
   /// Arithmetic of a step.
   TORCH_ARG(EngineKind, engine) = EngineKind::automatic;
+  /// Gradient flow on CPU: the stages in per-member loops (false: batched ATen ops, the
+  /// CUDA path; for tests and benchmarks).
+  TORCH_ARG(bool, flow_host_loops) = true;
 };
 
 /// What a run of the trainer ended with.

@@ -490,5 +490,26 @@ TEST(GradientFlow, RejectsBadTolerances) {
   }
 }
 
+TEST(TrainerCuda, GradientFlowOnTheGpuTakesTheCpusSteps_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only LibTorch)";
+  const CubicProblem problem;
+  const std::vector<double> deltas = {3e-2, 1e-4, 1e-8};
+  auto cpu = problem.model(deltas, {2, 3, 4});
+  auto gpu = problem.model(deltas, {2, 3, 4});
+  gpu->to(torch::kCUDA);
+  const auto on_cpu = Trainer(cpu, problem.data.inputs, problem.data.labels, LossKind::square,
+                              deltas, flow_options())
+                          .run();
+  const auto on_gpu =
+      Trainer(gpu, problem.data.inputs.to(torch::kCUDA), problem.data.labels.to(torch::kCUDA),
+              LossKind::square, deltas, flow_options())
+          .run();
+  for (size_t s = 0; s < deltas.size(); ++s) {
+    ASSERT_EQ(on_gpu.state.status[s], MemberStatus::escaped);
+    EXPECT_NEAR(on_gpu.state.escape[s].time / on_cpu.state.escape[s].time, 1.0, 1e-9);
+  }
+  EXPECT_LT((gpu->flatten().cpu() - cpu->flatten()).abs().max().item<double>(), 1e-9);
+}
+
 }  // namespace
 }  // namespace ncflab

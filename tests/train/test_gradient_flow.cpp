@@ -6,6 +6,7 @@
 #include <csignal>
 #include <numeric>
 
+#include "interrupt_at.h"
 #include "ncflab/core/signals.h"
 #include "ncflab/experiment/checkpoint.h"
 #include "ncflab/model/data.h"
@@ -18,6 +19,7 @@
 namespace ncflab {
 namespace {
 
+using testing::InterruptAt;
 using testing::NetCase;
 
 // Every metrics row the trainer sends: member, iteration, time and the values.
@@ -288,18 +290,6 @@ TEST(GradientFlow, CpuLoopsTakeTheStepsOfTheAtenPath) {
   }
   EXPECT_LT((finals[0] - finals[1]).abs().max().item<double>(), 1e-12);
 }
-
-// Raises SIGINT at a chosen iteration, as a user pressing Ctrl-C would.
-class InterruptAt final : public TrainHook {
- public:
-  explicit InterruptAt(int64_t step) : step_(step) {}
-  void on_step(TrainState& state) override {
-    if (state.step == step_) std::raise(SIGINT);
-  }
-
- private:
-  int64_t step_;
-};
 
 // Runs `options` straight, then interrupted at row `interrupt_row` (checkpoints every 25
 // rows), checkpointed and resumed: the same weights, counters and metrics rows, bit for bit.

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <sstream>
 
+#include "interrupt_at.h"
 #include "ncflab/core/signals.h"
 #include "ncflab/experiment/checkpoint.h"
 #include "ncflab/model/data.h"
@@ -21,6 +22,7 @@
 namespace ncflab {
 namespace {
 
+using testing::InterruptAt;
 using testing::NetCase;
 using testing::SeededTest;
 
@@ -188,18 +190,6 @@ TEST_F(TrainerTest, EscapedMembersStopAtTheirEscapeStep) {
   // The smaller δ escapes later (t_esc ~ T*/δ).
   EXPECT_GT(result.state.escape[1].step, result.state.escape[0].step);
 }
-
-// Raises SIGINT at a chosen step, as a user pressing Ctrl-C would.
-class InterruptAt final : public TrainHook {
- public:
-  explicit InterruptAt(int64_t step) : step_(step) {}
-  void on_step(TrainState& state) override {
-    if (state.step == step_) std::raise(SIGINT);
-  }
-
- private:
-  int64_t step_;
-};
 
 // Two members trained straight, and interrupted at step 1234, checkpointed and resumed:
 // the same weights bit for bit.

@@ -116,7 +116,7 @@ void print_run_report(const json& summary, const MetricsCsv& metrics, int64_t to
 
 std::string describe_speed(const TrainResult& result) {
   const auto& state = result.state;
-  if (result.integrator == Integrator::gradient_descent || !state.flow) {
+  if (result.integrator == Integrator::gradient_descent) {
     return fmt::format("{} engine, {:.0f} steps/s", engine_name(result.engine),
                        result.steps_per_second());
   }

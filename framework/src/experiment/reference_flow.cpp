@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "ncflab/ncf/time_scale.h"
+#include "ncflab/train/trainer.h"
 
 namespace ncflab {
 namespace {
@@ -32,11 +33,9 @@ std::vector<std::vector<double>> sampled_row_times(const Config& config,
   for (double delta : deltas) {
     std::vector<double> member;
     for (int64_t j = 0; j < rows; ++j) {
-      // The same arithmetic as the trainer's own row times, so the two compare equal.
-      double t =
-          flows ? training_time(static_cast<double>(j) * train.log_interval(), delta, total_degree)
-                : static_cast<double>(j * train.log_every()) * train.step_size();
-      if (flows && train.max_time() > 0) t = std::min(t, train.max_time());
+      // The trainer's own row times, so the two compare equal.
+      const double t = flows ? flow_row_time(train, j, delta, total_degree)
+                             : static_cast<double>(j * train.log_every()) * train.step_size();
       if (!member.empty() && !(t > member.back())) break;  // max_time reached
       member.push_back(t);
     }

@@ -1,9 +1,7 @@
-// Gradient-flow training: Dormand–Prince 5(4) over the ensemble, one step size per member,
-// error control relative to each member's ‖w‖, rows by dense output, and the escape
-// crossing found on the step's interpolant.
+// Gradient-flow training: the stepping of each member (start, resume, accept or reject,
+// step-size control), rows by dense output, and the escape crossing found on the step's
+// interpolant. The stages' arithmetic is in gradient_flow_stages.cpp.
 #include "ncflab/train/gradient_flow.h"
-
-#include <ATen/Dispatch.h>
 
 #include <algorithm>
 #include <array>
@@ -13,6 +11,7 @@
 
 #include "ncflab/core/dormand_prince.h"
 #include "ncflab/model/feedforward.h"
+#include "ncflab/train/hook.h"
 
 namespace ncflab {
 namespace {
@@ -27,17 +26,6 @@ constexpr double kStiffBound = 3.25;
 constexpr int64_t kStiffSteps = 15;
 // Each scan of the crossing step's norm uses this many pieces before bisecting.
 constexpr int kCrossingPieces = 64;
-
-std::vector<double> host_doubles(const torch::Tensor& values) {
-  const auto host = values.to(torch::kCPU, torch::kFloat64).contiguous();
-  return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
-}
-
-// [S, 1], true for the members outside `mask`.
-torch::Tensor outside_rows(const std::vector<uint8_t>& mask, const torch::Tensor& like) {
-  std::vector<int64_t> values(mask.begin(), mask.end());
-  return torch::tensor(values, torch::kLong).to(like.device()).eq(0).unsqueeze(1);
-}
 
 }  // namespace
 
@@ -84,29 +72,23 @@ GradientFlowStepper::GradientFlowStepper(TrainingEngine& engine, std::vector<tor
   members_.resize(static_cast<size_t>(weights_.front().size(0)));
 }
 
-void GradientFlowStepper::write_weights(const torch::Tensor& flat) {
-  torch::NoGradGuard no_grad;
-  const auto layers = split_layers(flat, shapes_);
-  for (size_t l = 0; l < weights_.size(); ++l) weights_[l].copy_(layers[l]);
-}
-
-torch::Tensor GradientFlowStepper::slope_at(const torch::Tensor& point,
-                                            const std::vector<uint8_t>& mask,
-                                            const torch::Tensor& outside) {
-  write_weights(point);
-  engine_.evaluate(mask, statistics_);
-  // Members outside the mask keep stale gradients: zero them, so a step size of 0 leaves
-  // their rows exactly where they are.
-  return torch::neg(join_layers(engine_.gradients())).masked_fill(outside, 0.0);
+void GradientFlowStepper::begin_at(torch::Tensor point) {
+  point_ = std::move(point);
+  slope_ = slope_everywhere(point_);
+  start_slope_ = slope_.clone();
+  const auto norms = host_values(point_.norm(2, -1));
+  const auto speeds = host_values(slope_.norm(2, -1));
+  for (size_t s = 0; s < members_.size(); ++s) {
+    members_[s] = Member{};
+    members_[s].norm = norms[s];
+    members_[s].speed = speeds[s];
+  }
 }
 
 void GradientFlowStepper::start(std::vector<int64_t>& evaluations) {
   torch::NoGradGuard no_grad;
   const auto members = members_.size();
-  point_ = join_layers(weights_).clone();
-  const std::vector<uint8_t> all(members, 1);
-  slope_ = slope_at(point_, all, outside_rows(all, point_));
-  start_slope_ = slope_.clone();
+  begin_at(join_layers(weights_).clone());
   record_ = std::make_shared<FlowRestart>();
   record_->start = point_.clone();
   record_->start_time.assign(members, 0.0);
@@ -117,20 +99,14 @@ void GradientFlowStepper::start(std::vector<int64_t>& evaluations) {
   record_->previous_error.assign(members, 0.0);
   record_->previous_step.assign(members, 0.0);
   record_->stiff_steps.assign(members, 0);
-  const auto norms = host_doubles(point_.norm(2, -1));
-  const auto speeds = host_doubles(slope_.norm(2, -1));
   for (size_t s = 0; s < members; ++s) {
     auto& m = members_[s];
-    m = Member{};
-    m.norm = norms[s];
-    m.speed = speeds[s];
     // The first step moves w by a fixed fraction of ‖w‖: scale-free, so δ = 1e-8 starts
     // as well as δ = 1 (a zero gradient gives a unit step, which the controller grows).
     m.step_size = m.speed > 0 && m.norm > 0 ? kFirstStepFraction * m.norm / m.speed : 1.0;
+    record_->step_size.push_back(m.step_size);
     evaluations[s] += 1;
   }
-  record_->step_size.clear();
-  for (const auto& m : members_) record_->step_size.push_back(m.step_size);
   write_weights(point_);
 }
 
@@ -141,24 +117,16 @@ void GradientFlowStepper::resume(const FlowRestart& saved, const TrainState& sta
                   saved.start.size(0) == static_cast<int64_t>(members),
               "GradientFlowStepper::resume – the record's start must be [S, P]");
   const auto rows = join_layers(weights_);  // the checkpoint's row weights, kept for later
-  point_ = saved.start.to(rows.options()).clone();
-  const std::vector<uint8_t> all(members, 1);
-  slope_ = slope_at(point_, all, outside_rows(all, point_));
-  start_slope_ = slope_.clone();
+  begin_at(saved.start.to(rows.options()).clone());
   record_ = std::make_shared<FlowRestart>(saved);
   record_->start = point_.clone();
-  const auto norms = host_doubles(point_.norm(2, -1));
-  const auto speeds = host_doubles(slope_.norm(2, -1));
   for (size_t s = 0; s < members; ++s) {
     auto& m = members_[s];
-    m = Member{};
     m.time = m.start_time = {saved.start_time[s], saved.start_time_low[s]};
     m.step_size = saved.step_size[s];
     m.after_rejection = saved.after_rejection[s] != 0;
     m.last_error = saved.previous_error[s];
     m.last_step = saved.previous_step[s];
-    m.norm = norms[s];
-    m.speed = speeds[s];
     // A member with accepted steps took the record's step last: take it again.
     m.replay = state.active[s] && state.steps_done[s] > 0;
   }
@@ -235,13 +203,7 @@ void GradientFlowStepper::trial(const std::vector<uint8_t>& stepping, TrainState
   for (size_t s = 0; s < members; ++s) {
     if (stepping[s]) sizes[s] = members_[s].step_size;
   }
-  TrialOutcome outcome;
-  if (host_loops_) {
-    AT_DISPATCH_FLOATING_TYPES(point_.scalar_type(), "GradientFlowStepper::trial",
-                               [&] { outcome = trial_loops<scalar_t>(stepping, sizes); });
-  } else {
-    outcome = trial_tensors(stepping, sizes);
-  }
+  const TrialOutcome outcome = stages(stepping, sizes);
   std::vector<int64_t> accepted;
   for (size_t s = 0; s < members; ++s) {
     if (!stepping[s]) continue;
@@ -283,124 +245,6 @@ void GradientFlowStepper::trial(const std::vector<uint8_t>& stepping, TrainState
       find_crossing(s, state.steps_done[s]);
     }
   }
-}
-
-GradientFlowStepper::TrialOutcome GradientFlowStepper::trial_tensors(
-    const std::vector<uint8_t>& stepping, const std::vector<double>& sizes) {
-  const auto members = members_.size();
-  const auto h = torch::tensor(sizes, torch::kFloat64).to(point_.options()).unsqueeze(1);
-  const auto outside = outside_rows(stepping, point_);
-  std::vector<torch::Tensor> slopes = {slope_.masked_fill(outside, 0.0)};
-  torch::Tensor next;
-  torch::Tensor before_last;  // the sixth stage's point, for the stiffness estimate
-  for (size_t i = 0; i < kStages.size(); ++i) {
-    const auto point = stage_point(point_, h, slopes, i);
-    slopes.push_back(slope_at(point, stepping, outside));
-    if (i + 2 == kStages.size()) before_last = point;
-    if (i + 1 == kStages.size()) next = point;
-  }
-  const auto error = h * error_slope(slopes);
-  const auto host = host_doubles(
-      torch::stack({error.norm(2, -1), next.norm(2, -1), slopes.back().norm(2, -1),
-                    (slopes[6] - slopes[5]).norm(2, -1), (next - before_last).norm(2, -1)}));
-  const auto quantity = [&](size_t q) {
-    return std::vector<double>(host.begin() + static_cast<int64_t>(q * members),
-                               host.begin() + static_cast<int64_t>((q + 1) * members));
-  };
-  return {quantity(0), quantity(1), quantity(2), quantity(3), quantity(4), next, slopes.back()};
-}
-
-template <typename scalar_t>
-GradientFlowStepper::TrialOutcome GradientFlowStepper::trial_loops(
-    const std::vector<uint8_t>& stepping, const std::vector<double>& sizes) {
-  // The same arithmetic as trial_tensors, element by element, in its order (so float64
-  // stage points agree bit for bit), without an ATen op per stage: for small nets the
-  // dispatch of ~25 ops per stage cost ~10× the gradient itself.
-  const auto members = members_.size();
-  const int64_t parameters = point_.size(1);
-  if (loop_slopes_.empty()) {
-    for (size_t j = 0; j < kError.size(); ++j) loop_slopes_.push_back(torch::empty_like(point_));
-  }
-  auto next = torch::empty_like(point_);
-  auto before_last = torch::empty_like(point_);
-  std::array<const scalar_t*, 7> slopes{};
-  slopes[0] = slope_.data_ptr<scalar_t>();
-  for (size_t j = 1; j < kError.size(); ++j) slopes[j] = loop_slopes_[j].data_ptr<scalar_t>();
-  const scalar_t* point = point_.data_ptr<scalar_t>();
-  const auto row = [&](size_t s) { return static_cast<int64_t>(s) * parameters; };
-  for (size_t i = 0; i < kStages.size(); ++i) {
-    const auto& a = kStages[i];
-    scalar_t* target = i + 1 == kStages.size()   ? next.data_ptr<scalar_t>()
-                       : i + 2 == kStages.size() ? before_last.data_ptr<scalar_t>()
-                                                 : nullptr;
-    for (size_t s = 0; s < members; ++s) {
-      if (!stepping[s]) continue;
-      const auto h = static_cast<scalar_t>(sizes[s]);
-      int64_t p = row(s);
-      for (size_t l = 0; l < weights_.size(); ++l) {
-        const int64_t size = layer_sizes_[l];
-        scalar_t* w = weights_[l].data_ptr<scalar_t>() + static_cast<int64_t>(s) * size;
-        for (int64_t q = 0; q < size; ++q, ++p) {
-          scalar_t increment = static_cast<scalar_t>(a[0]) * slopes[0][p];
-          for (size_t j = 1; j <= i; ++j) {
-            if (a[j] != 0) increment = increment + static_cast<scalar_t>(a[j]) * slopes[j][p];
-          }
-          const scalar_t y = point[p] + h * increment;
-          w[q] = y;
-          if (target != nullptr) target[p] = y;
-        }
-      }
-    }
-    engine_.evaluate(stepping, statistics_);
-    scalar_t* slope = loop_slopes_[i + 1].data_ptr<scalar_t>();
-    const auto& gradients = engine_.gradients();
-    for (size_t s = 0; s < members; ++s) {
-      if (!stepping[s]) continue;
-      int64_t p = row(s);
-      for (size_t l = 0; l < gradients.size(); ++l) {
-        const int64_t size = layer_sizes_[l];
-        const auto g = gradients[l].contiguous();
-        const scalar_t* gradient = g.data_ptr<scalar_t>() + static_cast<int64_t>(s) * size;
-        for (int64_t q = 0; q < size; ++q, ++p) slope[p] = -gradient[q];
-      }
-    }
-  }
-  TrialOutcome outcome;
-  for (auto* values : {&outcome.error, &outcome.next_norm, &outcome.next_speed,
-                       &outcome.slope_change, &outcome.point_change}) {
-    values->assign(members, 0.0);
-  }
-  const scalar_t* next_point = next.data_ptr<scalar_t>();
-  const scalar_t* sixth = before_last.data_ptr<scalar_t>();
-  for (size_t s = 0; s < members; ++s) {
-    if (!stepping[s]) continue;
-    const auto h = static_cast<scalar_t>(sizes[s]);
-    double error = 0, norm = 0, speed = 0, slope_change = 0, point_change = 0;
-    for (int64_t p = row(s); p < row(s) + parameters; ++p) {
-      scalar_t weighted = static_cast<scalar_t>(kError[0]) * slopes[0][p];
-      for (size_t j = 1; j < kError.size(); ++j) {
-        if (kError[j] != 0) weighted = weighted + static_cast<scalar_t>(kError[j]) * slopes[j][p];
-      }
-      const double e = static_cast<double>(h * weighted);
-      const double y = next_point[p];
-      const double k = slopes[6][p];
-      const double dk = static_cast<double>(slopes[6][p] - slopes[5][p]);
-      const double dy = static_cast<double>(next_point[p] - sixth[p]);
-      error += e * e;
-      norm += y * y;
-      speed += k * k;
-      slope_change += dk * dk;
-      point_change += dy * dy;
-    }
-    outcome.error[s] = std::sqrt(error);
-    outcome.next_norm[s] = std::sqrt(norm);
-    outcome.next_speed[s] = std::sqrt(speed);
-    outcome.slope_change[s] = std::sqrt(slope_change);
-    outcome.point_change[s] = std::sqrt(point_change);
-  }
-  outcome.next = next;
-  outcome.slope = loop_slopes_.back();
-  return outcome;
 }
 
 bool GradientFlowStepper::judge(size_t s, double error, double next_norm, double next_speed,
@@ -464,7 +308,7 @@ void GradientFlowStepper::find_crossing(size_t s, int64_t step) {
   const auto k0 = start_slope_[i] * m.last_step;
   const auto k1 = slope_[i] * m.last_step;
   const auto c = torch::stack({y0, k0, 3 * (y1 - y0) - 2 * k0 - k1, 2 * (y0 - y1) + k0 + k1});
-  const auto gram = host_doubles(torch::matmul(c, c.t()));
+  const auto gram = host_values(torch::matmul(c, c.t()));
   const double target = options_.escape_radius() * options_.escape_radius();
   const auto excess = [&](double theta) {
     const std::array<double, 4> powers = {1, theta, theta * theta, theta * theta * theta};

@@ -16,6 +16,13 @@ const char* integrator_name(Integrator integrator) {
   return integrator == Integrator::gradient_flow ? "flow" : "gd";
 }
 
+double flow_row_time(const TrainerOptions& options, int64_t row, double delta,
+                     int64_t total_degree) {
+  const double t =
+      training_time(static_cast<double>(row) * options.log_interval(), delta, total_degree);
+  return options.max_time() > 0 ? std::min(t, options.max_time()) : t;
+}
+
 Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss,
                  std::vector<double> deltas, TrainerOptions options)
     : model_(model),
@@ -184,7 +191,6 @@ TrainState Trainer::initial_state() const {
     state.gradient_norm.assign(members, 0.0);
   }
   state.deltas = deltas_;
-  state.step_size = options_.step_size();
   state.weights = &model_->weights();
   state.gradients = &engine_->gradients();
   return state;
@@ -241,21 +247,14 @@ bool Trainer::check_stops(TrainState& state) const {
   return true;
 }
 
-std::vector<double> Trainer::row_times(const TrainState& state, int64_t row) const {
-  const double rescaled = static_cast<double>(row) * options_.log_interval();
-  std::vector<double> times;
-  for (double delta : state.deltas) {
-    double t = training_time(rescaled, delta, total_degree_);
-    if (options_.max_time() > 0) t = std::min(t, options_.max_time());
-    times.push_back(t);
-  }
-  return times;
-}
-
 int64_t Trainer::advance(TrainState& state) {
   if (flows()) {
     ++state.step;
-    return flow_->advance(state, row_times(state, state.step));
+    std::vector<double> targets;
+    for (double delta : state.deltas) {
+      targets.push_back(flow_row_time(options_, state.step, delta, total_degree_));
+    }
+    return flow_->advance(state, targets);
   }
   engine_->update(options_.step_size(), state.active);
   for (size_t i = 0; i < state.active.size(); ++i) state.steps_done[i] += state.active[i];

@@ -119,8 +119,13 @@ class GradientFlowStepper {
     std::vector<double> error, next_norm, next_speed, slope_change, point_change;
     torch::Tensor next, slope;
   };
+  /// Sets every member's current point to the rows of `point` [S, P] with the slope there,
+  /// and resets its scalars (time 0, no step yet).
+  void begin_at(torch::Tensor point);
   /// One trial step for the members in `stepping`; updates those it accepts.
   void trial(const std::vector<uint8_t>& stepping, TrainState& state);
+  /// The trial's stages (gradient_flow_stages.cpp), by the backend host_loops_ picks.
+  TrialOutcome stages(const std::vector<uint8_t>& stepping, const std::vector<double>& sizes);
   /// The trial's stages as batched ATen ops (any device).
   TrialOutcome trial_tensors(const std::vector<uint8_t>& stepping,
                              const std::vector<double>& sizes);
@@ -138,14 +143,16 @@ class GradientFlowStepper {
   /// bool): one engine evaluation.
   torch::Tensor slope_at(const torch::Tensor& point, const std::vector<uint8_t>& mask,
                          const torch::Tensor& outside);
+  /// The same for every member.
+  torch::Tensor slope_everywhere(const torch::Tensor& point);
   void write_weights(const torch::Tensor& flat);
 
   TrainingEngine& engine_;
   std::vector<torch::Tensor> weights_;
   std::vector<std::vector<int64_t>> shapes_;
-  std::vector<int64_t> layer_sizes_;        // k_l·k_{l−1}: one member's share of layer l
-  bool host_loops_ = false;                 // trial_loops rather than trial_tensors
-  std::vector<torch::Tensor> loop_slopes_;  // trial_loops' stages 1…6, [S, P] each
+  std::vector<int64_t> layer_sizes_;         // k_l·k_{l−1}: one member's share of layer l
+  bool host_loops_ = false;                  // trial_loops rather than trial_tensors
+  std::vector<torch::Tensor> loop_scratch_;  // trial_loops' scratch, [S, P] each
   GradientFlowOptions options_;
   StepStatistics statistics_;
   torch::Tensor point_;        // [S, P] current accepted points

@@ -44,7 +44,6 @@ struct FlowRestart {
 /// that makes w_{k+1}, or gradient flow's metrics row j (each member at its row time).
 struct TrainState {
   int64_t step = 0;                                       ///< k, or the flow's row j
-  double step_size = 0;                                   ///< η (gradient descent)
   std::vector<double> times;                              ///< t of each member's weights
   std::vector<double> deltas;                             ///< δ per member
   const std::vector<torch::Tensor>* weights = nullptr;    ///< W_l at w_k, [S, k_l, k_{l−1}]

@@ -65,6 +65,12 @@ struct TrainerOptions {
   TORCH_ARG(bool, flow_host_loops) = true;
 };
 
+/// The training time of gradient-flow row j for a member with initial scale δ:
+/// δ^(L−2)·t = j·log_interval, capped at max_time when that is > 0. The trainer's rows lie
+/// there, and the reference flow is sampled there (experiment/reference_flow.h).
+double flow_row_time(const TrainerOptions& options, int64_t row, double delta,
+                     int64_t total_degree);
+
 /// What a run of the trainer ended with.
 struct TrainResult {
   TrainState state;  ///< the final state (statuses, escape records, losses, norms)
@@ -122,8 +128,6 @@ class Trainer {
   void check_divergence(TrainState& state) const;
   void check_escape(TrainState& state) const;
   void check_budget(TrainState& state) const;
-  /// Each member's time at the flow's row j: δ^(L−2)·t = j·log_interval (capped at max_time).
-  std::vector<double> row_times(const TrainState& state, int64_t row) const;
   bool flows() const { return options_.integrator() == Integrator::gradient_flow; }
   void log_metrics(const TrainState& state);
 

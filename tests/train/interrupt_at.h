@@ -1,0 +1,23 @@
+// A hook that raises SIGINT at a chosen iteration, as a user pressing Ctrl-C would: the
+// trainer tests' way into checkpoints and --resume.
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+
+#include "ncflab/train/hook.h"
+
+namespace ncflab::testing {
+
+class InterruptAt final : public TrainHook {
+ public:
+  explicit InterruptAt(int64_t step) : step_(step) {}
+  void on_step(TrainState& state) override {
+    if (state.step == step_) std::raise(SIGINT);
+  }
+
+ private:
+  int64_t step_;
+};
+
+}  // namespace ncflab::testing

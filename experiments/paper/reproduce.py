@@ -99,24 +99,20 @@ def sweep_rows(sweep):
 
 def member_ratios(run_dir):
     """Each member's t_esc·δ^(L−2) over the NCF flow's T* and its cos_to_flow, from a run's
-    summary.json. Where the flow gives no T* (at L ≥ 6 its extrapolation overflows; see
-    issue 16) the flow's own time to ‖u‖ = flow.max_norm stands in: past that norm the
-    remaining time r^(2−L)/((L−2)·L·N) is below 1e-12 of T*."""
+    summary.json (members whose flow has no T* are left out)."""
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     members = summary.get("members", [summary])
-    ratios, cosines, proxy = [], [], False
+    ratios, cosines = [], []
     for m in members:
         if not m["escape"] or not m["ncf_flow"]:
             continue
         target = m["ncf_flow"]["blowup_time"]
-        if target is None:
-            target, proxy = m["ncf_flow"]["escape_time"], True
         if target:
             ratios.append(m["escape"]["rescaled_time"] / target)
         if m["final"]["cos_to_flow"] is not None:
             cosines.append(m["final"]["cos_to_flow"])
-    return ratios, cosines, summary, proxy
+    return ratios, cosines, summary
 
 
 def flow_table(flow_sweep, gd_sweep):
@@ -126,22 +122,18 @@ def flow_table(flow_sweep, gd_sweep):
     lines = ["| δ | flow: max abs(ratio − 1) | flow: cos_to_flow of each member | flow: steps (gradient evaluations) "
              "| GD: max abs(ratio − 1) | GD: steps |",
              "| --- | --- | --- | --- | --- | --- |"]
-    any_proxy = False
     for row in sweep_rows(flow_sweep):
-        ratios, cosines, summary, proxy = member_ratios(os.path.join(flow_sweep, row["directory"]))
-        any_proxy = any_proxy or proxy
+        ratios, cosines, summary = member_ratios(os.path.join(flow_sweep, row["directory"]))
         error = max(abs(r - 1) for r in ratios) if ratios else float("nan")
         gd_cells = ["not run", ""]
         if row["init.scale"] in gd:
-            gd_ratios, _, gd_summary, _ = member_ratios(os.path.join(gd_sweep, gd[row["init.scale"]]["directory"]))
+            gd_ratios, _, gd_summary = member_ratios(os.path.join(gd_sweep, gd[row["init.scale"]]["directory"]))
             gd_error = max(abs(r - 1) for r in gd_ratios) if gd_ratios else float("nan")
             gd_cells = [f"{gd_error:.2e}", f"{gd_summary['steps']}"]
         cosine = ", ".join(f"{c:.6f}" for c in cosines) if cosines else "n/a"
         lines.append(f"| {row['init.scale']} | {error:.2e} | {cosine} "
                      f"| {summary['steps']} ({summary['gradient_evaluations']}) | {gd_cells[0]} | {gd_cells[1]} |")
-    note = ("\nT* here is the NCF flow's time to ‖u‖ = flow.max_norm (its extrapolated T* overflows at "
-            "this L); the two differ by less than 1e-12 of T*.\n" if any_proxy else "")
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n"
 
 
 def escape_flow(runner, claim, config_name, deltas, sample_run, gd_claim=None):

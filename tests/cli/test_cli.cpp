@@ -202,22 +202,55 @@ TEST(Cli, FlowWritesBlowupTimeTrajectoryAndDirection) {
   ASSERT_TRUE(file);
   const auto report = nlohmann::json::parse(file);
   for (const char* key :
-       {"blowup_time", "collapsed", "ncf", "residual", "homogeneity", "members"}) {
+       {"outcome", "blowup_time", "ncf", "residual", "homogeneity", "members", "log_norm"}) {
     EXPECT_TRUE(report.contains(key)) << key;
   }
   ASSERT_EQ(report["members"].size(), 2u);
   EXPECT_EQ(report["homogeneity"]["total"], 3);
-  if (report["status"] == "blew_up") {
-    // Near blow-up the direction approaches a non-negative KKT point.
-    EXPECT_GT(report["blowup_time"].get<double>(), 0.0);
-    EXPECT_GT(report["ncf"].get<double>(), 0.0);
-    EXPECT_LT(report["residual"].get<double>(), 0.05);
+  for (const auto& member : report["members"]) {
+    ASSERT_EQ(member["outcome"], "blew_up");
+    // At blow-up the direction is a non-negative KKT point (to flow.direction_tol).
+    EXPECT_GT(member["blowup_time"].get<double>(), 0.0);
+    EXPECT_GT(member["ncf"].get<double>(), 0.0);
+    EXPECT_LE(member["residual"].get<double>(), 1e-10);
   }
   std::ifstream csv(out + "/flow_trajectory.csv");
   std::string header;
   std::getline(csv, header);
   EXPECT_EQ(header, "member,time,norm,ncf,residual");
   EXPECT_TRUE(std::filesystem::exists(out + "/flow_direction.pt"));
+}
+
+TEST(Cli, FlowReportsAStallAtDeadUnitsWithItsNorm) {
+  // One row x = (1, 0), y = −1, ReLU², one unit: N = −v·max(w1, 0)². A flow that kills the
+  // unit (w1 → 0 with v > w1/√2) stops at a non-zero critical point of N: a stall, whose
+  // ‖u*‖ the conservation law v² − w1²/2 = const fixes (SPEC §1; checked in closed form
+  // in NcfFlow.StallsAtTheNormFixedByItsConservationLaws). Otherwise it blows up.
+  TempDir dir;
+  const auto data = dir.path("row.csv");
+  std::ofstream(data) << "x1,x2,y\n1,0,-1\n";
+  int stalled = 0;
+  for (int seed = 0; seed < 8; ++seed) {
+    const auto out = dir.path("flow" + std::to_string(seed));
+    const auto result =
+        run({"flow", kQuickstart, "data.source=csv", "data.path=" + data, "model.widths=[1]",
+             "model.activation.alpha=0", "seed=" + std::to_string(seed), "--out", out});
+    ASSERT_EQ(result.code, 0) << result.err;
+    const auto report = nlohmann::json::parse(std::ifstream(out + "/flow.json"));
+    if (report["outcome"] != "stalled") {
+      EXPECT_EQ(report["outcome"], "blew_up") << "seed " << seed;
+      continue;
+    }
+    ++stalled;
+    EXPECT_TRUE(report["blowup_time"].is_null());
+    EXPECT_NEAR(report["ncf"].get<double>(), 0.0, 1e-12);
+    // ‖u*‖² = w2² + v² − w1²/2 ≤ ‖w0‖² = 1 (w1 ≤ 0 from the start: nothing moves, ‖u*‖ = 1).
+    EXPECT_GT(report["norm"].get<double>(), 0.1);
+    EXPECT_LE(report["norm"].get<double>(), 1.0 + 1e-12);
+    EXPECT_LE(report["gradient_ratio"].get<double>(), 1e-10);
+    EXPECT_THAT(result.out, HasSubstr("stalled"));
+  }
+  EXPECT_GT(stalled, 0) << "no seed stalled: the test checks nothing";
 }
 
 TEST(Cli, KktAndFlowHandleASingleLayerModel) {
@@ -239,7 +272,7 @@ TEST(Cli, KktAndFlowHandleASingleLayerModel) {
   const auto flow = run({"flow", config, "--out", dir.path("flow")});
   ASSERT_EQ(flow.code, 0) << flow.err;
   const auto report = nlohmann::json::parse(std::ifstream(dir.path("flow") + "/flow.json"));
-  EXPECT_EQ(report["status"], "blew_up");  // ‖u‖ reached max_norm, exponentially: no T*
+  EXPECT_EQ(report["outcome"], "blew_up");  // L = 2: ‖u‖ grows exponentially, no T*
   EXPECT_TRUE(report["blowup_time"].is_null());
   EXPECT_GT(report["escape_time"].get<double>(), 0.0);
   // Where it escapes, the direction is close to a KKT point of the search.

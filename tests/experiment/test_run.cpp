@@ -399,7 +399,7 @@ TEST(Sweep, SingleLayerReluSquaredEscapeTimeGrowsLikeLogOneOverDelta) {
     EXPECT_EQ(summary["layers"][0]["kkt_share"].get<double>(), 1.0);
     EXPECT_NEAR(summary["layers"][0]["share"].get<double>(), 1.0, 1e-15);
     EXPECT_TRUE(summary["ncf_flow"]["blowup_time"].is_null());
-    EXPECT_EQ(summary["ncf_flow"]["status"], "blew_up");  // ‖u‖ reached flow.max_norm
+    EXPECT_EQ(summary["ncf_flow"]["outcome"], "blew_up");  // L = 2: no T*, an escape time
     EXPECT_FALSE(summary.contains("predicted_escape_time"));
     const auto weights = load_tensor_dict(out + "/weights_final.pt");
     ASSERT_EQ(weights.size(), 1u);

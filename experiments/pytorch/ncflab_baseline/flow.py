@@ -1,5 +1,6 @@
-"""The NCF gradient flow du/dt = ∇N(u) from w0: Dormand–Prince 5(4), FSAL, ncflab's step control;
-its blow-up time T* and direction are what the escape of gradient descent is compared with.
+"""The NCF gradient flow du/dt = ∇N(u) from w0 in SPEC §1's blow-up-free variables (û, ln‖u‖, t):
+Dormand–Prince 5(4), FSAL, ncflab's step control; its blow-up time T* and direction are what the
+escape of gradient descent is compared with.
 """
 import math
 import sys
@@ -25,139 +26,252 @@ def hermite(u0, k0, u1, k1, h, s):
     return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 - s * s * c * h * k1
 
 
-def crossing_time(degree, t0, r0, n0, t1, r1, n1, target):
-    """t where ‖u‖ = target inside a step: cubic Hermite in t with d‖u‖/dt = L·N(u)/‖u‖."""
-    h = t1 - t0
-    d0, d1 = h * degree * n0 / r0, h * degree * n1 / r1
+def hermite_scalar(y0, k0, y1, k1, h, s):
+    c = 1 - s
+    return (1 + 2 * s) * c * c * y0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * y1 - s * s * c * h * k1
 
-    def radius(s):
-        c = 1 - s
-        return (1 + 2 * s) * c * c * r0 + s * c * c * d0 + s * s * (3 - 2 * s) * r1 - s * s * c * d1
 
+def fraction_reaching(y0, k0, y1, k1, h, target):
+    """The θ ∈ [0, 1] at which the cubic Hermite interpolant of a scalar reaches `target`
+    (between y0 and y1), by bisection."""
+    rising = y1 >= y0
     low, high = 0.0, 1.0
     for _ in range(64):
         mid = 0.5 * (low + high)
-        if radius(mid) < target:
+        if (hermite_scalar(y0, k0, y1, k1, h, mid) < target) == rising:
             low = mid
         else:
             high = mid
-    return t0 + high * h
+    return high
 
 
-class Samples:
-    """u at the sample times, each interpolated inside the step that passed it: sampling never
-    changes the steps the flow takes."""
-
-    def __init__(self, times, size):
-        self.times, self.next = times, 0
-        self.values = torch.full((len(times), size), math.nan, dtype=torch.float64)
-
-    def take(self, t, u, slope, t0, u0, k0, h):
-        """The sample times up to t, the flow having stepped (size h) from (t0, u0, slope k0) to
-        (t, u, slope); h = 0: u itself."""
-        while self.next < len(self.times) and self.times[self.next] <= t:
-            s = 0.0 if h == 0 else (self.times[self.next] - t0) / (t - t0)
-            self.values[self.next] = (u if h == 0 else hermite(u0, k0, u, slope, h, s)).cpu()
-            self.next += 1
+GAUSS_NODES = [0.019855071751231912, 0.10166676129318664, 0.2372337950418355, 0.4082826787521751,
+               0.5917173212478248, 0.7627662049581645, 0.8983332387068134, 0.9801449282487681]
+GAUSS_WEIGHTS = [0.050614268145188344, 0.11119051722668717, 0.15685332293894352, 0.18134189168918088,
+                 0.18134189168918088, 0.15685332293894352, 0.11119051722668717, 0.050614268145188344]
 
 
-def dormand_prince_step(ncf, u, slope, h):
-    """One step of size h from u (slope ∇N(u), reused: FSAL): the new point, N and ∇N there, and
-    the norm of the error estimate."""
-    stages = [slope]
-    for row in DP_STAGES:
-        increment = row[0] * stages[0]
-        for a, k in zip(row[1:], stages[1:]):
-            if a != 0:
-                increment = increment + a * k
-        point = u + h * increment
-        new_value, new_slope = ncf.value_and_gradient(point)
-        stages.append(new_slope)
-    error = DP_ERROR[0] * stages[0]
-    for e, k in zip(DP_ERROR[1:], stages[1:]):
-        if e != 0:
-            error = error + e * k
-    return point, new_value, new_slope, float((h * error).norm())
+def time_in_step(degree, rho_step, tau_end, h, theta):
+    """τ at fraction θ of a step: τ_end·Q(θ)/Q(1), Q(θ) = ∫_0^θ e^(−(L−2)(ρ(σ)−ρ_0)) dσ by Gauss–Legendre
+    on ρ's cubic Hermite interpolant (τ' varies by e^((L−2)Δρ) inside a step; ρ is nearly linear)."""
+    def weight(theta):
+        return theta * sum(w * math.exp(-(degree - 2) * (hermite_scalar(*rho_step, h, theta * x) - rho_step[0]))
+                           for x, w in zip(GAUSS_NODES, GAUSS_WEIGHTS))
+    return tau_end if theta >= 1 else tau_end * weight(theta) / weight(1.0)
+
+
+def fraction_at_time(degree, rho_step, tau_end, h, target):
+    low, high = 0.0, 1.0
+    for _ in range(64):
+        mid = 0.5 * (low + high)
+        if time_in_step(degree, rho_step, tau_end, h, mid) < target:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+class Flow:
+    """The flow in SPEC §1's blow-up-free variables y = [v, ρ, τ] in the time s (ds = ‖u‖^(L−2) dt):
+    v ∥ û, ρ = ln‖u‖, τ = t − t at the start of the step (t itself is summed compensated)."""
+
+    def __init__(self, ncf, size):
+        self.ncf, self.degree, self.size = ncf, float(ncf.total_degree), size
+
+    def derivative(self, y):
+        """dy/ds and (N(û), ‖∇N(û)‖, ‖tangent part of ∇N(û)‖)."""
+        degree, size = self.degree, self.size
+        v, rho = y[:size], y[size]
+        value, gradient = self.ncf.value_and_gradient(v)
+        norm = float(v.norm())
+        tangent = gradient - (degree * value / norm ** 2) * v
+        unit_value = value / norm ** degree
+        slope = torch.cat([tangent * norm ** (2 - degree),
+                           torch.tensor([degree * unit_value, math.exp(-(degree - 2) * float(rho))],
+                                        dtype=y.dtype, device=y.device)])
+        unit_scale = norm ** (1 - degree)
+        return slope, (unit_value, float(gradient.norm()) * unit_scale, float(tangent.norm()) * unit_scale)
+
+    def step(self, y, slope, h):
+        """One Dormand–Prince step of size h from y (slope reused: FSAL): the new point, its slope,
+        its statistics and the error estimate h·Σ e_j k_j."""
+        stages = [slope]
+        for row in DP_STAGES:
+            increment = row[0] * stages[0]
+            for a, k in zip(row[1:], stages[1:]):
+                if a != 0:
+                    increment = increment + a * k
+            point = y + h * increment
+            new_slope, statistics = self.derivative(point)
+            stages.append(new_slope)
+        error = DP_ERROR[0] * stages[0]
+        for e, k in zip(DP_ERROR[1:], stages[1:]):
+            if e != 0:
+                error = error + e * k
+        return point, new_slope, statistics, h * error
+
+
+class CompensatedSum:
+    """t as an unevaluated sum high + low (Neumaier), as ncflab keeps it."""
+
+    def __init__(self):
+        self.high, self.low = 0.0, 0.0
+
+    def add(self, x):
+        total = self.high + x
+        self.low += (self.high - total) + x if abs(self.high) >= abs(x) else (x - total) + self.high
+        self.high = total
+
+    def value(self):
+        return self.high + self.low
+
+
+def ray_norm(degree, time, log_norm, value, at):
+    """‖u‖ at flow time `at` on the KKT ray through (time, e^log_norm) with N(û) = value; NaN past T*."""
+    if degree <= 2:
+        return math.exp(log_norm + degree * value * (at - time))
+    power = math.exp(-(degree - 2) * log_norm) - (degree - 2) * degree * value * (at - time)
+    return power ** (-1 / (degree - 2)) if power > 0 else math.nan
+
+
+def ray_time(degree, time, log_norm, value, log_target):
+    """The flow time at which ‖u‖ = e^log_target on that ray."""
+    rise = log_target - log_norm
+    if degree <= 2:
+        return time + rise / (degree * value)
+    return time + remaining_time(degree, log_norm, value) * -math.expm1(-(degree - 2) * rise)
+
+
+def remaining_time(degree, log_norm, value):
+    """The rest of t's integral past ‖u‖ = e^log_norm on a KKT ray: ‖u‖^(2−L)/((L−2)·L·N(û))."""
+    if not degree > 2 or not value > 0:
+        return math.inf
+    return math.exp(-(degree - 2) * log_norm) / ((degree - 2) * degree * value)
 
 
 def integrate_flow(ncf, u0, options, sample_times):
-    """The flow from u0 to blow-up (‖u‖ ≥ max_norm), collapse, max_time or max_steps.
-    Returns the outcome as summary.json's ncf_flow, the final direction and u at sample_times."""
-    max_norm, rtol, atol = options["max_norm"], options["rtol"], options["atol"]
-    kink_step = options["kink_step"] if ncf.p == 1 else 0.0
-    degree = float(ncf.total_degree)
-    samples = Samples(sample_times, u0.numel())
-    u = u0.clone()
-    value, slope = ncf.value_and_gradient(u)
-    t, norm, speed = 0.0, float(u.norm()), float(slope.norm())
-    initial_norm, accepted, rejected = norm, 0, 0
-    h_next = 1e-3 * norm / speed if speed > 0 else 1.0  # the controller's next step size
-    previous, before = None, None
+    """The flow from u0 until its direction converges (blew_up, collapsed or stalled by the sign of N
+    there), max_time or max_steps, as ncflab integrates it. Returns the outcome as summary.json's
+    ncf_flow, the final direction and u at sample_times."""
+    rtol, stall_tol = options["rtol"], options["stall_tol"]
+    direction_tol = max(options["direction_tol"], 10 * rtol)  # û jitters at ~rtol once steps are stiff
+    kink_step = options["kink_step"] if ncf.p == 1 and ncf.alpha != 1 else 0.0
+    max_time = options["max_time"] if options["max_time"] > 0 else math.inf
+    log_max_norm = math.log(options["max_norm"]) if options["max_norm"] > 0 else math.inf
+    size = u0.numel()
+    flow = Flow(ncf, size)
+    degree = flow.degree
+    samples = torch.full((len(sample_times), size), math.nan, dtype=torch.float64)
+    next_sample = 0
+    while next_sample < len(sample_times) and sample_times[next_sample] <= 0:
+        samples[next_sample] = u0.cpu()
+        next_sample += 1
+    norm0 = float(u0.norm())
+    y = torch.cat([u0 / norm0, torch.tensor([math.log(norm0), 0.0], dtype=u0.dtype, device=u0.device)])
+    slope, (value, gradient, tangent) = flow.derivative(y)
+    largest = gradient
+    time, log_norm = CompensatedSum(), math.log(norm0)
+    accepted, rejected = 0, 0
+    escape_time = 0.0 if log_norm >= log_max_norm else None
+    h_next = 1e-3 / (degree * gradient) if gradient > 0 else 1.0
 
-    def stop_reason():
-        if norm >= max_norm:
-            return "blew_up"
-        if norm < 1e-3 * initial_norm or (value <= 0 and speed <= 1e-12 * norm):
-            return "collapsed"
-        if t >= options["max_time"]:
+    next_kink_check = 0
+
+    def converged():
+        """The direction stands still: smooth residual, or (p = 1; after 10 steps, then after a
+        quarter more each time) the kink-aware one."""
+        nonlocal next_kink_check
+        if tangent <= direction_tol * gradient:
+            return True
+        if kink_step == 0 or accepted < next_kink_check:
+            return False
+        next_kink_check = max(accepted + 10, accepted + accepted // 4)
+        unit = y[:size] / y[:size].norm()
+        return ncf.kink_residual(unit, 100 * kink_step) <= max(direction_tol, 10 * kink_step)
+
+    def stop_reason(direction_converged):
+        if time.value() >= max_time:
             return "max_time"
-        if accepted + rejected >= options["max_steps"] or not h_next >= sys.float_info.min:
+        if not gradient > stall_tol * largest:
+            return "stalled"
+        if direction_converged:
+            if value < 0:
+                return "collapsed"
+            escaped = escape_time is not None or not options["max_norm"] > 0
+            tail = remaining_time(degree, log_norm, value)
+            # p = 1: past convergence the steps chatter at the kink floor along a known KKT ray
+            if kink_step > 0 or (escaped and (degree <= 2 or tail <= 2.0 ** -53 * time.value())):
+                return "blew_up"
+        if accepted + rejected >= options["max_steps"] or not h_next >= sys.float_info.min \
+                or not math.isfinite(log_norm):
             return "max_steps"
         return None
 
-    samples.take(t, u, slope, t, u, slope, 0.0)  # times at or before 0: u0 itself
-    status = stop_reason()
+    status = stop_reason(converged())
     while status is None:
-        target = options["max_time"]  # landed on exactly, not overshot
-        h = min(h_next, target - t)  # this step's size
-        point, new_value, new_slope, error_norm = dormand_prince_step(ncf, u, slope, h)
-        new_norm, new_speed = float(point.norm()), float(new_slope.norm())
-        ratio = error_norm / (atol + rtol * max(norm, new_norm))
-        finite = all(math.isfinite(x) for x in (ratio, new_norm, new_value, new_speed))
+        h = h_next
+        start_time = time.value()
+        point, new_slope, (new_value, new_gradient, new_tangent), error = flow.step(y, slope, h)
+        tau = float(point[size + 1])
+        ratio = max(float(error[:size].norm() / point[:size].norm()) / rtol, abs(float(error[size])) / rtol,
+                    abs(float(error[size + 1])) / (rtol * (start_time + tau)))
+        numbers = (ratio, float(point[size]), tau, new_value, new_gradient, new_tangent,
+                   float(new_slope[size]), float(new_slope[size + 1]))
+        finite = all(math.isfinite(x) for x in numbers)
         factor = 0.2 if not finite else 5.0 if ratio == 0 else min(max(0.9 * ratio ** -0.2, 0.2), 5.0)
-        # p = 1: ∇N jumps across kinks; a step moving u by ≤ kink_step·‖u‖ is taken anyway.
-        h_floor = kink_step * norm / speed if speed > 0 else 0.0
-        if finite and (ratio <= 1 or h <= h_floor):
-            previous = (t, norm, value)
-            before = (u, slope, h)
-            landed = h >= target - t
-            t = target if landed else t + h
-            u, slope, norm, value, speed = point, new_slope, new_norm, new_value, new_speed
-            h_next = max(h_next, h * factor) if landed else h * factor
-            if kink_step > 0 and speed > 0:
-                h_next = max(h_next, kink_step * norm / speed)
-            accepted += 1
-            samples.take(t, u, slope, previous[0], *before)
-        else:
+        # p = 1: ∇N jumps across kinks; a step moving û by ≤ kink_step is taken anyway.
+        h_floor = kink_step / gradient if gradient > 0 else 0.0
+        if not (finite and (ratio <= 1 or h <= h_floor)):
             h_next = max(h * min(1.0, factor), h_floor)
             rejected += 1
-        status = stop_reason()
+            status = stop_reason(False)
+            continue
+        start, start_slope = y, slope
+        rho_step = (float(y[size]), float(slope[size]), float(point[size]), float(new_slope[size]))
+        time.add(tau)
+        y, slope = point.clone(), new_slope
+        y[size + 1] = 0.0
+        log_norm, value, gradient, tangent = float(point[size]), new_value, new_gradient, new_tangent
+        largest = max(largest, gradient)
+        h_next = h * factor
+        if kink_step > 0 and gradient > 0:
+            h_next = max(h_next, kink_step / gradient)
+        accepted += 1
+        if escape_time is None and log_norm >= log_max_norm:
+            escape_time = start_time + time_in_step(degree, rho_step, tau, h,
+                                                    fraction_reaching(*rho_step, h, log_max_norm))
 
-    if status == "blew_up" and accepted > 0:
-        t, u, norm = blowup_crossing(degree, max_norm, previous, before, (t, norm, value), u, slope)
-    direction = u / u.norm()
-    return flow_result(ncf, status, degree, t, norm, direction), direction, samples.values
+        def inside(theta):
+            return hermite(start, start_slope, point, new_slope, h, theta)
 
+        end = min(time.value(), max_time)
+        while next_sample < len(sample_times) and sample_times[next_sample] <= end:
+            row = inside(fraction_at_time(degree, rho_step, tau, h, sample_times[next_sample] - start_time))
+            samples[next_sample] = (row[:size] / row[:size].norm() * math.exp(float(row[size]))).cpu()
+            next_sample += 1
+        if time.value() >= max_time:  # back to the point of the step where t = max_time
+            y = inside(fraction_at_time(degree, rho_step, tau, h, max_time - start_time))
+            y[size + 1] = 0.0
+            slope, (value, gradient, tangent) = flow.derivative(y)
+            log_norm = float(y[size])
+            time.high, time.low = max_time, 0.0
+        status = stop_reason(converged())
 
-def blowup_crossing(degree, max_norm, previous, before, last, u, slope):
-    """(t, u, ‖u‖) where ‖u‖ crossed max_norm inside the last step (cubic Hermite), from the step's
-    start `previous` = (t, ‖u‖, N), `before` = (u, ∇N, h) and its end `last` = (t, ‖u‖, N), u, ∇N.
-    The reference direction is û there, not at the step's end: how far that overshot depends
-    on the step sizes."""
-    t = last[0]
-    crossing = crossing_time(degree, *previous, *last, max_norm)
-    u0, k0, h = before
-    fraction = (crossing - previous[0]) / (t - previous[0])
-    u = hermite(u0, k0, u, slope, h, fraction)
-    return crossing, u, float(u.norm())
-
-
-def flow_result(ncf, status, degree, t, norm, direction):
-    """summary.json's ncf_flow for a flow that stopped for `status` at time t, ‖u‖ = norm."""
-    result = {"status": status, "blowup_time": None, "escape_time": None, "collapsed": status == "collapsed",
-              "ncf": ncf.value(direction), "residual": ncf.smooth_residual(direction)}
-    if status == "blew_up":
-        result["escape_time"] = t
-        if degree > 2 and result["ncf"] > 0:  # SPEC §1: T* ≈ t + ‖u‖^(2−L)/((L−2)·L·N(û))
-            result["blowup_time"] = t + norm ** (2 - degree) / ((degree - 2) * degree * result["ncf"])
-    return result
+    direction = y[:size] / y[:size].norm()
+    if status == "blew_up":  # the escape and the samples past the last step, on the KKT ray
+        if escape_time is None and math.isfinite(log_max_norm):
+            escape_time = ray_time(degree, time.value(), log_norm, value, log_max_norm)
+        while next_sample < len(sample_times):
+            norm = ray_norm(degree, time.value(), log_norm, value, sample_times[next_sample])
+            if not math.isfinite(norm):
+                break
+            samples[next_sample] = (norm * direction).cpu()
+            next_sample += 1
+    result = {"outcome": status, "blowup_time": None, "escape_time": escape_time,
+              "ncf": value, "residual": tangent / gradient if gradient > 0 else 0.0}
+    if status == "blew_up" and degree > 2:
+        result["blowup_time"] = time.value() + remaining_time(degree, log_norm, value)
+    if status == "stalled":
+        result["norm"] = math.exp(log_norm)
+        result["gradient_ratio"] = gradient / largest if largest > 0 else 0.0
+    return result, direction, samples

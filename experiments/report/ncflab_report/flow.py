@@ -52,12 +52,15 @@ def report_flow(flow_dir, out_dir):
     lines = [f"# NCF flow report: {config_name(flow_dir)}", "",
              f"Directory: `{os.path.abspath(flow_dir)}`", "",
              f"L = {get(data, 'homogeneity.total', '—')}, "
-             f"blow-up declared at ‖u‖ = {num(data.get('max_norm'))}; "
-             "T\\* is extrapolated from there (SPEC §1).", ""]
-    rows = [(s, m.get("status"), m.get("collapsed"), m.get("blowup_time"), m.get("escape_time"),
+             f"integrated in the blow-up-free variables (û, ln‖u‖, t) until the direction's residual is "
+             f"below {num(data.get('direction_tol'))}: T\\* is the time integral itself (SPEC §1); "
+             f"escape time: where ‖u‖ = {num(data.get('max_norm'))}.", "",
+             "Outcomes: blew_up (N\\* > 0, T\\* finite for L > 2), collapsed (N\\* < 0, u → 0), "
+             "stalled (u stops at a non-zero critical point of N, N\\* = 0).", ""]
+    rows = [(s, m.get("outcome"), m.get("blowup_time"), m.get("escape_time"),
              m.get("norm"), m.get("ncf"), m.get("residual"), m.get("accepted_steps"), m.get("rejected_steps"))
             for s, m in enumerate(members)]
-    lines += [table(["member", "status", "collapsed", "T*", "escape time", "final ‖u‖", "final N(û)",
+    lines += [table(["member", "outcome", "T*", "escape time", "final ‖u‖", "final N(û)",
                      "residual", "accepted steps", "rejected steps"], rows), ""]
     if not trajectory:
         lines += ["No flow_trajectory.csv: no figures.", ""]

@@ -225,7 +225,9 @@ def theory_note(summary):
     note = ("The paper predicts δ^(L−2)·t_esc → T\\* (the NCF flow's blow-up time from the same w0) "
             "and cos(w, u(T\\*)) → 1 as δ → 0.")
     if all(get(m, "ncf_flow.blowup_time") is None for m in run_members(summary)):
-        note += " This run has no T\\* (flow.enabled: false, or the flow collapsed to zero)."
+        outcomes = sorted({get(m, "ncf_flow.outcome") for m in run_members(summary)} - {None, "blew_up"})
+        why = f"the flow {', '.join(outcomes)}" if outcomes else "flow.enabled: false"
+        note += f" This run has no T\\* ({why})."
     return note
 
 

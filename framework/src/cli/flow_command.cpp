@@ -19,7 +19,8 @@ namespace {
 
 nlohmann::json member_json(const FlowMember& member) {
   auto json = flow_member_json(member);
-  json.update({{"norm", member.norm},
+  json.update({{"norm", number_or_null(member.norm)},
+               {"log_norm", member.log_norm},
                {"time", member.time},
                {"accepted_steps", member.accepted},
                {"rejected_steps", member.rejected}});
@@ -40,21 +41,24 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
   const auto& w0 = problem.model->initial_directions();
   const FlowOptions& options = config.flow;
   out << fmt::format(
-      "flow: {} member{} on {} (L = {}, P = {}), from w0 with ||w0|| = 1 until ||u|| = {:g}\n",
+      "flow: {} member{} on {} (L = {}, P = {}), from w0 with ||w0|| = 1 until the direction "
+      "converges (residual {:g})\n",
       w0.size(0), w0.size(0) == 1 ? "" : "s", describe_model(ncf.options()), ncf.total_degree(),
-      ncf.parameters(), options.max_norm());
+      ncf.parameters(), options.direction_tol());
   const auto result = integrate_ncf_flow(ncf, w0, options, flow_progress_printer(err, 2.0));
 
-  out << fmt::format("{:>6}  {:>9}  {:>14}  {:>14}  {:>12}  {:>9}  {:>8}\n", "member", "status",
-                     "T*", "escape time", "final N(u)", "residual", "steps");
+  out << fmt::format("{:>6}  {:>9}  {:>14}  {:>14}  {:>12}  {:>12}  {:>9}  {:>8}\n", "member",
+                     "outcome", "T*", "escape time", "final N(u)", "final ||u||", "residual",
+                     "steps");
   nlohmann::json members = nlohmann::json::array();
   std::string trajectory = "member,time,norm,ncf,residual\n";
   for (size_t s = 0; s < result.members.size(); ++s) {
     const auto& member = result.members[s];
     members.push_back(member_json(member));
-    out << fmt::format("{:>6}  {:>9}  {:>14.10g}  {:>14.10g}  {:>12.8g}  {:>9.2e}  {:>8}\n", s,
-                       flow_status_name(member.status), member.blowup_time, member.escape_time,
-                       member.ncf, member.residual, member.accepted);
+    out << fmt::format(
+        "{:>6}  {:>9}  {:>14.10g}  {:>14.10g}  {:>12.8g}  {:>12.6g}  {:>9.2e}  {:>8}\n", s,
+        flow_status_name(member.status), member.blowup_time, member.escape_time, member.ncf,
+        member.norm, member.residual, member.accepted);
     for (const auto& row : member.trajectory) {
       trajectory += fmt::format("{},{:.17g},{:.17g},{:.17g},{:.17g}\n", s, row.time, row.norm,
                                 row.ncf, row.residual);
@@ -66,6 +70,7 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
   nlohmann::json report = member_json(result.members.front());
   report["homogeneity"] = homogeneity_json(ncf.degrees());
   report["max_norm"] = options.max_norm();
+  report["direction_tol"] = options.direction_tol();
   report["members"] = members;
   report["wall_seconds"] = seconds;
   write_file_atomically(directory / "flow.json", report.dump(2) + "\n");

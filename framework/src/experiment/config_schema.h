@@ -151,11 +151,12 @@ void visit_kkt(Config& c, Visitor& v) {
 template <typename Visitor>
 void visit_flow(Config& c, Visitor& v) {
   v.section("flow", [&] {
-    v.field("max_norm", c.flow.max_norm(), greater_than(1.0));
-    v.field("rtol", c.flow.rtol(), greater_than(0.0));
-    v.field("atol", c.flow.atol(), greater_than(0.0));
+    v.field("rtol", c.flow.rtol(), within(1e-15, 0.1));
+    v.field("direction_tol", c.flow.direction_tol(), within(1e-15, 0.1));
+    v.field("stall_tol", c.flow.stall_tol(), within(0.0, 0.1));
+    v.field("max_norm", c.flow.max_norm(), at_least(0.0));
     v.field("max_steps", c.flow.max_steps(), at_least_int(1));
-    v.field("max_time", c.flow.max_time(), greater_than(0.0));
+    v.field("max_time", c.flow.max_time(), at_least(0.0));
     v.field("record_every", c.flow.record_every(), at_least_int(1));
     v.field("enabled", c.flow.enabled);
     v.field("kink_step", c.flow.kink_step(), within(0.0, 0.1));

@@ -94,6 +94,15 @@ void print_flow_prediction(const FlowMember& flow, double delta, int64_t total_d
         "T*/delta^(L-2) = {:.6g}{}\n",
         flow.blowup_time, predicted,
         step_size > 0 ? fmt::format(" (step {:.0f})", predicted / step_size) : std::string());
+  } else if (flow.status == FlowStatus::stalled) {
+    out << fmt::format(
+        "  flow     NCF flow from w0 stalls at a critical point of N (N = 0, ||u|| = {:.6g}) "
+        "at t = {:.6g}: no escape predicted\n",
+        flow.norm, flow.time);
+  } else if (flow.status == FlowStatus::collapsed) {
+    out << fmt::format(
+        "  flow     NCF flow from w0 collapses (N* = {:.6g} < 0, u -> 0): no escape predicted\n",
+        flow.ncf);
   } else {
     out << fmt::format("  flow     NCF flow from w0: {} at t = {:.6g}\n",
                        flow_status_name(flow.status), flow.time);

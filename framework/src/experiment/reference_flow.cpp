@@ -74,7 +74,7 @@ double resolve_log_interval(const Config& config, const Ncf& ncf, const torch::T
   // T* to a per cent is plenty for a row spacing: a loose tolerance, no samples.
   const auto shared = shared_starts(w0);
   const auto starts = w0.index_select(0, torch::tensor(shared.distinct, torch::kLong));
-  const auto options = FlowOptions(config.flow).rtol(1e-6).atol(0.0).sample_times({});
+  const auto options = FlowOptions(config.flow).rtol(1e-6).direction_tol(1e-4).sample_times({});
   double earliest = std::numeric_limits<double>::infinity();
   for (const auto& member : integrate_ncf_flow(ncf, starts, options).members) {
     if (std::isfinite(member.blowup_time)) earliest = std::min(earliest, member.blowup_time);

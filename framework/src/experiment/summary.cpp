@@ -69,12 +69,18 @@ json homogeneity_json(const std::vector<int64_t>& degrees) {
 json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
 json flow_member_json(const FlowMember& member) {
-  return {{"status", flow_status_name(member.status)},
-          {"blowup_time", number_or_null(member.blowup_time)},
-          {"escape_time", number_or_null(member.escape_time)},
-          {"collapsed", member.status == FlowStatus::collapsed},
-          {"ncf", member.ncf},
-          {"residual", member.residual}};
+  json report = {{"outcome", flow_status_name(member.status)},
+                 {"blowup_time", number_or_null(member.blowup_time)},
+                 {"escape_time", number_or_null(member.escape_time)},
+                 {"ncf", member.ncf},
+                 {"residual", member.residual}};
+  // A stall is a place, not a direction: say where (‖u*‖) and how still (‖∇N(û)‖ there
+  // over its largest value along the flow).
+  if (member.status == FlowStatus::stalled) {
+    report["norm"] = number_or_null(member.norm);
+    report["gradient_ratio"] = member.gradient_ratio;
+  }
+  return report;
 }
 
 std::string overall_status(const std::vector<MemberStatus>& statuses) {

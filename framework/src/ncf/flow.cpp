@@ -1,5 +1,5 @@
-// Dormand–Prince 5(4) integration of the NCF gradient flow, batched over an ensemble with
-// one step size per member, and the blow-up bookkeeping of SPEC §1 (T*, escape, collapse).
+// Dormand–Prince 5(4) integration of the NCF gradient flow in the blow-up-free variables
+// (û, ln‖u‖, t) of SPEC §1, batched over an ensemble with one step size per member.
 #include "ncflab/ncf/flow.h"
 
 #include <fmt/format.h>
@@ -7,9 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <map>
+#include <limits>
 #include <memory>
-#include <optional>
 #include <ostream>
 
 #include "flow_member.h"
@@ -22,25 +21,28 @@ using namespace flow_detail;
 using namespace dormand_prince;
 
 constexpr int64_t kProgressEvery = 20;  // callers throttle by time (flow_progress_printer)
+// Accepted steps between kink-aware convergence tests (each solves a small least-squares
+// problem per member): at least this many, and at least a quarter of the steps so far.
+constexpr int64_t kKinkCheckEvery = 10;
+
+torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device& device) {
+  return torch::tensor(ids, torch::kLong).to(device);
+}
 
 void check_options(const FlowOptions& options) {
-  TORCH_CHECK(options.max_norm() > 0, "integrate_ncf_flow – max_norm must be > 0 – got ",
+  TORCH_CHECK(options.max_norm() >= 0, "integrate_ncf_flow – max_norm must be >= 0 – got ",
               options.max_norm());
-  TORCH_CHECK(options.rtol() >= 0 && options.rtol() < 1,
-              "integrate_ncf_flow – rtol must be in [0, 1) – got ", options.rtol());
-  TORCH_CHECK(options.atol() >= 0, "integrate_ncf_flow – atol must be >= 0 – got ", options.atol());
-  TORCH_CHECK(options.rtol() > 0 || options.atol() > 0,
-              "integrate_ncf_flow – rtol and atol must not both be 0 – got rtol ", options.rtol(),
-              ", atol ", options.atol());
+  TORCH_CHECK(options.rtol() > 0 && options.rtol() < 1,
+              "integrate_ncf_flow – rtol must be in (0, 1) – got ", options.rtol());
+  TORCH_CHECK(options.direction_tol() > 0 && options.direction_tol() < 1,
+              "integrate_ncf_flow – direction_tol must be in (0, 1) – got ",
+              options.direction_tol());
+  TORCH_CHECK(options.stall_tol() >= 0 && options.stall_tol() < 1,
+              "integrate_ncf_flow – stall_tol must be in [0, 1) – got ", options.stall_tol());
   TORCH_CHECK(options.max_steps() >= 1, "integrate_ncf_flow – max_steps must be >= 1 – got ",
               options.max_steps());
-  TORCH_CHECK(options.max_time() > 0, "integrate_ncf_flow – max_time must be > 0 – got ",
+  TORCH_CHECK(options.max_time() >= 0, "integrate_ncf_flow – max_time must be >= 0 – got ",
               options.max_time());
-  TORCH_CHECK(options.collapse_norm_ratio() >= 0 && options.collapse_norm_ratio() < 1,
-              "integrate_ncf_flow – collapse_norm_ratio must be in [0, 1) – got ",
-              options.collapse_norm_ratio());
-  TORCH_CHECK(options.stall_rate() >= 0, "integrate_ncf_flow – stall_rate must be >= 0 – got ",
-              options.stall_rate());
   TORCH_CHECK(options.kink_step() >= 0 && options.kink_step() < 1,
               "integrate_ncf_flow – kink_step must be in [0, 1) – got ", options.kink_step());
   TORCH_CHECK(options.record_every() >= 1, "integrate_ncf_flow – record_every must be >= 1 – got ",
@@ -67,21 +69,50 @@ void check_inputs(const Ncf& ncf, const torch::Tensor& u0, const FlowOptions& op
   }
 }
 
+// Columns of the integrated state y = [v, ρ, τ], [S, P + 2]: v ∥ û (its norm drifts by
+// the local error and is never used: the right-hand side is scale-free in v), ρ = ln‖u‖
+// and τ = t − t_step_start, reset to 0 after every accepted step (t itself is summed on
+// the host, compensated).
+struct Columns {
+  int64_t parameters;
+  int64_t log_norm() const { return parameters; }
+  int64_t time() const { return parameters + 1; }
+  int64_t width() const { return parameters + 2; }
+};
+
 // One Dormand–Prince step tried for the active members: the stages, the 5th-order point
-// and, on the host, the error norm, ‖u‖, N(u) and ‖∇N(u)‖ at that point per member.
+// and, on the host, what judging it needs (see HostRow).
 struct TrialStep {
   std::vector<int64_t> active;     // members taking part
-  std::vector<double> step_sizes;  // h per active member
-  torch::Tensor start;             // u before, [A, P]
+  std::vector<double> step_sizes;  // h (in s) per active member
+  torch::Tensor start;             // y before, [A, P + 2]
   std::vector<torch::Tensor> stages;
-  torch::Tensor next;  // u after, [A, P]
-  torch::Tensor host;  // [4, A]: ‖h·error‖, ‖next‖, N(next), ‖∇N(next)‖
+  torch::Tensor next;  // y after, [A, P + 2]
+  torch::Tensor host;  // [HostRow::count, A] float64 on CPU
 
-  // u at fraction s of active member a's step (cubic Hermite).
-  torch::Tensor inside(size_t a, double s) const {
+  // y at fraction θ of active member a's step (cubic Hermite).
+  torch::Tensor inside(size_t a, double theta) const {
     const auto i = static_cast<int64_t>(a);
-    return hermite(start[i], stages.front()[i], next[i], stages.back()[i], step_sizes[a], s);
+    return hermite(start[i], stages.front()[i], next[i], stages.back()[i], step_sizes[a], theta);
   }
+};
+
+// Rows of TrialStep::host.
+enum HostRow : int64_t {
+  direction_error,  // ‖h·e_v‖/‖v_next‖
+  log_norm_error,   // |h·e_ρ|
+  time_error,       // |h·e_τ|
+  log_norm_start,
+  log_norm_start_slope,
+  time_start_slope,
+  log_norm_end,
+  log_norm_end_slope,
+  time_end,
+  time_end_slope,
+  value_end,     // N(û) at the new point
+  gradient_end,  // ‖∇N(û)‖
+  tangent_end,   // ‖∇N(û) − ⟨∇N(û), û⟩û‖
+  count,
 };
 
 // The integration of every member's flow; one call of step() advances each active member
@@ -91,15 +122,23 @@ class FlowIntegrator {
   FlowIntegrator(const Ncf& ncf, const torch::Tensor& u0, const FlowOptions& options)
       : ncf_(ncf),
         options_(options),
-        // The kink floor is for nets with kinks (p = 1) only; smooth nets keep full error control.
-        kink_step_(ncf.options().activation().p() == 1 ? options.kink_step() : 0.0),
+        // The kink floor is for nets with kinks (p = 1, α ≠ 1) only; smooth nets keep full
+        // error control.
+        kink_step_(ncf.options().activation().p() == 1 && ncf.options().activation().alpha() != 1
+                       ? options.kink_step()
+                       : 0.0),
         total_degree_(static_cast<double>(ncf.total_degree())),
-        // Own copy in the Ncf's dtype and device: rows are overwritten as members advance.
-        u_(u0.detach().to(ncf.inputs().options()).clone()),
+        max_time_(effective_max_time(options)),
+        // Past the point where the step size is limited by stability rather than accuracy,
+        // û jitters about its limit at about rtol: a test below that could never pass.
+        direction_tol_(std::max(options.direction_tol(), 10 * options.rtol())),
+        log_max_norm_(options.max_norm() > 0 ? std::log(options.max_norm())
+                                             : std::numeric_limits<double>::infinity()),
+        columns_{ncf.parameters()},
         states_(static_cast<size_t>(u0.size(0))) {
     result_.total_degree = ncf.total_degree();
     result_.members.resize(states_.size());
-    start();
+    start(u0.detach().to(ncf.inputs().options()));
   }
 
   /// Tries one step for every active member; false when none is left.
@@ -109,8 +148,7 @@ class FlowIntegrator {
     for (size_t s = 0; s < states_.size(); ++s) {
       if (!states_[s].active) continue;
       active.push_back(static_cast<int64_t>(s));
-      // Land exactly on max_time rather than overshoot it.
-      step_sizes.push_back(std::min(states_[s].h, options_.max_time() - states_[s].time));
+      step_sizes.push_back(states_[s].h);
     }
     if (active.empty()) return false;
     judge(trial(std::move(active), std::move(step_sizes)));
@@ -120,149 +158,182 @@ class FlowIntegrator {
   /// The furthest member's progress, for the caller's progress line.
   FlowProgress progress() const {
     FlowProgress report;
+    double log_norm = -std::numeric_limits<double>::infinity();
     for (const auto& m : states_) {
       report.accepted = std::max(report.accepted, m.accepted);
       report.active += m.active ? 1 : 0;
-      report.time = std::max(report.time, m.time);
-      report.norm = std::max(report.norm, m.norm);
+      report.time = std::max(report.time, m.time.value());
+      log_norm = std::max(log_norm, m.log_norm);
     }
+    report.norm = std::exp(log_norm);
     return report;
   }
 
   FlowResult result() && {
-    result_.direction = unit_rows(u_);
+    result_.direction = unit_rows(y_.narrow(1, 0, columns_.parameters));
     return std::move(result_);
   }
 
  private:
-  void start();
+  torch::Tensor derivative(const torch::Tensor& y, torch::Tensor* statistics) const;
+  void start(const torch::Tensor& u0);
   TrialStep trial(std::vector<int64_t> active, std::vector<double> step_sizes) const;
   void judge(const TrialStep& trial);
   bool accept(MemberState& m, const TrialStep& trial, size_t a);
+  void land_on_max_time(const std::vector<std::pair<int64_t, torch::Tensor>>& landings);
+  bool direction_converged(MemberState& m, int64_t member) const;
+  void close_along_ray(MemberState& m, int64_t member);
   void keep_samples(MemberState& m, const TrialStep& trial, size_t a);
+  torch::Tensor weights_at(const torch::Tensor& y_row) const;
+  void record(int64_t member);
+  void conclude(int64_t member);
 
   const Ncf& ncf_;
   const FlowOptions& options_;
   double kink_step_;
   double total_degree_;
-  torch::Tensor u_;
-  torch::Tensor slope_;  // ∇N(u) at the current point (FSAL)
+  double max_time_;
+  double direction_tol_;
+  double log_max_norm_;
+  Columns columns_;
+  torch::Tensor y_;      // [S, P + 2]
+  torch::Tensor slope_;  // dy/ds at y (FSAL)
   std::vector<MemberState> states_;
   FlowResult result_;
 };
 
-// u0's norms, N and ∇N; the first step sizes, trajectory rows and samples at t = 0;
-// members that stop at once (e.g. ∇N(u0) = 0).
-void FlowIntegrator::start() {
-  const int64_t members = u_.size(0);
-  auto eval = ncf_.evaluate(u_);
-  slope_ = eval.gradient;
-  const auto stats = torch::stack({u_.norm(2, -1), eval.value, slope_.norm(2, -1)})
-                         .to(torch::kCPU, torch::kFloat64);
-  const auto at = stats.accessor<double, 2>();
-  for (int64_t s = 0; s < members; ++s) {
-    auto& m = states_[s];
-    m.norm = m.initial_norm = at[0][s];
-    TORCH_CHECK(std::isfinite(m.norm) && m.norm > 0,
-                "integrate_ncf_flow – every row of u0 must be non-zero and finite – got ‖u0‖ = ",
-                m.norm, " in row ", s);
-    m.value = at[1][s];
-    m.speed = at[2][s];
-    // h0 = 1e-3·‖u0‖/‖∇N(u0)‖; ∇N = 0 gives N = 0, which stalls at once below.
-    m.h = m.speed > 0 ? kFirstStepFraction * m.norm / m.speed : 1.0;
+// dy/ds at y [A, P + 2] (SPEC §1): dv/ds = (∇N(v) − ⟨∇N(v), v⟩v/‖v‖²)/‖v‖^(L−2), the
+// spherical gradient ascent of N scaled so that it is homogeneous of degree 1 in v, whose
+// norm then drifts only by the local error and changes nothing; dρ/ds = L·N(û);
+// dτ/ds = e^(−(L−2)ρ) = ‖u‖^(2−L). With `statistics`, also N(û), ‖∇N(û)‖ and the tangent
+// part's norm [3, A].
+torch::Tensor FlowIntegrator::derivative(const torch::Tensor& y, torch::Tensor* statistics) const {
+  const double degree = total_degree_;
+  const auto v = y.narrow(1, 0, columns_.parameters);
+  const auto eval = ncf_.evaluate(v);
+  const auto norm = v.norm(2, -1);                          // [A]
+  const auto radial = degree * eval.value / norm.square();  // ⟨∇N(v), v⟩/‖v‖² by Euler
+  const auto tangent = eval.gradient - radial.unsqueeze(1) * v;
+  const auto unit_value = eval.value / norm.pow(degree);
+  const auto dv = tangent * norm.pow(2 - degree).unsqueeze(1);
+  const auto dtime = torch::exp(-(degree - 2) * y.select(1, columns_.log_norm()));
+  if (statistics) {
+    const auto unit_scale = norm.pow(1 - degree);  // ∇N(û) = ∇N(v)/‖v‖^(L−1)
+    *statistics = torch::stack(
+        {unit_value, eval.gradient.norm(2, -1) * unit_scale, tangent.norm(2, -1) * unit_scale});
   }
-  std::vector<int64_t> all(static_cast<size_t>(members));
-  for (int64_t s = 0; s < members; ++s) all[s] = s;
-  record(ncf_, u_, all, states_, result_);
-  const auto& sample_times = options_.sample_times();
+  return torch::cat({dv, (degree * unit_value).unsqueeze(1), dtime.unsqueeze(1)}, 1);
+}
+
+// u0's direction and norm, the first step sizes, trajectory rows and samples at t = 0;
+// members that stop at once (a KKT ray needs no steps to say where it goes, only t does).
+void FlowIntegrator::start(const torch::Tensor& u0) {
+  const int64_t members = u0.size(0);
+  const auto norms = u0.norm(2, -1);
+  const auto host_norms = norms.to(torch::kCPU, torch::kFloat64);
+  for (int64_t s = 0; s < members; ++s) {
+    const double norm = host_norms[s].item<double>();
+    TORCH_CHECK(std::isfinite(norm) && norm > 0,
+                "integrate_ncf_flow – every row of u0 must be non-zero and finite – got ‖u0‖ = ",
+                norm, " in row ", s);
+  }
+  y_ = torch::cat(
+      {u0 / norms.unsqueeze(1), norms.log().unsqueeze(1), torch::zeros({members, 1}, u0.options())},
+      1);
+  torch::Tensor statistics;
+  slope_ = derivative(y_, &statistics);
+  const auto at_host = statistics.to(torch::kCPU, torch::kFloat64);
+  const auto at = at_host.accessor<double, 2>();
   for (int64_t s = 0; s < members; ++s) {
     auto& m = states_[static_cast<size_t>(s)];
-    if (!sample_times.empty()) {
-      const auto count = static_cast<int64_t>(sample_times[static_cast<size_t>(s)].size());
+    m.log_norm = std::log(host_norms[s].item<double>());
+    m.value = at[0][s];
+    m.largest_gradient = m.gradient = at[1][s];
+    m.tangent = at[2][s];
+    // The first step moves û (or ρ) by about 1e-3: |dρ/ds| = L·|N(û)| ≤ L·‖∇N(û)‖.
+    m.h = m.gradient > 0 ? kFirstStepFraction / (total_degree_ * m.gradient) : 1.0;
+    if (m.log_norm >= log_max_norm_) m.escape_time = 0;
+    if (!options_.sample_times().empty()) {
+      const auto& times = options_.sample_times()[static_cast<size_t>(s)];
       auto& samples = result_.members[static_cast<size_t>(s)].samples;
-      samples = torch::full({count, ncf_.parameters()}, std::numeric_limits<double>::quiet_NaN(),
-                            torch::kFloat64);
+      samples = torch::full({static_cast<int64_t>(times.size()), columns_.parameters},
+                            std::numeric_limits<double>::quiet_NaN(), torch::kFloat64);
       // Times at or before 0 are u0 itself.
-      for (const size_t end = samples_reached(m, options_, static_cast<size_t>(s));
-           m.next_sample < end; ++m.next_sample) {
-        samples[static_cast<int64_t>(m.next_sample)].copy_(u_[s]);
+      for (; m.next_sample < times.size() && times[m.next_sample] <= 0; ++m.next_sample) {
+        samples[static_cast<int64_t>(m.next_sample)].copy_(u0[s]);
       }
     }
-    if (const auto reason = stop_reason(m, options_)) {
-      m.active = false;
-      finish(ncf_, m, *reason, total_degree_, std::nullopt, result_.members[s]);
-    }
+    m.converged = direction_converged(m, s);
+    record(s);
+    conclude(s);
   }
 }
 
 TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double> step_sizes) const {
   TrialStep trial;
-  const auto index = index_tensor(active, u_.device());
+  const auto index = index_tensor(active, y_.device());
   trial.active = std::move(active);
   trial.step_sizes = std::move(step_sizes);
-  trial.start = u_.index_select(0, index);
+  trial.start = y_.index_select(0, index);
   const auto h =
-      torch::tensor(trial.step_sizes, torch::kFloat64).to(u_.options()).unsqueeze(1);  // [A, 1]
+      torch::tensor(trial.step_sizes, torch::kFloat64).to(y_.options()).unsqueeze(1);  // [A, 1]
   trial.stages = {slope_.index_select(0, index)};
-  torch::Tensor next_value;
+  torch::Tensor statistics;
   for (size_t i = 0; i < kStages.size(); ++i) {
     const auto point = stage_point(trial.start, h, trial.stages, i);
-    auto stage = ncf_.evaluate(point);
-    trial.stages.push_back(stage.gradient);
-    if (i + 1 == kStages.size()) {
-      trial.next = point;
-      next_value = stage.value;
-    }
+    const bool last = i + 1 == kStages.size();
+    trial.stages.push_back(derivative(point, last ? &statistics : nullptr));
+    if (last) trial.next = point;
   }
-  const auto error = error_slope(trial.stages);
-  trial.host = torch::stack({(h * error).norm(2, -1), trial.next.norm(2, -1), next_value,
-                             trial.stages.back().norm(2, -1)})
+  const auto error = h * error_slope(trial.stages);
+  const auto& c = columns_;
+  const auto column = [](const torch::Tensor& t, int64_t j) { return t.select(1, j); };
+  const auto& first = trial.stages.front();
+  const auto& end = trial.stages.back();
+  trial.host = torch::stack({error.narrow(1, 0, c.parameters).norm(2, -1) /
+                                 trial.next.narrow(1, 0, c.parameters).norm(2, -1),
+                             column(error, c.log_norm()).abs(), column(error, c.time()).abs(),
+                             column(trial.start, c.log_norm()), column(first, c.log_norm()),
+                             column(first, c.time()), column(trial.next, c.log_norm()),
+                             column(end, c.log_norm()), column(trial.next, c.time()),
+                             column(end, c.time()), statistics[0], statistics[1], statistics[2]})
                    .to(torch::kCPU, torch::kFloat64);
   return trial;
 }
 
-// Accepts or rejects each member's step, proposes its next step size, and finishes the
-// members that stop; then copies the accepted points into u.
+// Accepts or rejects each member's step and proposes its next step size; copies the
+// accepted points into y, lands members that passed max_time on it, and stops the members
+// that are done.
 void FlowIntegrator::judge(const TrialStep& trial) {
   std::vector<int64_t> accepted_local;
   std::vector<int64_t> accepted_global;
-  std::vector<int64_t> to_record;
-  std::vector<std::pair<int64_t, FlowStatus>> finished;
-  std::map<int64_t, Crossing> crossings;
+  std::vector<std::pair<int64_t, torch::Tensor>> landings;
   for (size_t a = 0; a < trial.active.size(); ++a) {
     const int64_t member = trial.active[a];
-    auto& m = states_[member];
-    if (accept(m, trial, a)) {
-      accepted_local.push_back(static_cast<int64_t>(a));
-      accepted_global.push_back(member);
+    auto& m = states_[static_cast<size_t>(member)];
+    if (!accept(m, trial, a)) continue;
+    accepted_local.push_back(static_cast<int64_t>(a));
+    accepted_global.push_back(member);
+    if (m.time.value() >= max_time_) {
+      // Back to the point of the step where t = max_time exactly.
+      const double theta = fraction_at_time(m, total_degree_, max_time_ - m.step_start_time);
+      landings.emplace_back(member, trial.inside(a, theta));
     }
-    if (const auto reason = stop_reason(m, options_)) {
-      m.active = false;
-      finished.emplace_back(member, *reason);
-      if (*reason == FlowStatus::blew_up && m.accepted > 0) {
-        // This step crossed max_norm (an earlier one would have stopped the member).
-        const double time = crossing_time(total_degree_, m, options_.max_norm());
-        const double fraction = (time - m.previous_time) / (m.time - m.previous_time);
-        crossings[member] = {time, trial.inside(a, fraction)};
-      }
-    }
-    const bool due = m.accepted % options_.record_every() == 0 || !m.active;
-    if (due && m.last_recorded != m.accepted) to_record.push_back(member);
   }
   if (!accepted_local.empty()) {
-    const auto local = index_tensor(accepted_local, u_.device());
-    const auto global = index_tensor(accepted_global, u_.device());
-    u_.index_copy_(0, global, trial.next.index_select(0, local));
+    const auto local = index_tensor(accepted_local, y_.device());
+    const auto global = index_tensor(accepted_global, y_.device());
+    y_.index_copy_(0, global, trial.next.index_select(0, local));
     slope_.index_copy_(0, global, trial.stages.back().index_select(0, local));
+    y_.select(1, columns_.time()).index_fill_(0, global, 0.0);
   }
-  record(ncf_, u_, to_record, states_, result_);
-  for (const auto& [s, reason] : finished) {
-    const auto crossing = crossings.find(s);
-    if (crossing != crossings.end()) u_[s].copy_(crossing->second.u);
-    finish(ncf_, states_[s], reason, total_degree_,
-           crossing == crossings.end() ? std::nullopt : std::optional<Crossing>(crossing->second),
-           result_.members[s]);
+  land_on_max_time(landings);
+  for (const int64_t member : accepted_global) {
+    auto& m = states_[static_cast<size_t>(member)];
+    m.converged = direction_converged(m, member);
+    if (m.accepted % options_.record_every() == 0) record(member);
   }
+  for (const int64_t member : trial.active) conclude(member);
 }
 
 // The step-size controller for active member a: true when its step is accepted (m then
@@ -270,55 +341,150 @@ void FlowIntegrator::judge(const TrialStep& trial) {
 bool FlowIntegrator::accept(MemberState& m, const TrialStep& trial, size_t a) {
   const auto at = trial.host.accessor<double, 2>();
   const auto i = static_cast<int64_t>(a);
-  const double error_norm = at[0][i];
-  const double norm = at[1][i];
-  const double value = at[2][i];
-  const double speed = at[3][i];
   const double step_size = trial.step_sizes[a];
-  // Local error per member, relative to the larger of ‖u‖ before and after the step.
-  const double ratio = error_norm / (options_.atol() + options_.rtol() * std::max(m.norm, norm));
-  const bool finite =
-      std::isfinite(ratio) && std::isfinite(norm) && std::isfinite(value) && std::isfinite(speed);
+  const double start_time = m.time.value();
+  const double rtol = options_.rtol();
+  // û against its unit norm, ρ absolutely (a relative error of ‖u‖), τ against t.
+  const double ratio = std::max({at[direction_error][i] / rtol, at[log_norm_error][i] / rtol,
+                                 at[time_error][i] / (rtol * (start_time + at[time_end][i]))});
+  bool finite = std::isfinite(ratio);
+  for (int64_t row = 0; row < HostRow::count; ++row) finite = finite && std::isfinite(at[row][i]);
   const double factor = step_size_factor(ratio, finite);
-  // Across a kink (p = 1) ∇N jumps and no step is small enough for the error test;
-  // a step that moves u by at most kink_step·‖u‖ is taken anyway, so the flow
-  // slides along kinks with an error of that order instead of stalling.
-  const double floor_step = m.speed > 0 ? kink_step_ * m.norm / m.speed : 0.0;
+  // Across a kink (p = 1) ∇N jumps and no step is small enough for the error test; a step
+  // that moves û by at most kink_step is taken anyway, so the flow slides along kinks with
+  // an error of that order instead of stalling.
+  const double floor_step = m.gradient > 0 ? kink_step_ / m.gradient : 0.0;
   const bool forced = finite && step_size <= floor_step;
   if (!(finite && (ratio <= 1 || forced))) {
     m.h = std::max(step_size * std::min(1.0, factor), floor_step);
     ++m.rejected;
     return false;
   }
-  m.previous_time = m.time;
-  m.previous_norm = m.norm;
-  m.previous_value = m.value;
-  const double target = options_.max_time();
-  const bool landed = step_size >= target - m.time;
-  m.time = landed ? target : m.time + step_size;
-  m.norm = norm;
-  m.value = value;
-  m.speed = speed;
-  // A step shortened to land on a time says nothing about the size the error allows:
-  // keep the earlier proposal then.
-  m.h = landed ? std::max(m.h, step_size * factor) : step_size * factor;
-  if (kink_step_ > 0 && speed > 0) m.h = std::max(m.h, kink_step_ * norm / speed);
+  m.step = step_size;
+  m.step_start_time = start_time;
+  m.log_norm_step = {at[log_norm_start][i], at[log_norm_start_slope][i], at[log_norm_end][i],
+                     at[log_norm_end_slope][i]};
+  m.time_step = {0.0, at[time_start_slope][i], at[time_end][i], at[time_end_slope][i]};
+  m.time.add(at[time_end][i]);
+  m.log_norm = at[log_norm_end][i];
+  m.value = at[value_end][i];
+  m.gradient = at[gradient_end][i];
+  m.tangent = at[tangent_end][i];
+  m.largest_gradient = std::max(m.largest_gradient, m.gradient);
+  m.h = step_size * factor;
+  if (kink_step_ > 0 && m.gradient > 0) m.h = std::max(m.h, kink_step_ / m.gradient);
   ++m.accepted;
+  if (std::isnan(m.escape_time) && m.log_norm >= log_max_norm_) {
+    const double theta = m.log_norm_step.fraction_reaching(step_size, log_max_norm_);
+    m.escape_time = start_time + time_in_step(m, total_degree_, theta);
+  }
   keep_samples(m, trial, a);
   return true;
 }
 
+// Members whose last step passed max_time continue from the point of it at max_time, with
+// their scalars evaluated there.
+void FlowIntegrator::land_on_max_time(
+    const std::vector<std::pair<int64_t, torch::Tensor>>& landings) {
+  if (landings.empty()) return;
+  std::vector<int64_t> members;
+  std::vector<torch::Tensor> rows;
+  for (const auto& [member, row] : landings) {
+    members.push_back(member);
+    rows.push_back(row);
+  }
+  auto points = torch::stack(rows);
+  points.select(1, columns_.time()).zero_();
+  torch::Tensor statistics;
+  const auto slopes = derivative(points, &statistics);
+  const auto index = index_tensor(members, y_.device());
+  y_.index_copy_(0, index, points);
+  slope_.index_copy_(0, index, slopes);
+  const auto host = torch::cat({statistics, points.select(1, columns_.log_norm()).unsqueeze(0)})
+                        .to(torch::kCPU, torch::kFloat64);
+  const auto at = host.accessor<double, 2>();
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto& m = states_[static_cast<size_t>(members[i])];
+    const auto k = static_cast<int64_t>(i);
+    m.time = {max_time_, 0.0};
+    m.value = at[0][k];
+    m.gradient = at[1][k];
+    m.tangent = at[2][k];
+    m.log_norm = at[3][k];
+  }
+}
+
+// Whether member's direction stands still: the smooth KKT residual at most direction_tol,
+// or for p = 1 nets (every few steps, it costs a small least-squares problem) the
+// kink-aware one, since at a kink the one-sided gradient never lines up with û.
+bool FlowIntegrator::direction_converged(MemberState& m, int64_t member) const {
+  if (m.tangent <= direction_tol_ * m.gradient) return true;
+  if (kink_step_ == 0 || m.accepted < m.next_kink_check) return false;
+  m.next_kink_check = std::max(m.accepted + kKinkCheckEvery, m.accepted + m.accepted / 4);
+  const auto row = y_.narrow(0, member, 1).narrow(1, 0, columns_.parameters);
+  const double residual = ncf_.kink_residual(row, 100 * kink_step_).residual.item<double>();
+  return residual <= std::max(direction_tol_, 10 * kink_step_);
+}
+
+// u = e^ρ·v/‖v‖ from a row of y.
+torch::Tensor FlowIntegrator::weights_at(const torch::Tensor& y_row) const {
+  const auto v = y_row.narrow(0, 0, columns_.parameters);
+  return (v / v.norm()) * y_row[columns_.log_norm()].exp();
+}
+
 // The sample times this accepted step passed, by interpolation inside it.
 void FlowIntegrator::keep_samples(MemberState& m, const TrialStep& trial, size_t a) {
+  if (options_.sample_times().empty()) return;
   const auto member = static_cast<size_t>(trial.active[a]);
-  const size_t end = samples_reached(m, options_, member);
-  if (end <= m.next_sample) return;
   const auto& times = options_.sample_times()[member];
   auto& samples = result_.members[member].samples;
-  for (; m.next_sample < end; ++m.next_sample) {
-    const double fraction = (times[m.next_sample] - m.previous_time) / (m.time - m.previous_time);
-    samples[static_cast<int64_t>(m.next_sample)].copy_(trial.inside(a, fraction));
+  const double end = std::min(m.time.value(), max_time_);
+  for (; m.next_sample < times.size() && times[m.next_sample] <= end; ++m.next_sample) {
+    const double theta =
+        fraction_at_time(m, total_degree_, times[m.next_sample] - m.step_start_time);
+    samples[static_cast<int64_t>(m.next_sample)].copy_(weights_at(trial.inside(a, theta)));
   }
+}
+
+void FlowIntegrator::record(int64_t member) {
+  auto& m = states_[static_cast<size_t>(member)];
+  result_.members[static_cast<size_t>(member)].trajectory.push_back(
+      {m.time.value(), std::exp(m.log_norm), m.value,
+       m.gradient > 0 ? m.tangent / m.gradient : 0.0});
+  m.last_recorded = m.accepted;
+}
+
+// The escape time and the samples past the last step, on the KKT ray of a converged blow-up
+// (for smooth nets only samples within one ulp of T* are left).
+void FlowIntegrator::close_along_ray(MemberState& m, int64_t member) {
+  if (std::isnan(m.escape_time) && std::isfinite(log_max_norm_)) {
+    m.escape_time = ray_time(m, total_degree_, std::exp(log_max_norm_));
+  }
+  if (options_.sample_times().empty()) return;
+  const auto& times = options_.sample_times()[static_cast<size_t>(member)];
+  auto& samples = result_.members[static_cast<size_t>(member)].samples;
+  const auto v = y_[member].narrow(0, 0, columns_.parameters);
+  const auto direction = (v / v.norm()).to(torch::kCPU, torch::kFloat64);
+  for (; m.next_sample < times.size(); ++m.next_sample) {
+    const double norm = ray_norm(m, total_degree_, times[m.next_sample]);
+    if (!std::isfinite(norm)) break;  // past T*
+    samples[static_cast<int64_t>(m.next_sample)].copy_(norm * direction);
+  }
+}
+
+// Stops the member if it is done: its last row, its report.
+void FlowIntegrator::conclude(int64_t member) {
+  auto& m = states_[static_cast<size_t>(member)];
+  if (!m.active) return;
+  // p = 1: past convergence the steps chatter across kinks at the kink floor, each
+  // moving û by up to kink_step while the KKT ray it slides along is known in closed form.
+  const bool ray_closure = kink_step_ > 0;
+  const auto reason = stop_reason(m, options_, total_degree_, ray_closure);
+  if (!reason) return;
+  m.active = false;
+  if (m.last_recorded != m.accepted) record(member);
+  if (*reason == FlowStatus::blew_up) close_along_ray(m, member);
+  finish(m, *reason, total_degree_, result_.members[static_cast<size_t>(member)]);
 }
 
 }  // namespace
@@ -329,6 +495,8 @@ const char* flow_status_name(FlowStatus status) {
       return "blew_up";
     case FlowStatus::collapsed:
       return "collapsed";
+    case FlowStatus::stalled:
+      return "stalled";
     case FlowStatus::max_time:
       return "max_time";
     case FlowStatus::max_steps:

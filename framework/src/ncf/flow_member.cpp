@@ -1,100 +1,135 @@
-// Per-member bookkeeping of the NCF-flow integrator: stop rules, the max_norm crossing,
-// trajectory rows and the final report of each member (SPEC §1 T*).
+// Per-member bookkeeping of the NCF-flow integrator: the compensated time, the scalar
+// interpolants of a step, the stop rules (SPEC §1's three outcomes) and the final report.
 #include "flow_member.h"
 
 #include <cmath>
-#include <limits>
 
 namespace ncflab::flow_detail {
 
-size_t samples_reached(const MemberState& m, const FlowOptions& options, size_t member) {
-  if (options.sample_times().empty()) return m.next_sample;
-  const auto& times = options.sample_times()[member];
-  size_t end = m.next_sample;
-  while (end < times.size() && times[end] <= m.time) ++end;
-  return end;
+void CompensatedSum::add(double x) {
+  const double sum = high + x;
+  low += std::abs(high) >= std::abs(x) ? (high - sum) + x : (x - sum) + high;
+  high = sum;
 }
 
-torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device& device) {
-  return torch::tensor(ids, torch::kLong).to(device);
+double ScalarStep::at(double h, double theta) const {
+  const double c = 1 - theta;
+  return (1 + 2 * theta) * c * c * start + theta * c * c * h * start_slope +
+         theta * theta * (3 - 2 * theta) * end - theta * theta * c * h * end_slope;
 }
 
-std::optional<FlowStatus> stop_reason(const MemberState& m, const FlowOptions& options) {
-  if (m.norm >= options.max_norm()) return FlowStatus::blew_up;
-  // d‖u‖/dt = L·N(u)/‖u‖ (Euler), so N ≤ 0 means the norm is not growing.
-  if (m.norm < options.collapse_norm_ratio() * m.initial_norm ||
-      (m.value <= 0 && m.speed <= options.stall_rate() * m.norm)) {
-    return FlowStatus::collapsed;
+double ScalarStep::fraction_reaching(double h, double target) const {
+  const bool rising = end >= start;
+  double low = 0;
+  double high = 1;
+  for (int i = 0; i < 64; ++i) {
+    const double mid = 0.5 * (low + high);
+    ((at(h, mid) < target) == rising ? low : high) = mid;
   }
-  if (m.time >= options.max_time()) return FlowStatus::max_time;
+  return high;
+}
+
+namespace {
+
+// 8-point Gauss–Legendre on [0, 1]: nodes and weights.
+constexpr double kNodes[8] = {0.019855071751231912, 0.10166676129318664, 0.2372337950418355,
+                              0.4082826787521751,   0.5917173212478248,  0.7627662049581645,
+                              0.8983332387068134,   0.9801449282487681};
+constexpr double kWeights[8] = {0.050614268145188344, 0.11119051722668717, 0.15685332293894352,
+                                0.18134189168918088,  0.18134189168918088, 0.15685332293894352,
+                                0.11119051722668717,  0.050614268145188344};
+
+// Q(θ)/h = ∫_0^θ e^(−(L−2)(ρ(σ)−ρ_0)) dσ over the step's fraction σ.
+double time_weight(const MemberState& m, double total_degree, double theta) {
+  double sum = 0;
+  for (int i = 0; i < 8; ++i) {
+    const double sigma = theta * kNodes[i];
+    const double rise = m.log_norm_step.at(m.step, sigma) - m.log_norm_step.start;
+    sum += kWeights[i] * std::exp(-(total_degree - 2) * rise);
+  }
+  return theta * sum;
+}
+
+}  // namespace
+
+double time_in_step(const MemberState& m, double total_degree, double theta) {
+  if (theta >= 1) return m.time_step.end;
+  return m.time_step.end * time_weight(m, total_degree, theta) / time_weight(m, total_degree, 1);
+}
+
+double fraction_at_time(const MemberState& m, double total_degree, double target) {
+  double low = 0;
+  double high = 1;
+  for (int i = 0; i < 64; ++i) {
+    const double mid = 0.5 * (low + high);
+    (time_in_step(m, total_degree, mid) < target ? low : high) = mid;
+  }
+  return high;
+}
+
+double effective_max_time(const FlowOptions& options) {
+  return options.max_time() > 0 ? options.max_time() : std::numeric_limits<double>::infinity();
+}
+
+double remaining_time(const MemberState& m, double total_degree) {
+  if (!(total_degree > 2) || !(m.value > 0)) return std::numeric_limits<double>::infinity();
+  return std::exp(-(total_degree - 2) * m.log_norm) / ((total_degree - 2) * total_degree * m.value);
+}
+
+double ray_norm(const MemberState& m, double total_degree, double time) {
+  const double elapsed = time - m.time.value();
+  if (total_degree <= 2) return std::exp(m.log_norm + total_degree * m.value * elapsed);
+  const double power = std::exp(-(total_degree - 2) * m.log_norm) -
+                       (total_degree - 2) * total_degree * m.value * elapsed;
+  return power > 0 ? std::pow(power, -1 / (total_degree - 2))
+                   : std::numeric_limits<double>::quiet_NaN();
+}
+
+double ray_time(const MemberState& m, double total_degree, double norm) {
+  const double rise = std::log(norm) - m.log_norm;
+  if (total_degree <= 2) return m.time.value() + rise / (total_degree * m.value);
+  return m.time.value() + remaining_time(m, total_degree) * -std::expm1(-(total_degree - 2) * rise);
+}
+
+std::optional<FlowStatus> stop_reason(const MemberState& m, const FlowOptions& options,
+                                      double total_degree, bool ray_closure) {
+  if (m.time.value() >= effective_max_time(options)) return FlowStatus::max_time;
+  // ∇N(û) gone while û is still a unit vector: u sits at a critical point of N, whose
+  // Euler identity ⟨∇N(u), u⟩ = L·N(u) makes N = 0 there.
+  if (!(m.gradient > options.stall_tol() * m.largest_gradient)) return FlowStatus::stalled;
+  if (m.converged) {
+    if (m.value < 0) return FlowStatus::collapsed;
+    // Blow-up: once the direction stands still, t still has the tail of its integral to
+    // go; stop when that tail is below one ulp of t, so T* carries no extrapolation.
+    const double tail = remaining_time(m, total_degree);
+    // Both wait for ‖u‖ to pass max_norm, so that escape_time, the only time scale at
+    // L = 2, is always known.
+    const bool escaped = !std::isnan(m.escape_time) || !(options.max_norm() > 0);
+    if (ray_closure || (escaped && (total_degree <= 2 || tail <= 0x1p-53 * m.time.value()))) {
+      return FlowStatus::blew_up;
+    }
+  }
   // A step size that underflowed can never finish: report it as running out of steps.
   if (m.accepted + m.rejected >= options.max_steps() ||
-      !(m.h >= std::numeric_limits<double>::min())) {
+      !(m.h >= std::numeric_limits<double>::min()) || !std::isfinite(m.log_norm)) {
     return FlowStatus::max_steps;
   }
   return std::nullopt;
 }
 
-double crossing_time(double total_degree, const MemberState& m, double target) {
-  const double t0 = m.previous_time;
-  const double h = m.time - t0;
-  const double r0 = m.previous_norm;
-  const double r1 = m.norm;
-  const double d0 = h * total_degree * m.previous_value / r0;
-  const double d1 = h * total_degree * m.value / r1;
-  const auto radius = [&](double s) {
-    const double c = 1 - s;
-    return (1 + 2 * s) * c * c * r0 + s * c * c * d0 + s * s * (3 - 2 * s) * r1 - s * s * c * d1;
-  };
-  // r(0) < target ≤ r(1): bisection always brackets a root of the interpolant.
-  double low = 0;
-  double high = 1;
-  for (int i = 0; i < 64; ++i) {
-    const double mid = 0.5 * (low + high);
-    (radius(mid) < target ? low : high) = mid;
-  }
-  return t0 + high * h;
-}
-
-void record(const Ncf& ncf, const torch::Tensor& u, const std::vector<int64_t>& ids,
-            std::vector<MemberState>& states, FlowResult& result) {
-  if (ids.empty()) return;
-  const auto unit = unit_rows(u.index_select(0, index_tensor(ids, u.device())));
-  const auto stats =
-      torch::stack({ncf.value(unit), ncf.smooth_residual(unit)}).to(torch::kCPU, torch::kFloat64);
-  const auto at = stats.accessor<double, 2>();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    auto& m = states[ids[i]];
-    result.members[ids[i]].trajectory.push_back(
-        {m.time, m.norm, at[0][static_cast<int64_t>(i)], at[1][static_cast<int64_t>(i)]});
-    m.last_recorded = m.accepted;
-  }
-}
-
-void finish(const Ncf& ncf, const MemberState& m, FlowStatus status, double total_degree,
-            const std::optional<Crossing>& crossing, FlowMember& out) {
+void finish(const MemberState& m, FlowStatus status, double total_degree, FlowMember& out) {
   out.status = status;
-  out.time = m.time;
-  out.norm = m.norm;
-  out.ncf = out.trajectory.back().ncf;
-  out.residual = out.trajectory.back().residual;
+  out.time = m.time.value();
+  out.log_norm = m.log_norm;
+  out.norm = std::exp(m.log_norm);
+  out.ncf = m.value;
+  out.residual = m.gradient > 0 ? m.tangent / m.gradient : 0.0;
+  out.gradient_ratio = m.largest_gradient > 0 ? m.gradient / m.largest_gradient : 0.0;
   out.accepted = m.accepted;
   out.rejected = m.rejected;
-  if (status != FlowStatus::blew_up) return;
-  double time = m.time;
-  double norm = m.norm;
-  if (crossing) {
-    time = crossing->time;
-    norm = crossing->u.norm().item<double>();
-    const auto unit = unit_rows(crossing->u.unsqueeze(0));
-    out.ncf = ncf.value(unit).item<double>();
-    out.residual = ncf.smooth_residual(unit).item<double>();
-  }
-  out.escape_time = time;
-  if (total_degree > 2 && out.ncf > 0) {
-    // SPEC §1: T* ≈ t + ‖u‖^(2−L)/((L−2)·L·N(û)); exact on a KKT ray.
-    out.blowup_time =
-        time + std::pow(norm, 2 - total_degree) / ((total_degree - 2) * total_degree * out.ncf);
+  out.escape_time = m.escape_time;
+  if (status == FlowStatus::blew_up && total_degree > 2) {
+    out.blowup_time = out.time + remaining_time(m, total_degree);
   }
 }
 

@@ -84,9 +84,8 @@ struct KktConfig : KktSearchOptions {
 
 /// flow.*: the NCF-flow integrator's options and whether `ncflab run` integrates it.
 struct FlowConfig : FlowOptions {
-  // A run must end even when the flow neither blows up nor collapses, and p = 1 flows
-  // slide along kinks (the integrator's own defaults: no time limit, no kink floor).
-  FlowConfig() { max_time(1.0e6).kink_step(1.0e-4); }
+  // p = 1 flows slide along kinks (the integrator's own default: no kink floor).
+  FlowConfig() { kink_step(1.0e-4); }
   bool enabled = true;  ///< ncflab run integrates the flow from its own w0
 };
 

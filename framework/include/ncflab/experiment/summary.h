@@ -21,8 +21,9 @@ nlohmann::json number_or_null(double value);
 /// (L = Σ q_l).
 nlohmann::json homogeneity_json(const std::vector<int64_t>& degrees);
 
-/// How a member's NCF flow ended, as flow.json and summary.json report it: status,
-/// blowup_time, escape_time, collapsed, ncf, residual.
+/// How a member's NCF flow ended, as flow.json and summary.json report it: outcome
+/// (blew_up | collapsed | stalled | max_time | max_steps), blowup_time, escape_time, ncf,
+/// residual; a stall adds norm (‖u*‖) and gradient_ratio.
 nlohmann::json flow_member_json(const FlowMember& member);
 
 /// "interrupted" or "diverged" if any member is, "escaped" if all are, else "max_steps".

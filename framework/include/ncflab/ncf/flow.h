@@ -1,4 +1,4 @@
-// The NCF gradient flow du/dt = ∇N(u) (SPEC §1), integrated to blow-up or collapse,
+// The NCF gradient flow du/dt = ∇N(u) (SPEC §1), integrated to blow-up, collapse or a stall,
 // giving the blow-up time T* and direction u(T*)/‖u(T*)‖ that training is compared with.
 #pragma once
 
@@ -15,26 +15,34 @@
 namespace ncflab {
 
 struct FlowOptions {
-  /// ‖u‖ past which the flow counts as blown up.
+  /// Relative tolerance of the local error: of the direction û (against ‖û‖ = 1), of ln‖u‖
+  /// (absolute: a relative error of ‖u‖) and of t. Local errors add up over the ~10³ steps
+  /// of a flow: 1e-12 gives T* to about 1e-9 (1e-10: about 3e-8 at L = 7).
+  TORCH_ARG(double, rtol) = 1e-12;
+  /// The direction has converged when the smooth KKT residual ‖∇N(û) − ⟨∇N(û), û⟩û‖/‖∇N(û)‖
+  /// is at most this (p = 1 nets: the kink-aware residual, see kink_step). With N(û) > 0 and
+  /// L > 2 the flow then goes on until the rest of the time integral,
+  /// ‖u‖^(2−L)/((L−2)·L·N(û)), is below one ulp of t: T* needs no extrapolation. Never
+  /// below 10·rtol: once stability rather than accuracy limits the steps, û jitters about
+  /// its limit at about rtol.
+  TORCH_ARG(double, direction_tol) = 1e-10;
+  /// The flow has stalled at a critical point of N (∇N(u) = 0, so N(u) = 0: e.g. dead units)
+  /// when ‖∇N(û)‖ falls below this fraction of its largest value along the flow.
+  TORCH_ARG(double, stall_tol) = 1e-10;
+  /// Not a stop: the flow time at which ‖u‖ first reaches max_norm is reported as
+  /// escape_time (for L = 2, which has no T*, the flow's own escape time). 0: none.
   TORCH_ARG(double, max_norm) = 1e4;
-  /// Relative tolerance of the local error, against ‖u‖.
-  TORCH_ARG(double, rtol) = 1e-10;
-  /// Absolute tolerance of the local error (matters only for tiny ‖u‖).
-  TORCH_ARG(double, atol) = 1e-14;
   /// Accepted plus rejected steps per member before giving up (status max_steps).
   TORCH_ARG(int64_t, max_steps) = 1'000'000;
-  /// Flow time at which to stop (status max_time); no limit by default.
-  TORCH_ARG(double, max_time) = std::numeric_limits<double>::infinity();
-  /// Collapse when ‖u‖ < collapse_norm_ratio·‖u0‖.
-  TORCH_ARG(double, collapse_norm_ratio) = 1e-3;
-  /// Also collapse when N(û) ≤ 0 and ‖du/dt‖/‖u‖ < stall_rate (per unit flow time): the
-  /// direction froze while the norm is not growing.
-  TORCH_ARG(double, stall_rate) = 1e-12;
+  /// Flow time t at which to stop (status max_time); 0: no limit.
+  TORCH_ARG(double, max_time) = 0;
   /// Record a trajectory row every this many accepted steps (plus the first and the last).
   TORCH_ARG(int64_t, record_every) = 10;
-  /// p = 1 nets only (ignored for p > 1): steps that move u by at most this fraction of
-  /// ‖u‖ are accepted whatever the error estimate, since ∇N jumps at kinks and the flow
-  /// slides along them, where no step passes the error test. 0: off.
+  /// p = 1 nets only (ignored for p > 1): steps that move û by at most this much are
+  /// accepted whatever the error estimate, since ∇N jumps at kinks and the flow slides
+  /// along them, where no step passes the error test; the direction has converged when
+  /// its kink-aware residual (kinks within 100·kink_step) is below max(direction_tol,
+  /// 10·kink_step). 0: off.
   TORCH_ARG(double, kink_step) = 0.0;
   /// Per member, increasing flow times at which to keep u(t), by cubic Hermite
   /// interpolation inside the step that passes each (4th-order accurate; the steps taken
@@ -43,15 +51,16 @@ struct FlowOptions {
   TORCH_ARG(std::vector<std::vector<double>>, sample_times) = {};
 };
 
-/// How the flow of one member ended.
+/// How the flow of one member ended (SPEC §1: the sign of N* = N(û*) decides).
 enum class FlowStatus {
-  blew_up,  ///< ‖u‖ reached max_norm
-  collapsed,  ///< ‖u‖ shrank below collapse_norm_ratio·‖u0‖, or the flow stalled at N(û) ≤ 0
+  blew_up,    ///< converged with N* > 0: ‖u‖ → ∞ at t = T* (L > 2; L = 2: as t → ∞)
+  collapsed,  ///< converged with N* < 0: u → 0
+  stalled,    ///< u converged to a non-zero critical point of N (∇N = 0, N* = 0)
   max_time,   ///< t reached max_time first
   max_steps,  ///< the step budget ran out (or the step size underflowed) first
 };
 
-/// "blew_up", "collapsed", "max_time", "max_steps".
+/// "blew_up", "collapsed", "stalled", "max_time", "max_steps".
 const char* flow_status_name(FlowStatus status);
 
 /// One recorded point of a trajectory.
@@ -65,32 +74,32 @@ struct FlowSample {
 /// The outcome for one ensemble member.
 struct FlowMember {
   FlowStatus status = FlowStatus::max_steps;
-  /// T* extrapolated from the max_norm crossing (t, u, û there), SPEC §1:
-  /// T* = t + ‖u‖^(2−L) / ((L−2)·L·N(û)). NaN unless blew_up with L > 2 (L = 2 grows
-  /// exponentially and has no finite blow-up).
+  /// T* = ∫ ‖u‖^(−(L−2)) ds integrated in the blow-up-free time s (SPEC §1), plus the
+  /// remainder ‖u‖^(2−L)/((L−2)·L·N(û)) once it is below one ulp. NaN unless blew_up with
+  /// L > 2 (L = 2 grows exponentially and has no finite blow-up).
   double blowup_time = std::numeric_limits<double>::quiet_NaN();
-  /// The t at which ‖u‖ reached max_norm (cubic Hermite interpolation inside the last
-  /// step). NaN unless blew_up.
+  /// The t at which ‖u‖ first reached max_norm (cubic Hermite interpolation inside the
+  /// step). NaN when it did not, or max_norm is 0.
   double escape_time = std::numeric_limits<double>::quiet_NaN();
-  double time = 0;  ///< final t (the end of the last step)
-  double norm = 0;  ///< final ‖u‖ (the end of the last step)
-  /// N(û) of the final direction: at blow-up, at the max_norm crossing (see direction).
-  double ncf = 0;
-  double residual = 0;   ///< smooth KKT residual of that direction
+  double time = 0;      ///< final t
+  double norm = 0;      ///< final ‖u‖ (may overflow to inf for L = 2; see log_norm)
+  double log_norm = 0;  ///< final ln‖u‖
+  double ncf = 0;       ///< N(û) of the final direction
+  double residual = 0;  ///< its smooth KKT residual
+  /// ‖∇N(û)‖ at the end over its largest value along the flow: ≤ stall_tol when stalled.
+  double gradient_ratio = 0;
   int64_t accepted = 0;  ///< accepted steps
   int64_t rejected = 0;  ///< rejected steps
   /// Rows at t = 0, every record_every accepted steps, and at the end.
   std::vector<FlowSample> trajectory;
   /// u at the requested sample_times, [T, P] float64 on CPU; rows past the end of the
-  /// flow (blow-up, collapse) are NaN. Undefined when no sample times were asked for.
+  /// flow (past T*, or after it stopped) are NaN. Undefined when no sample times were asked for.
   torch::Tensor samples;
 };
 
 struct FlowResult {
   std::vector<FlowMember> members;  ///< one per ensemble member, in input order
-  /// Final û = u/‖u‖, [S, P]. At blow-up, û where ‖u‖ crossed max_norm (cubic Hermite
-  /// interpolation inside the last step): the stand-in for u(T*)/‖u(T*)‖, defined by
-  /// max_norm rather than by how far the last step overshot it.
+  /// Final û = u/‖u‖, [S, P]: at blow-up the converged direction, u(T*)/‖u(T*)‖.
   torch::Tensor direction;
   int64_t total_degree = 0;  ///< L of the net
 };
@@ -107,11 +116,14 @@ struct FlowProgress {
 std::function<void(const FlowProgress&)> flow_progress_printer(std::ostream& out,
                                                                double interval_seconds);
 
-/// Integrates du/dt = ∇N(u) from u(0) = u0 [S, P] (P = ncf.parameters(), rows non-zero),
-/// every member with its own step size, by Dormand–Prince 5(4) with FSAL; the local error
-/// per member is kept below atol + rtol·‖u‖ (2-norm over P). All active members share one
-/// batched Ncf::evaluate per stage; finished members are frozen. u0 is converted to the
-/// Ncf's dtype and device. Throws c10::Error on bad input or options.
+/// Integrates du/dt = ∇N(u) from u(0) = u0 [S, P] (P = ncf.parameters(), rows non-zero)
+/// in the blow-up-free variables of SPEC §1: the direction û, ln‖u‖ and t, in the time s
+/// with ds = ‖u‖^(L−2)·dt, so that blow-up lies at s = ∞ and T* = t(∞) is a convergent
+/// integral at every L. Every member has its own step size (Dormand–Prince 5(4), FSAL); all
+/// active members share one batched Ncf::evaluate per stage; finished members are frozen.
+/// A member runs until its direction converges (blew_up, collapsed or stalled by the sign
+/// of N there), or max_time, or max_steps. u0 is converted to the Ncf's dtype and device.
+/// Throws c10::Error on bad input or options.
 FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const FlowOptions& options,
                               std::function<void(const FlowProgress&)> progress = {});
 

@@ -45,7 +45,16 @@ nlohmann::json point_json(const KktPoint& point, const DirectionStructure& struc
           {"layers", layers},
           {"hidden", hidden},
           {"input_direction", structure.input_direction},
-          {"single_neuron_residual", structure.single_neuron_residual}};
+          {"single_neuron_residual", structure.single_neuron_residual},
+          {"single_neuron",
+           {{"ncf", structure.single_neuron.value},
+            {"residual", structure.single_neuron.residual},
+            {"kink_residual", structure.single_neuron.kink_residual},
+            {"kinks", structure.single_neuron.kinks}}},
+          {"chain_signs", structure.chain_signs},
+          {"construction_distance", structure.construction_distance},
+          {"construction_residual", structure.construction_residual},
+          {"single_neuron_construction", structure.single_neuron_construction}};
 }
 
 std::string supports_text(const DirectionStructure& structure) {
@@ -75,24 +84,28 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
         << std::flush;
   });
 
-  const auto& structure_options = config.kkt.structure;
+  const auto structure_options =
+      StructureOptions(config.kkt.structure).kink_tol(options.kink_tol());
   nlohmann::json points = nlohmann::json::array();
   int64_t rank_one = 0;
+  int64_t constructed = 0;
   std::vector<std::vector<torch::Tensor>> per_layer(static_cast<size_t>(ncf.degrees().size()));
-  out << fmt::format("{:>3}  {:>12}  {:>9}  {:>9}  {:>5}  {:>8}  {:>6}  {:>10}  {}\n", "#", "N(u)",
-                     "residual", "kink res", "kinks", "rank-one", "found", "sv2/sv1 max",
-                     "hidden support");
+  out << fmt::format("{:>3}  {:>12}  {:>9}  {:>9}  {:>5}  {:>8}  {:>9}  {:>6}  {:>10}  {}\n", "#",
+                     "N(u)", "residual", "kink res", "kinks", "rank-one", "1-neuron", "found",
+                     "sv2/sv1 max", "hidden support");
   for (size_t k = 0; k < result.points.size(); ++k) {
     const auto& point = result.points[k];
     const auto structure = analyze_structure(ncf, point.direction, structure_options);
     rank_one += structure.rank_one ? 1 : 0;
+    constructed += structure.single_neuron_construction ? 1 : 0;
     points.push_back(point_json(point, structure));
     double worst_ratio = 0;
     for (const auto& layer : structure.layers) worst_ratio = std::max(worst_ratio, layer.sv_ratio);
-    out << fmt::format("{:>3}  {:>12.8g}  {:>9.2e}  {:>9.2e}  {:>5}  {:>8}  {:>6}  {:>10.2e}  {}\n",
-                       k + 1, point.ncf, point.residual, point.kink_residual, point.kinks,
-                       structure.rank_one ? "yes" : "no", point.found_by, worst_ratio,
-                       supports_text(structure));
+    out << fmt::format(
+        "{:>3}  {:>12.8g}  {:>9.2e}  {:>9.2e}  {:>5}  {:>8}  {:>9}  {:>6}  {:>10.2e}  {}\n", k + 1,
+        point.ncf, point.residual, point.kink_residual, point.kinks,
+        structure.rank_one ? "yes" : "no", structure.single_neuron_construction ? "yes" : "no",
+        point.found_by, worst_ratio, supports_text(structure));
     const auto layers = ncf.layers(point.direction.unsqueeze(0));
     for (size_t l = 0; l < layers.size(); ++l) per_layer[l].push_back(layers[l][0]);
   }
@@ -100,26 +113,30 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
       result.points.empty() ? 0.0 : static_cast<double>(rank_one) / result.points.size();
   out << fmt::format(
       "kkt: {} distinct non-negative KKT points from {} starts ({} converged, {} ended at N < 0, "
-      "{} unconverged{}); rank-one share {:.3g}\n",
+      "{} unconverged{}); rank-one share {:.3g}, of which {} the construction of a single-neuron "
+      "KKT point\n",
       result.points.size(), result.restarts, result.converged, result.negative, result.unconverged,
       result.unconverged > 0
           ? fmt::format(", best residual among them {:.2e}", result.best_unconverged_residual)
           : "",
-      share);
+      share, constructed);
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const nlohmann::json report = {{"homogeneity", homogeneity_json(ncf.degrees())},
-                                 {"restarts", result.restarts},
-                                 {"converged", result.converged},
-                                 {"negative", result.negative},
-                                 {"unconverged", result.unconverged},
-                                 {"tol", options.tol()},
-                                 {"kink_tol", options.kink_tol()},
-                                 {"rank_one_tol", structure_options.rank_one_tol()},
-                                 {"rank_one_share", share},
-                                 {"points", points},
-                                 {"wall_seconds", seconds}};
+  const nlohmann::json report = {
+      {"homogeneity", homogeneity_json(ncf.degrees())},
+      {"restarts", result.restarts},
+      {"converged", result.converged},
+      {"negative", result.negative},
+      {"unconverged", result.unconverged},
+      {"tol", options.tol()},
+      {"kink_tol", options.kink_tol()},
+      {"rank_one_tol", structure_options.rank_one_tol()},
+      {"rank_one_share", share},
+      {"single_neuron_construction_share",
+       result.points.empty() ? 0.0 : static_cast<double>(constructed) / result.points.size()},
+      {"points", points},
+      {"wall_seconds", seconds}};
   write_file_atomically(directory / "kkt.json", report.dump(2) + "\n");
   if (!result.points.empty()) {
     std::vector<torch::Tensor> stacked;

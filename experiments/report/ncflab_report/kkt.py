@@ -143,7 +143,9 @@ def search_facts(data, points):
              ("ended at N < 0", data.get("negative")), ("unconverged", data.get("unconverged")),
              ("distinct non-negative KKT points", len(points)),
              ("rank-one points", sum(1 for p in points if p.get("rank_one"))),
-             ("rank_one_share", data.get("rank_one_share")), ("kkt.tol", data.get("tol")),
+             ("rank_one_share", data.get("rank_one_share")),
+             ("constructions of a single-neuron KKT point", sum(1 for p in points if p.get("single_neuron_construction"))),
+             ("kkt.tol", data.get("tol")),
              ("kkt.kink_tol", data.get("kink_tol")), ("kkt.rank_one_tol", data.get("rank_one_tol")),
              ("wall seconds", data.get("wall_seconds"))]
     return facts_table(facts)
@@ -162,17 +164,23 @@ def points_section(points):
                     [" ".join(f"{h.get('support')}/{h.get('units')}" for h in hidden) or None,
                      " ".join(f"{h.get('sign_fraction', math.nan):.3g}" for h in hidden) or None,
                      " ".join(f"{h.get('magnitude_spread', math.nan):.3g}" for h in hidden) or None,
-                     p.get("single_neuron_residual")])
+                     get(p, "single_neuron.kink_residual", p.get("single_neuron_residual")),
+                     " ".join(f"{e:+d}" for e in p.get("chain_signs", [])) or None,
+                     p.get("construction_distance"), p.get("single_neuron_construction")])
     header = (["#", "N(u)", "residual", "kink residual", "kinks", "rank one", "found by", "balance error"] +
               [f"σ₂/σ₁ W{l + 1}" for l in sv_layers] +
-              ["hidden support", "sign fraction", "magnitude spread", "single-neuron residual"])
+              ["hidden support", "sign fraction", "magnitude spread", "single-neuron residual",
+               "chain signs", "construction distance", "single-neuron construction"])
     return ["## Points", "",
             "Highest N first. `found by`: starts that ended at the point; `balance error`: "
             "max_l |‖W_l‖² − q_l/L|; for each hidden layer's singular vector (W1 first): `hidden "
             "support`, its non-zero entries / units, `sign fraction`, the share of them with the "
             "majority sign, `magnitude spread`, (max − min)/max of their magnitudes; "
-            "`single-neuron residual`: KKT residual of the input direction b for the single-neuron "
-            "problem.", "", table(header, rows), ""]
+            "`single-neuron residual`: KKT residual (kink-aware for p = 1) of the input direction b "
+            "for the single-neuron problem with the chain's signs ε_2 … ε_K (`chain signs`); "
+            "`construction distance`: ‖û − u_b‖ to the rank-one point the theorem builds from b; "
+            "`single-neuron construction`: rank one, that distance and b's residual within "
+            "kkt.rank_one_tol (SPEC §1; README \"What a run writes\").", "", table(header, rows), ""]
 
 
 def report_kkt(kkt_dir, out_dir):

@@ -3,6 +3,7 @@
 // a kink) are solved exactly, also by the kink Newton method alone; starts that end at the
 // same point up to a permutation of hidden units are merged.
 #include <algorithm>
+#include <limits>
 
 #include "ncflab/model/data.h"
 #include "ncflab/ncf/kink_newton.h"
@@ -138,6 +139,52 @@ TEST_F(KktSearch, DeepLeakyReluPointsSitOnKinksWithAClarkeCertificate) {
   EXPECT_EQ(result.unconverged, 0);
   const double worst_smooth = expect_kink_certificates(ncf, result, 1e-8);
   EXPECT_GT(worst_smooth, 1e-3);  // genuinely non-smooth points
+}
+
+// What a zero kink-aware residual certifies (README "What the kink-aware residual
+// certifies"): stationarity for independent slopes per kinked pair, a relaxation of the
+// Clarke set. The points the search certifies are maxima: along random tangent directions
+// d (⟨d, û⟩ = 0) the one-sided derivative of N on the sphere, (N(û + εd)/‖û + εd‖^L − N(û))/ε,
+// is ≤ 0 up to the O(ε) curvature term, on both sides of every kink at once. A point moved
+// off its kink is no longer one: some direction gains at first order.
+TEST_F(KktSearch, CertifiedKinkedPointsAreMaximaAlongRandomOneSidedDirections) {
+  const auto ncf = random_signs_problem({5, 5}, 0.1, 30, 4);
+  const auto result = search_kkt_points(ncf, KktSearchOptions().restarts(4));
+  ASSERT_FALSE(result.points.empty());
+  const double epsilon = 1e-7;
+  const double total = static_cast<double>(ncf.total_degree());
+  const auto on_sphere = [&](const torch::Tensor& u) {
+    return (ncf.value(u.unsqueeze(0)) / u.norm().pow(total)).item<double>();
+  };
+  const auto largest_slope = [&](const torch::Tensor& u, int64_t directions) {
+    const double base = on_sphere(u);
+    double largest = -std::numeric_limits<double>::infinity();
+    for (int64_t k = 0; k < directions; ++k) {
+      auto d = torch::randn_like(u);
+      d = d - (d * u).sum() * u;
+      d = d / d.norm();
+      largest = std::max(largest, (on_sphere(u + epsilon * d) - base) / epsilon);
+    }
+    return largest;
+  };
+  int64_t kinked_points = 0;
+  for (const auto& point : result.points) {
+    ASSERT_LT(point.kink_residual, 1e-8);
+    kinked_points += point.kinks > 0 ? 1 : 0;
+    const auto gradient_norm =
+        ncf.evaluate(point.direction.unsqueeze(0)).gradient.norm().item<double>();
+    // First order ≤ 0; the curvature term is O(ε·‖Hessian‖) ≈ ε·L²·N.
+    EXPECT_LT(largest_slope(point.direction, 200), 1e-4 * gradient_norm)
+        << "N " << point.ncf << ", kinks " << point.kinks;
+  }
+  EXPECT_GT(kinked_points, 0) << "no point sat on a kink: the test checks nothing";
+  // Off the kink by 1e-3 in a random tangent direction: some direction gains at first order.
+  const auto& best = result.points.front().direction;
+  auto shift = torch::randn_like(best);
+  shift = shift - (shift * best).sum() * best;
+  const auto moved = unit_rows((best + 1e-3 * shift / shift.norm()).unsqueeze(0))[0];
+  const auto moved_gradient = ncf.evaluate(moved.unsqueeze(0)).gradient.norm().item<double>();
+  EXPECT_GT(largest_slope(moved, 200), 1e-2 * moved_gradient);
 }
 
 // ReLU (α = 0), depth 3: units without a positive preactivation are removed as a whole

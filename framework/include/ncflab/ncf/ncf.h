@@ -44,7 +44,10 @@ class Ncf {
   /// so the minimum is exact when kinks sit in one layer; with kinks in several layers
   /// the layers are solved in turn until the residual stops shrinking (block coordinate
   /// descent on a multilinear problem: an upper bound on the minimum).
-  /// For p ≥ 2 (no kinks) it equals the smooth residual.
+  /// Each kinked pair gets its own slope: where pairs are coupled (dependent inputs of one
+  /// unit, kinks in successive layers) that set is larger than the Clarke set, so a zero
+  /// certifies stationarity for this relaxation (README "What the kink-aware residual
+  /// certifies"). For p ≥ 2 (no kinks) it equals the smooth residual.
   KinkResidual kink_residual(const torch::Tensor& u, double tolerance) const;
 
   /// Minimal-norm projected gradient over the allowed slopes (the steepest Clarke ascent

@@ -156,6 +156,9 @@ def two_homogeneous_results(sweep, run, kkt_dir, out):
     logs, times, slope = escape_time_slope(escapes)
     draw_escape_log(logs, times, r.n_star, out)
     write_two_homogeneous_summary(r, escapes, logs, times, slope, out)
+    return {"n_star": r.n_star, "best_ncf": r.best["ncf"], "slope_ratio": slope * 2 * r.n_star,
+            "neighbour_slope_ratios": [(times[i + 1] - times[i]) / (logs[i + 1] - logs[i]) * 2 * r.n_star
+                                       for i in range(len(times) - 1)]}
 
 
 # ---- saddle: the plateau after the first escape --------------------------------------------------------
@@ -277,3 +280,4 @@ def saddle_results(p, kkt_dir, out):
     mass, cosine, weighted = small_neuron_cosines(p, points)
     draw_saddle(p, mass, cosine, weighted, out)
     write_saddle_summary(p, point_ncf, mass, cosine, weighted, out)
+    return {"weighted_cos_end": float(weighted[p.end]), "largest_small_end": float(mass[p.end].sqrt().max())}

@@ -6,7 +6,9 @@
 
 Each claim runs its ncflab commands into runs/paper/<claim>/, draws the figures with
 `ncflab report`, and copies the figures and numbers into experiments/paper/results/<claim>/
-(the copy experiments/README.md shows). Claims:
+(the copy experiments/README.md shows). Every claim also checks its measured numbers against
+the bands the theory predicts (experiments/paper/checks.py; results/<claim>/checks.md) and the
+script exits 1 when one falls outside. Claims:
 
   escape_L3   escape-time law and directional convergence, depth-3 Leaky ReLU (L = 3)
   escape_L4   escape-time law, two-layer polynomial Leaky ReLU p = 3 (L = 4)
@@ -14,6 +16,8 @@ Each claim runs its ncflab commands into runs/paper/<claim>/, draws the figures 
               gradient descent (run escape_L4 first for the side-by-side table)
   escape_L7_flow  the law at L = 7 (depth 3, p = 2) with the gradient flow down to δ = 1e-6,
               where gradient descent would need ~10^12 steps at δ = 1e-2 already
+  escape_logistic  the law with the logistic loss (ȳ = y/2), L = 4, gradient flow down to δ = 1e-6
+  collapse    the other branch: weights whose NCF flow collapses (N* < 0) shrink instead of escaping
   kkt         rank-one structure of KKT points: Leaky ReLU α ∈ {0, 0.1, 0.5}, polynomial
               p ∈ {2, 3}, depth 3 and 4, synthetic and breast-cancer data, 100 starts each
   kinks       smooth against kink-aware KKT residual along training (needs kkt's table too)
@@ -21,11 +25,15 @@ Each claim runs its ncflab commands into runs/paper/<claim>/, draws the figures 
   saddle      the plateau after the first escape: small neurons against the residual NCF's KKT points
 """
 import argparse
+import csv
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
+
+from checks import Checks, check_escape_law, escape_members
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -66,9 +74,10 @@ def publish(report_dir, claim, name=None):
     return target
 
 
-def escape(runner, claim, config_name, deltas, sample_run):
+def escape(runner, checks, claim, config_name, deltas, sample_run):
     sweep = runner.directory(claim)
     runner.ncflab_command("sweep", config(config_name), "init.scale=" + ",".join(deltas), "--out", sweep)
+    check_escape_law(checks, escape_members(sweep, sweep_rows(sweep)), "gd")
     runner.ncflab_command("report", sweep)
     publish(os.path.join(sweep, "report"), claim)
     # One run of the sweep on its own: per-layer σ₂/σ₁ over time (rank one before escape).
@@ -77,19 +86,18 @@ def escape(runner, claim, config_name, deltas, sample_run):
     publish(os.path.join(run, "report"), claim, "run_" + sample_run.split("=")[-1])
 
 
-def escape_L3(runner):
-    escape(runner, "escape_L3", "escape_L3_leaky_relu.yaml", ["3e-2", "1e-2", "3e-3", "1e-3", "3e-4", "1e-4"],
+def escape_L3(runner, checks):
+    escape(runner, checks, "escape_L3", "escape_L3_leaky_relu.yaml", ["3e-2", "1e-2", "3e-3", "1e-3", "3e-4", "1e-4"],
            "003_init.scale=1e-3")
 
 
-def escape_L4(runner):
-    escape(runner, "escape_L4", "escape_L4_two_layer_p3.yaml", ["5e-2", "2e-2", "1e-2", "5e-3", "2e-3", "1e-3"],
+def escape_L4(runner, checks):
+    escape(runner, checks, "escape_L4", "escape_L4_two_layer_p3.yaml", ["5e-2", "2e-2", "1e-2", "5e-3", "2e-3", "1e-3"],
            "003_init.scale=5e-3")
 
 
 def sweep_rows(sweep):
     """sweep.csv of a sweep directory as dicts (empty when the sweep was not run)."""
-    import csv
     path = os.path.join(sweep, "sweep.csv")
     if not os.path.exists(path):
         return []
@@ -136,12 +144,13 @@ def flow_table(flow_sweep, gd_sweep):
     return "\n".join(lines) + "\n"
 
 
-def escape_flow(runner, claim, config_name, deltas, sample_run, gd_claim=None):
+def escape_flow(runner, checks, claim, config_name, deltas, sample_run, gd_claim=None, overrides=()):
     sweep = runner.directory(claim)
     started = time.monotonic()
-    runner.ncflab_command("sweep", config(config_name), "train.integrator=flow",
+    runner.ncflab_command("sweep", config(config_name), "train.integrator=flow", *overrides,
                           "init.scale=" + ",".join(deltas), "--out", sweep)
     wall = time.monotonic() - started
+    check_escape_law(checks, escape_members(sweep, sweep_rows(sweep)), "flow")
     runner.ncflab_command("report", sweep)
     target = publish(os.path.join(sweep, "report"), claim)
     run = os.path.join(sweep, sample_run)
@@ -154,15 +163,58 @@ def escape_flow(runner, claim, config_name, deltas, sample_run, gd_claim=None):
                 f"took {wall:.1f} s of wall time.\n\n" + flow_table(sweep, gd_sweep))
 
 
-def escape_L4_flow(runner):
-    escape_flow(runner, "escape_L4_flow", "escape_L4_two_layer_p3.yaml",
+def escape_L4_flow(runner, checks):
+    escape_flow(runner, checks, "escape_L4_flow", "escape_L4_two_layer_p3.yaml",
                 ["5e-2", "2e-2", "1e-2", "5e-3", "2e-3", "1e-3", "1e-4", "1e-5", "1e-6", "1e-7"],
                 "008_init.scale=1e-6", gd_claim="escape_L4")
 
 
-def escape_L7_flow(runner):
-    escape_flow(runner, "escape_L7_flow", "escape_L7_depth3_p2.yaml",
+def escape_L7_flow(runner, checks):
+    escape_flow(runner, checks, "escape_L7_flow", "escape_L7_depth3_p2.yaml",
                 ["3e-2", "1e-2", "1e-3", "1e-4", "1e-5", "1e-6", "1e-7"], "004_init.scale=1e-5")
+
+
+def escape_logistic(runner, checks):
+    """The escape law with the logistic loss: ȳ = y/2 in the NCF (SPEC §1), same L = 4 net."""
+    escape_flow(runner, checks, "escape_logistic", "escape_L4_two_layer_p3.yaml",
+                ["5e-2", "1e-2", "1e-3", "1e-4", "1e-5", "1e-6"], "003_init.scale=1e-4",
+                overrides=("loss=logistic", "data.sign_labels=true"))
+
+
+def collapse(runner, checks):
+    """The paper's other branch: from directions whose NCF flow collapses (N* < 0), training's
+    weights shrink with it instead of escaping; the other members of the same ensemble escape."""
+    claim = "collapse"
+    run = runner.directory(claim)
+    runner.ncflab_command("run", config("collapse_L3_cubic.yaml"), "--out", run)
+    runner.ncflab_command("report", run)
+    publish(os.path.join(run, "report"), claim)
+    with open(os.path.join(run, "summary.json")) as f:
+        members = json.load(f)["members"]
+    with open(os.path.join(run, "metrics.csv")) as f:
+        last = {}
+        for row in csv.DictReader(f):
+            last[int(row["member"])] = row
+    branches = {"collapsed": 0, "blew_up": 0}
+    for s, m in enumerate(members):
+        outcome = m["ncf_flow"]["outcome"]
+        branches[outcome] = branches.get(outcome, 0) + 1
+        if outcome == "collapsed":
+            checks.band(f"member {s} (flow collapses): N* of the flow", m["ncf_flow"]["ncf"], -0.5 - 1e-9, -0.5 + 1e-9,
+                        "the flow ends at the negative KKT point w = (1, 0), N* = −1/2")
+            checks.band(f"member {s}: escaped (1) or not (0)", 1.0 if m["escape"] else 0.0, 0.0, 0.0,
+                        "weights whose NCF flow collapses never escape")
+            checks.band(f"member {s}: final ‖w‖/δ", m["final"]["norm_over_delta"], 0.0, 0.1,
+                        "they shrink: ‖w(t)‖ ≈ δ·‖u(δ·t)‖ → 0 (SPEC §1)")
+            checks.band(f"member {s}: cos(w/‖w‖, u(δ·t)) at the last step", float(last[s]["cos_to_flow_now"]),
+                        0.9999, 1.0, "training follows the collapsing flow")
+        else:
+            checks.band(f"member {s} (flow blows up): cos_to_flow at escape", m["final"]["cos_to_flow"], 0.999, 1.0,
+                        "the same ensemble's other members escape along their flow's direction")
+    checks.band("members whose flow collapses", float(branches["collapsed"]), 1.0, 8.0,
+                "the ensemble holds both branches (directions with w1 > 0 collapse)")
+    checks.band("members whose flow blows up", float(branches["blew_up"]), 1.0, 8.0,
+                "… and directions with w1 < 0 blow up")
 
 
 KKT_SETTINGS = [  # (name, overrides)
@@ -202,6 +254,7 @@ def kkt_summary(path):
         "max_spread": max(spread) if spread else None,
         "support": f"{min(support)}–{max(support)}" if support else "",
         "max_balance_error": max(p["balance_error"] for p in points) if points else None,
+        "single_neuron_construction_share": result.get("single_neuron_construction_share"),
         "seconds": result["wall_seconds"],
     }
 
@@ -210,7 +263,7 @@ def number(x, digits=3):
     return "" if x is None else f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
-def kkt(runner):
+def kkt(runner, checks):
     rows = []
     for data, config_name in KKT_DATA:
         for name, overrides in KKT_SETTINGS:
@@ -245,16 +298,40 @@ def kkt(runner):
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(RESULTS, "kkt", "summary.json"), "w") as f:
         json.dump([{"data": d, "activation": n, **s} for d, n, s in rows], f, indent=2)
+    for data, name, s in rows:
+        row = f"{data} {name}"
+        checks.band(f"{row}: converged starts", s["converged"] / s["restarts"], 0.9, 1.0,
+                    "projected ascent with the kink-aware Newton method converges from random starts")
+        checks.band(f"{row}: rank-one share", s["rank_one_share"], 0.9, 1.0,
+                    "SPEC §1: KKT points of feed-forward (polynomial) Leaky ReLU nets are very often rank one")
+        checks.band(f"{row}: share that is the construction of a single-neuron KKT point",
+                    s["single_neuron_construction_share"], 0.9, 1.0,
+                    "rank-one KKT points are the theorem's construction from a KKT point b of the single-neuron problem")
+        checks.band(f"{row}: max balance error", s["max_balance_error"], 0.0, 1e-8,
+                    "‖W_l‖² = q_l/L at every KKT point (Euler per layer)")
+        if "relu" in name and "poly" not in name:
+            checks.band(f"{row}: min sign fraction of the hidden vectors", s["min_sign_fraction"], 0.999, 1.0,
+                        "hidden singular vectors of a rank-one KKT point have entries of one sign")
+        else:
+            checks.band(f"{row}: max magnitude spread of the hidden vectors", s["max_spread"], 0.0, 1e-3,
+                        "for p > 1 their non-zero entries are equal in magnitude")
 
 
-def kinks(runner):
+def kinks(runner, checks):
     run = runner.directory("kinks")
     runner.ncflab_command("run", config("kinks_L3_leaky_relu.yaml"), "--out", run)
+    with open(os.path.join(run, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    differences = [abs(float(r["kink_residual"]) - float(r["kkt_residual"])) / float(r["kkt_residual"]) for r in rows]
+    checks.band("largest relative difference of kink-aware and smooth residual along training", max(differences),
+                0.0, 1e-12, "no preactivation reaches a kink before escape: the two residuals are one number")
+    checks.band("smooth residual at escape over at step 0", float(rows[-1]["kkt_residual"]) / float(rows[0]["kkt_residual"]),
+                0.0, 1e-2, "the direction approaches a KKT point before escape (SPEC §1)")
     runner.ncflab_command("report", run)
     publish(os.path.join(run, "report"), "kinks")
 
 
-def two_homogeneous(runner):
+def two_homogeneous(runner, checks):
     # Imported here: torch and matplotlib load only for the claims that draw their own figures.
     from claims_two_homogeneous import two_homogeneous_results
 
@@ -270,11 +347,19 @@ def two_homogeneous(runner):
     runner.ncflab_command("kkt", config(config_name), "--out", kkt_dir)
     out = os.path.join(RESULTS, claim)
     os.makedirs(out, exist_ok=True)
-    two_homogeneous_results(sweep, run, kkt_dir, out)
+    numbers = two_homogeneous_results(sweep, run, kkt_dir, out)
+    checks.band("best KKT point's N over max g (single-neuron problem on the circle)",
+                numbers["best_ncf"] / numbers["n_star"], 1 - 1e-9, 1 + 1e-9,
+                "L = 2: the constrained NCF's maximum is the single-neuron maximum")
+    slopes = numbers["neighbour_slope_ratios"]
+    checks.band("slope of t_esc against ln(1/δ) between the two smallest δ, times 2N*", slopes[-1], 1.0, 1.03,
+                "L = 2: t_esc = ln(1/δ)/(2N*) + const as δ → 0; GD's growth 1 + 2ηN* per step adds 0.5%")
+    checks.band("that slope's change from the largest pair of δ to the smallest", slopes[-1] - slopes[0], -1.0, -1e-3,
+                "the slope approaches 1/(2N*) from above as δ → 0")
     publish(os.path.join(run, "report"), claim, "run")
 
 
-def saddle(runner):
+def saddle(runner, checks):
     """The plateau after the first escape: split the neurons into large and small at its start,
     search the KKT points of the residual NCF N_r(u) = (y − H_n(X))ᵀ H_z(X; u) (for square
     loss the NCF of one small neuron on labels y − H_n, so `ncflab kkt` with widths [1] on
@@ -294,12 +379,18 @@ def saddle(runner):
                           "--out", kkt_dir)
     out = os.path.join(RESULTS, claim)
     os.makedirs(out, exist_ok=True)
-    saddle_results(plateau, kkt_dir, out)
+    numbers = saddle_results(plateau, kkt_dir, out)
+    checks.band("mass-weighted cos of the small neurons to the residual NCF's KKT points, plateau end",
+                numbers["weighted_cos_end"], 0.99, 1.0,
+                "SPEC §1: at a saddle the small neurons align with KKT points of the residual NCF")
+    checks.band("largest small neuron at the plateau's end", numbers["largest_small_end"], 0.0, 0.05,
+                "the small neurons stay small while the loss plateaus")
     publish(os.path.join(run, "report"), claim, "run")
 
 
 CLAIMS = {"escape_L3": escape_L3, "escape_L4": escape_L4, "escape_L4_flow": escape_L4_flow,
-          "escape_L7_flow": escape_L7_flow, "kkt": kkt, "kinks": kinks,
+          "escape_L7_flow": escape_L7_flow, "escape_logistic": escape_logistic, "collapse": collapse,
+          "kkt": kkt, "kinks": kinks,
           "two_homogeneous": two_homogeneous, "saddle": saddle}
 
 
@@ -313,11 +404,20 @@ def main():
                         help="kkt: keep the searches whose kkt.json is already there (an interrupted claim)")
     args = parser.parse_args()
     runner = Runner(args.ncflab, args.out, args.resume)
+    failed = []
     for claim in CLAIMS if "all" in args.claims else args.claims:
         started = time.monotonic()
         print(f"== {claim}", flush=True)
-        CLAIMS[claim](runner)
-        print(f"== {claim}: {time.monotonic() - started:.0f} s; results in {os.path.join(RESULTS, claim)}", flush=True)
+        checks = Checks(claim)
+        CLAIMS[claim](runner, checks)
+        checks.write(os.path.join(RESULTS, claim))
+        failures = checks.failures()
+        failed += [f"{claim}: {what}" for what, *_ in failures]
+        print(f"== {claim}: {time.monotonic() - started:.0f} s; {len(checks.rows) - len(failures)} of "
+              f"{len(checks.rows)} checks inside their bands; results in {os.path.join(RESULTS, claim)}", flush=True)
+    if failed:
+        print("reproduce: numbers outside the bands the theory predicts:\n  " + "\n  ".join(failed), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,45 @@ def two_homogeneous_results(sweep, run, kkt_dir, out):
                                        for i in range(len(times) - 1)]}
 
 
+# ---- two_homogeneous_off_teacher: the NCF's peak away from the teacher's neurons ------------------------
+
+def angular_distance(a, b):
+    return abs((a - b + 180) % 360 - 180)
+
+
+def mass_weighted_distance(angles, norms, targets):
+    """Σ_j ‖w_j‖²·(angle of w_j to the nearest target) / Σ_j ‖w_j‖², degrees."""
+    weights = [n * n for n in norms]
+    distances = [min(angular_distance(a, t) for t in targets) for a in angles]
+    return sum(w * d for w, d in zip(weights, distances)) / sum(weights)
+
+
+def off_teacher_results(run, kkt_dir, teachers, out):
+    """Neuron angles at escape and at the end against the NCF's KKT directions and the teacher's
+    neurons; neurons.png as claim two_homogeneous draws it. Returns the mass-weighted distances."""
+    r = read_two_homogeneous_run(run, kkt_dir)
+    draw_neurons(r, out)
+    trajectory = torch.load(os.path.join(run, "weights_trajectory.pt"))
+    steps, w = trajectory["step"], trajectory["W1"][:, 0]
+    angles = torch.rad2deg(torch.atan2(w[..., 1], w[..., 0]))
+    norms = w.norm(dim=-1)
+    numbers = {}
+    for name, index in (("escape", int((steps - r.escape_step).abs().argmin())), ("end", len(steps) - 1)):
+        a, n = angles[index].tolist(), norms[index].tolist()
+        numbers[name] = {"step": int(steps[index]), "to_ncf": mass_weighted_distance(a, n, r.angles_star),
+                         "to_teacher": mass_weighted_distance(a, n, teachers)}
+    lines = ["# Two-homogeneous case with the NCF's peak away from the teacher", "",
+             "Teacher neurons at " + ", ".join(f"{t:g}°" for t in teachers) + "; single-neuron KKT directions "
+             "(local maxima of g) at " + ", ".join(f"{a:.2f}° (g = {v:.4f})" for a, v in zip(r.angles_star, r.values))
+             + ".", "",
+             "| when | step | mass-weighted angle to the nearest NCF KKT direction | to the nearest teacher neuron |",
+             "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {v['step']} | {v['to_ncf']:.2f}° | {v['to_teacher']:.2f}° |" for name, v in numbers.items()]
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return numbers
+
+
 # ---- saddle: the plateau after the first escape --------------------------------------------------------
 
 @dataclass

@@ -368,6 +368,18 @@ def kinks(runner, checks):
                 "near escape the direction is near a kinked KKT point: a loose tolerance sees its kinks")
 
 
+def run_and_kkt(runner, claim, config_name):
+    """A claim's run (with its report) and KKT search, and its results directory."""
+    run = runner.directory(claim, "run")
+    runner.ncflab_command("run", config(config_name), "--out", run)
+    runner.ncflab_command("report", run)
+    kkt_dir = runner.directory(claim, "kkt")
+    runner.ncflab_command("kkt", config(config_name), "--out", kkt_dir)
+    out = os.path.join(RESULTS, claim)
+    os.makedirs(out, exist_ok=True)
+    return run, kkt_dir, out
+
+
 def two_homogeneous(runner, checks):
     # Imported here: torch and matplotlib load only for the claims that draw their own figures.
     from claims_two_homogeneous import two_homogeneous_results
@@ -377,13 +389,7 @@ def two_homogeneous(runner, checks):
     deltas = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
     runner.ncflab_command("sweep", config(config_name), "init.scale=" + ",".join(f"{d:g}" for d in deltas),
                           "train.stop_at_escape=true", "train.snapshot_every=0", "--out", sweep)
-    run = runner.directory(claim, "run")
-    runner.ncflab_command("run", config(config_name), "--out", run)
-    runner.ncflab_command("report", run)
-    kkt_dir = runner.directory(claim, "kkt")
-    runner.ncflab_command("kkt", config(config_name), "--out", kkt_dir)
-    out = os.path.join(RESULTS, claim)
-    os.makedirs(out, exist_ok=True)
+    run, kkt_dir, out = run_and_kkt(runner, claim, config_name)
     numbers = two_homogeneous_results(sweep, run, kkt_dir, out)
     checks.band("best KKT point's N over max g (single-neuron problem on the circle)",
                 numbers["best_ncf"] / numbers["n_star"], 1 - 1e-9, 1 + 1e-9,
@@ -402,13 +408,7 @@ def two_homogeneous_off_teacher(runner, checks):
     from claims_two_homogeneous import off_teacher_results
 
     claim, config_name = "two_homogeneous_off_teacher", "two_homogeneous_off_teacher.yaml"
-    run = runner.directory(claim, "run")
-    runner.ncflab_command("run", config(config_name), "--out", run)
-    runner.ncflab_command("report", run)
-    kkt_dir = runner.directory(claim, "kkt")
-    runner.ncflab_command("kkt", config(config_name), "--out", kkt_dir)
-    out = os.path.join(RESULTS, claim)
-    os.makedirs(out, exist_ok=True)
+    run, kkt_dir, out = run_and_kkt(runner, claim, config_name)
     numbers = off_teacher_results(run, kkt_dir, [40.0, -40.0], out)
     publish(os.path.join(run, "report"), claim, "run")
     escape, end = numbers["escape"], numbers["end"]

@@ -77,7 +77,6 @@ struct Columns {
   int64_t parameters;
   int64_t log_norm() const { return parameters; }
   int64_t time() const { return parameters + 1; }
-  int64_t width() const { return parameters + 2; }
 };
 
 // One Dormand–Prince step tried for the active members: the stages, the 5th-order point

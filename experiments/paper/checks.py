@@ -3,10 +3,8 @@ every measured number against its band, writes results/<claim>/checks.md and exi
 when one leaves it. A band says what the paper (SPEC §1) predicts and how much the finite
 setting (escape radius, step size, tolerance) may move the measurement, never what this
 implementation happened to give."""
-import json
 import math
 import os
-import re
 
 
 class Checks:
@@ -44,34 +42,6 @@ def fmt(x):
     if isinstance(x, float):
         return "inf" if math.isinf(x) else f"{x:.4g}"
     return str(x)
-
-
-def escape_radius(run_dir):
-    with open(os.path.join(run_dir, "config.yaml")) as f:
-        return float(re.search(r"^\s*escape_radius:\s*(\S+)", f.read(), re.M).group(1))
-
-
-def escape_members(sweep, rows):
-    """Per run of a sweep (sweep.csv rows) and member: δ, L, t_esc·δ^(L−2)/T*, the ratio the
-    flow predicts at the finite escape radius, 1 − (δ/r_esc)^(L−2)/((L−2)·L·N*·T*), T*, N*
-    and cos_to_flow."""
-    members = []
-    for row in rows:
-        run = os.path.join(sweep, row["directory"])
-        with open(os.path.join(run, "summary.json")) as f:
-            summary = json.load(f)
-        radius = escape_radius(run)
-        degree = summary["homogeneity"]["total"]
-        for s, m in enumerate(summary.get("members", [summary])):
-            flow = m.get("ncf_flow") or {}
-            t_star, n_star = flow.get("blowup_time"), flow.get("ncf")
-            ratio = predicted = None
-            if m.get("escape") and t_star:
-                ratio = m["escape"]["rescaled_time"] / t_star
-                predicted = 1 - (m["delta"] / radius) ** (degree - 2) / ((degree - 2) * degree * n_star * t_star)
-            members.append({"delta": m["delta"], "member": s, "L": degree, "ratio": ratio, "predicted": predicted,
-                            "t_star": t_star, "cos": (m.get("final") or {}).get("cos_to_flow")})
-    return members
 
 
 def check_escape_law(checks, members, integrator):

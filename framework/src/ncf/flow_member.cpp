@@ -53,8 +53,8 @@ double time_weight(const MemberState& m, double total_degree, double theta) {
 }  // namespace
 
 double time_in_step(const MemberState& m, double total_degree, double theta) {
-  if (theta >= 1) return m.time_step.end;
-  return m.time_step.end * time_weight(m, total_degree, theta) / time_weight(m, total_degree, 1);
+  if (theta >= 1) return m.step_time;
+  return m.step_time * time_weight(m, total_degree, theta) / time_weight(m, total_degree, 1);
 }
 
 double fraction_at_time(const MemberState& m, double total_degree, double target) {

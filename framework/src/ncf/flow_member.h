@@ -50,11 +50,11 @@ struct MemberState {
   bool active = true;
   size_t next_sample = 0;  // index of the next sample time not yet reached
   double escape_time = std::numeric_limits<double>::quiet_NaN();  // ‖u‖ = max_norm
-  // The last accepted step: its size in s, t at its start, and ρ and τ = t − t_start in it.
+  // The last accepted step: its size in s, t at its start, the t it added, and ρ in it.
   double step = 0;
   double step_start_time = 0;
+  double step_time = 0;
   ScalarStep log_norm_step;
-  ScalarStep time_step;
 };
 
 /// τ = t − t_step_start at fraction θ of the last accepted step: τ_end·Q(θ)/Q(1) with

@@ -280,7 +280,7 @@ KinkNewtonResult KinkNewton::run(const torch::Tensor& start) {
 KinkNewtonResult kink_newton(const Ncf& ncf, const torch::Tensor& start,
                              const KinkNewtonOptions& options) {
   const auto& activation = ncf.options().activation();
-  TORCH_CHECK(activation.p() == 1 && activation.alpha() != 1.0,
+  TORCH_CHECK(has_kinks(activation),
               "kink_newton – needs a kinked activation (p = 1, α ≠ 1) – got p = ", activation.p(),
               ", α = ", activation.alpha());
   TORCH_CHECK(start.dim() == 1 && start.size(0) == ncf.parameters(),

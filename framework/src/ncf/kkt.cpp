@@ -148,7 +148,7 @@ KktSearchResult search_kkt_points(const Ncf& ncf, const KktSearchOptions& option
               "search_kkt_points – max_iterations must be >= 1 – got ", options.max_iterations());
   torch::NoGradGuard no_grad;
   const auto& activation = ncf.options().activation();
-  const bool kinked = activation.p() == 1 && activation.alpha() != 1.0;
+  const bool kinked = has_kinks(activation);
   const auto starts = unit_gaussian_directions(options.restarts(), ncf.parameters(), options.seed(),
                                                RandomStream::kkt)
                           .to(ncf.inputs().options());

@@ -205,7 +205,7 @@ std::vector<torch::Tensor> Ncf::kinks(const torch::Tensor& unit_row, double tole
   const auto weights = layers(unit_row.unsqueeze(0));
   const auto cache = feedforward_forward(weights, inputs_, options_);
   std::vector<torch::Tensor> result;
-  const bool has_kink = activation.p() == 1 && activation.alpha() != 1.0;
+  const bool has_kink = has_kinks(activation);
   torch::Tensor silent;  // [n]: the previous layer's whole column is at kinks or removed
   for (size_t h = 0; h < cache.preactivations.size(); ++h) {
     if (!has_kink) {

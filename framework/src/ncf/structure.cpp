@@ -28,12 +28,6 @@ HiddenVectorStructure describe_hidden_vector(const torch::Tensor& vector, int64_
   return result;
 }
 
-// p = 1 with α ≠ 1: σ has a kink at 0.
-bool kinked(const Ncf& ncf) {
-  const auto& activation = ncf.options().activation();
-  return activation.p() == 1 && activation.alpha() != 1;
-}
-
 // g_ε = ε_K·σ(ε_{K−1}·σ(⋯ε_2·σ(z))) (σ applied `compositions` times, `signs` = ε_2 … ε_K or
 // empty for all +1) and g_ε' along the composition.
 std::pair<torch::Tensor, torch::Tensor> composed_activation(const torch::Tensor& z,
@@ -73,7 +67,7 @@ SingleNeuronKkt single_neuron_kkt(const Ncf& ncf, const torch::Tensor& b_in, dou
   const auto gradient = torch::matmul(ybar * slope, inputs);
   result.residual = (projected(gradient).norm() / gradient.norm().clamp_min(1e-300)).item<double>();
   result.kink_residual = result.residual;
-  if (!kinked(ncf)) return result;
+  if (!has_kinks(ncf.options().activation())) return result;
   // g is positively homogeneous of degree 1 with slopes g(1) on z > 0 and −g(−1) on z < 0;
   // at a kink its Clarke derivative is any slope between them.
   const auto ends = composed_activation(torch::tensor({1.0, -1.0}, torch::kFloat64), activation,
@@ -209,7 +203,7 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
   result.construction_distance = (constructed - unit[0]).norm().item<double>();
   const auto row = constructed.to(ncf.inputs().options()).unsqueeze(0);
   result.construction_residual =
-      kinked(ncf)
+      has_kinks(ncf.options().activation())
           ? ncf.kink_residual(row, options.kink_tol()).residual.to(torch::kCPU).item<double>()
           : ncf.smooth_residual(row).item<double>();
   result.single_neuron_construction = result.rank_one &&

@@ -18,6 +18,11 @@ struct PolyLeakyReLUOptions {
 /// Throws c10::Error unless α ∈ [−1, 1] and p ≥ 1.
 void check_activation_options(const PolyLeakyReLUOptions& options);
 
+/// Whether σ has a kink: p = 1 with α ≠ 1 (α = 1 is the identity).
+inline bool has_kinks(const PolyLeakyReLUOptions& options) {
+  return options.p() == 1 && options.alpha() != 1.0;
+}
+
 /// σ(z), elementwise, differentiable through a custom autograd function whose
 /// backward is σ'(z) (itself differentiable, so double backward works).
 torch::Tensor poly_leaky_relu(const torch::Tensor& z, const PolyLeakyReLUOptions& options);

@@ -1,0 +1,252 @@
+// Stepping the NCF flow in the blow-up-free variables (û, ln‖u‖, t) of SPEC §1: the
+// right-hand side, the start, one batched Dormand–Prince trial for the active members and
+// the per-member step-size controller (flow_integrator.h).
+#include "flow_integrator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ncflab/core/dormand_prince.h"
+
+namespace ncflab::flow_detail {
+
+using namespace dormand_prince;
+
+namespace {
+
+// Accepted steps between kink-aware convergence tests (each solves a small least-squares
+// problem per member): at least this many, and at least a quarter of the steps so far.
+constexpr int64_t kKinkCheckEvery = 10;
+
+}  // namespace
+
+torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device& device) {
+  return torch::tensor(ids, torch::kLong).to(device);
+}
+
+// dy/ds at y [A, P + 2] (SPEC §1): dv/ds = (∇N(v) − ⟨∇N(v), v⟩v/‖v‖²)/‖v‖^(L−2), the
+// spherical gradient ascent of N scaled so that it is homogeneous of degree 1 in v, whose
+// norm then drifts only by the local error and changes nothing; dρ/ds = L·N(û);
+// dτ/ds = e^(−(L−2)ρ) = ‖u‖^(2−L). With `statistics`, also N(û), ‖∇N(û)‖ and the tangent
+// part's norm [3, A].
+torch::Tensor FlowIntegrator::derivative(const torch::Tensor& y, torch::Tensor* statistics) const {
+  const double degree = total_degree_;
+  const auto v = y.narrow(1, 0, columns_.parameters);
+  const auto eval = ncf_.evaluate(v);
+  const auto norm = v.norm(2, -1);                          // [A]
+  const auto radial = degree * eval.value / norm.square();  // ⟨∇N(v), v⟩/‖v‖² by Euler
+  const auto tangent = eval.gradient - radial.unsqueeze(1) * v;
+  const auto unit_value = eval.value / norm.pow(degree);
+  const auto dv = tangent * norm.pow(2 - degree).unsqueeze(1);
+  const auto dtime = torch::exp(-(degree - 2) * y.select(1, columns_.log_norm()));
+  if (statistics) {
+    const auto unit_scale = norm.pow(1 - degree);  // ∇N(û) = ∇N(v)/‖v‖^(L−1)
+    *statistics = torch::stack(
+        {unit_value, eval.gradient.norm(2, -1) * unit_scale, tangent.norm(2, -1) * unit_scale});
+  }
+  return torch::cat({dv, (degree * unit_value).unsqueeze(1), dtime.unsqueeze(1)}, 1);
+}
+
+// u0's direction and norm, the first step sizes, trajectory rows and samples at t = 0;
+// members that stop at once (a KKT ray needs no steps to say where it goes, only t does).
+void FlowIntegrator::start(const torch::Tensor& u0) {
+  const int64_t members = u0.size(0);
+  const auto norms = u0.norm(2, -1);
+  const auto host_norms = norms.to(torch::kCPU, torch::kFloat64);
+  for (int64_t s = 0; s < members; ++s) {
+    const double norm = host_norms[s].item<double>();
+    TORCH_CHECK(std::isfinite(norm) && norm > 0,
+                "integrate_ncf_flow – every row of u0 must be non-zero and finite – got ‖u0‖ = ",
+                norm, " in row ", s);
+  }
+  y_ = torch::cat(
+      {u0 / norms.unsqueeze(1), norms.log().unsqueeze(1), torch::zeros({members, 1}, u0.options())},
+      1);
+  torch::Tensor statistics;
+  slope_ = derivative(y_, &statistics);
+  const auto at_host = statistics.to(torch::kCPU, torch::kFloat64);
+  const auto at = at_host.accessor<double, 2>();
+  for (int64_t s = 0; s < members; ++s) {
+    auto& m = states_[static_cast<size_t>(s)];
+    m.log_norm = std::log(host_norms[s].item<double>());
+    m.value = at[0][s];
+    m.largest_gradient = m.gradient = at[1][s];
+    m.tangent = at[2][s];
+    // The first step moves û (or ρ) by about 1e-3: |dρ/ds| = L·|N(û)| ≤ L·‖∇N(û)‖.
+    m.h = m.gradient > 0 ? kFirstStepFraction / (total_degree_ * m.gradient) : 1.0;
+    if (m.log_norm >= log_max_norm_) m.escape_time = 0;
+    if (!options_.sample_times().empty()) {
+      const auto& times = options_.sample_times()[static_cast<size_t>(s)];
+      auto& samples = result_.members[static_cast<size_t>(s)].samples;
+      samples = torch::full({static_cast<int64_t>(times.size()), columns_.parameters},
+                            std::numeric_limits<double>::quiet_NaN(), torch::kFloat64);
+      // Times at or before 0 are u0 itself.
+      for (; m.next_sample < times.size() && times[m.next_sample] <= 0; ++m.next_sample) {
+        samples[static_cast<int64_t>(m.next_sample)].copy_(u0[s]);
+      }
+    }
+    m.converged = direction_converged(m, s);
+    record(s);
+    conclude(s);
+  }
+}
+
+TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double> step_sizes) const {
+  TrialStep trial;
+  const auto index = index_tensor(active, y_.device());
+  trial.active = std::move(active);
+  trial.step_sizes = std::move(step_sizes);
+  trial.start = y_.index_select(0, index);
+  const auto h =
+      torch::tensor(trial.step_sizes, torch::kFloat64).to(y_.options()).unsqueeze(1);  // [A, 1]
+  trial.stages = {slope_.index_select(0, index)};
+  torch::Tensor statistics;
+  for (size_t i = 0; i < kStages.size(); ++i) {
+    const auto point = stage_point(trial.start, h, trial.stages, i);
+    const bool last = i + 1 == kStages.size();
+    trial.stages.push_back(derivative(point, last ? &statistics : nullptr));
+    if (last) trial.next = point;
+  }
+  const auto error = h * error_slope(trial.stages);
+  const auto& c = columns_;
+  const auto column = [](const torch::Tensor& t, int64_t j) { return t.select(1, j); };
+  const auto& first = trial.stages.front();
+  const auto& end = trial.stages.back();
+  trial.host = torch::stack({error.narrow(1, 0, c.parameters).norm(2, -1) /
+                                 trial.next.narrow(1, 0, c.parameters).norm(2, -1),
+                             column(error, c.log_norm()).abs(), column(error, c.time()).abs(),
+                             column(trial.start, c.log_norm()), column(first, c.log_norm()),
+                             column(trial.next, c.log_norm()), column(end, c.log_norm()),
+                             column(trial.next, c.time()), column(end, c.time()), statistics[0],
+                             statistics[1], statistics[2]})
+                   .to(torch::kCPU, torch::kFloat64);
+  return trial;
+}
+
+// Accepts or rejects each member's step and proposes its next step size; copies the
+// accepted points into y, lands members that passed max_time on it, and stops the members
+// that are done.
+void FlowIntegrator::judge(const TrialStep& trial) {
+  std::vector<int64_t> accepted_local;
+  std::vector<int64_t> accepted_global;
+  std::vector<std::pair<int64_t, torch::Tensor>> landings;
+  for (size_t a = 0; a < trial.active.size(); ++a) {
+    const int64_t member = trial.active[a];
+    auto& m = states_[static_cast<size_t>(member)];
+    if (!accept(m, trial, a)) continue;
+    accepted_local.push_back(static_cast<int64_t>(a));
+    accepted_global.push_back(member);
+    if (m.time.value() >= max_time_) {
+      // Back to the point of the step where t = max_time exactly.
+      const double theta = fraction_at_time(m, total_degree_, max_time_ - m.step_start_time);
+      landings.emplace_back(member, trial.inside(a, theta));
+    }
+  }
+  if (!accepted_local.empty()) {
+    const auto local = index_tensor(accepted_local, y_.device());
+    const auto global = index_tensor(accepted_global, y_.device());
+    y_.index_copy_(0, global, trial.next.index_select(0, local));
+    slope_.index_copy_(0, global, trial.stages.back().index_select(0, local));
+    y_.select(1, columns_.time()).index_fill_(0, global, 0.0);
+  }
+  land_on_max_time(landings);
+  for (const int64_t member : accepted_global) {
+    auto& m = states_[static_cast<size_t>(member)];
+    m.converged = direction_converged(m, member);
+    if (m.accepted % options_.record_every() == 0) record(member);
+  }
+  for (const int64_t member : trial.active) conclude(member);
+}
+
+// The step-size controller for active member a: true when its step is accepted (m then
+// holds the new point's scalars).
+bool FlowIntegrator::accept(MemberState& m, const TrialStep& trial, size_t a) {
+  const auto at = trial.host.accessor<double, 2>();
+  const auto i = static_cast<int64_t>(a);
+  const double step_size = trial.step_sizes[a];
+  const double start_time = m.time.value();
+  const double rtol = options_.rtol();
+  // û against its unit norm, ρ absolutely (a relative error of ‖u‖), τ against t.
+  const double ratio = std::max({at[direction_error][i] / rtol, at[log_norm_error][i] / rtol,
+                                 at[time_error][i] / (rtol * (start_time + at[time_end][i]))});
+  bool finite = std::isfinite(ratio);
+  for (int64_t row = 0; row < HostRow::count; ++row) finite = finite && std::isfinite(at[row][i]);
+  const double factor = step_size_factor(ratio, finite);
+  // Across a kink (p = 1) ∇N jumps and no step is small enough for the error test; a step
+  // that moves û by at most kink_step is taken anyway, so the flow slides along kinks with
+  // an error of that order instead of stalling.
+  const double floor_step = m.gradient > 0 ? kink_step_ / m.gradient : 0.0;
+  const bool forced = finite && step_size <= floor_step;
+  if (!(finite && (ratio <= 1 || forced))) {
+    m.h = std::max(step_size * std::min(1.0, factor), floor_step);
+    ++m.rejected;
+    return false;
+  }
+  m.step = step_size;
+  m.step_start_time = start_time;
+  m.log_norm_step = {at[log_norm_start][i], at[log_norm_start_slope][i], at[log_norm_end][i],
+                     at[log_norm_end_slope][i]};
+  m.step_time = at[time_end][i];
+  m.time.add(at[time_end][i]);
+  m.log_norm = at[log_norm_end][i];
+  m.value = at[value_end][i];
+  m.gradient = at[gradient_end][i];
+  m.tangent = at[tangent_end][i];
+  m.largest_gradient = std::max(m.largest_gradient, m.gradient);
+  m.h = step_size * factor;
+  if (kink_step_ > 0 && m.gradient > 0) m.h = std::max(m.h, kink_step_ / m.gradient);
+  ++m.accepted;
+  if (std::isnan(m.escape_time) && m.log_norm >= log_max_norm_) {
+    const double theta = m.log_norm_step.fraction_reaching(step_size, log_max_norm_);
+    m.escape_time = start_time + time_in_step(m, total_degree_, theta);
+  }
+  keep_samples(m, trial, a);
+  return true;
+}
+
+// Members whose last step passed max_time continue from the point of it at max_time, with
+// their scalars evaluated there.
+void FlowIntegrator::land_on_max_time(
+    const std::vector<std::pair<int64_t, torch::Tensor>>& landings) {
+  if (landings.empty()) return;
+  std::vector<int64_t> members;
+  std::vector<torch::Tensor> rows;
+  for (const auto& [member, row] : landings) {
+    members.push_back(member);
+    rows.push_back(row);
+  }
+  auto points = torch::stack(rows);
+  points.select(1, columns_.time()).zero_();
+  torch::Tensor statistics;
+  const auto slopes = derivative(points, &statistics);
+  const auto index = index_tensor(members, y_.device());
+  y_.index_copy_(0, index, points);
+  slope_.index_copy_(0, index, slopes);
+  const auto host = torch::cat({statistics, points.select(1, columns_.log_norm()).unsqueeze(0)})
+                        .to(torch::kCPU, torch::kFloat64);
+  const auto at = host.accessor<double, 2>();
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto& m = states_[static_cast<size_t>(members[i])];
+    const auto k = static_cast<int64_t>(i);
+    m.time = {max_time_, 0.0};
+    m.value = at[0][k];
+    m.gradient = at[1][k];
+    m.tangent = at[2][k];
+    m.log_norm = at[3][k];
+  }
+}
+
+// Whether member's direction stands still: the smooth KKT residual at most direction_tol,
+// or for p = 1 nets (every few steps, it costs a small least-squares problem) the
+// kink-aware one, since at a kink the one-sided gradient never lines up with û.
+bool FlowIntegrator::direction_converged(MemberState& m, int64_t member) const {
+  if (m.tangent <= direction_tol_ * m.gradient) return true;
+  if (kink_step_ == 0 || m.accepted < m.next_kink_check) return false;
+  m.next_kink_check = std::max(m.accepted + kKinkCheckEvery, m.accepted + m.accepted / 4);
+  const auto row = y_.narrow(0, member, 1).narrow(1, 0, columns_.parameters);
+  const double residual = ncf_.kink_residual(row, 100 * kink_step_).residual.item<double>();
+  return residual <= std::max(direction_tol_, 10 * kink_step_);
+}
+
+}  // namespace ncflab::flow_detail

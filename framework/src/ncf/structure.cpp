@@ -146,6 +146,7 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
   result.rank_one = true;
   torch::Tensor first_left;
   torch::Tensor first_right;
+  std::vector<torch::Tensor> hidden_vectors;  // leading left singular vectors, hidden layers
   for (size_t l = 0; l < layers.size(); ++l) {
     const auto w = layers[l][0];
     LayerStructure layer;
@@ -164,8 +165,10 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
     result.balance_error =
         std::max(result.balance_error, std::abs(layer.norm2 - layer.target_norm2));
     if (l < hidden) {
-      result.hidden.push_back(describe_hidden_vector(left.select(1, 0), static_cast<int64_t>(l) + 1,
-                                                     options.support_tol()));
+      const auto a = left.select(1, 0);
+      result.hidden.push_back(
+          describe_hidden_vector(a, static_cast<int64_t>(l) + 1, options.support_tol()));
+      hidden_vectors.push_back(a.sum().item<double>() < 0 ? -a : a);  // oriented non-negative
     }
     if (l == 0) {
       first_left = left.select(1, 0);
@@ -179,13 +182,7 @@ DirectionStructure analyze_structure(const Ncf& ncf, const torch::Tensor& direct
   const bool flip = first_left.sum().item<double>() < 0;
   const auto b = flip ? -first_right : first_right;
   for (int64_t k = 0; k < b.size(0); ++k) result.input_direction.push_back(b[k].item<double>());
-  // û's own hidden vectors, oriented non-negative, and the signs that chain them.
-  std::vector<torch::Tensor> hidden_vectors;
-  for (size_t l = 0; l < hidden; ++l) {
-    const auto svd = torch::linalg_svd(layers[l][0], /*full_matrices=*/false, c10::nullopt);
-    auto a = std::get<0>(svd).select(1, 0);
-    hidden_vectors.push_back(a.sum().item<double>() < 0 ? -a : a);
-  }
+  // The signs that chain û's hidden vectors.
   if (ncf.options().kind() != ModelKind::single_layer) {
     for (size_t l = 1; l < layers.size(); ++l) {
       const auto left = l < hidden ? hidden_vectors[l] : torch::ones({1}, unit.options());

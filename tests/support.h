@@ -152,4 +152,37 @@ inline std::vector<NetCase> net_cases() {
           {{5}, 0.3, 3, single}};
 }
 
+/// Gauss–Legendre nodes and weights on [0, 1] (Newton on the Legendre polynomial): closed
+/// forms that are integrals of smooth functions, to rounding.
+inline std::vector<std::pair<double, double>> gauss_legendre(int order) {
+  std::vector<std::pair<double, double>> rule;
+  for (int i = 1; i <= order; ++i) {
+    double x = std::cos(M_PI * (i - 0.25) / (order + 0.5));
+    double derivative = 0;
+    for (int iteration = 0; iteration < 100; ++iteration) {
+      double p0 = 1;
+      double p1 = x;
+      for (int k = 2; k <= order; ++k) {
+        const double p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k;
+        p0 = p1;
+        p1 = p2;
+      }
+      derivative = order * (x * p1 - p0) / (x * x - 1);
+      const double dx = p1 / derivative;
+      x -= dx;
+      if (std::abs(dx) < 1e-16) break;
+    }
+    rule.emplace_back(0.5 * (1 - x), 1 / ((1 - x * x) * derivative * derivative));
+  }
+  return rule;
+}
+
+/// ∫_a^b f by `rule` (gauss_legendre) on [a, b].
+template <typename F>
+double integrate(const std::vector<std::pair<double, double>>& rule, double a, double b, F f) {
+  double sum = 0;
+  for (const auto& [x, w] : rule) sum += w * f(a + (b - a) * x);
+  return (b - a) * sum;
+}
+
 }  // namespace ncflab::testing

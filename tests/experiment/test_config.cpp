@@ -112,6 +112,15 @@ TEST(Config, UnknownKeysAreRejectedWithTheLineAndASuggestion) {
               HasSubstr("override 'trian.step=1': trian: expected a known key"));
 }
 
+TEST(Config, RemovedKeysSayWhatReplacedThem) {
+  // Configs of earlier versions fail with a pointer, not a bare "unknown key".
+  const std::string message = config_error("flow:\n  kink_step: 1.0e-3\n");
+  EXPECT_THAT(message, HasSubstr("exp.yaml:2: flow.kink_step: expected no flow.kink_step"));
+  EXPECT_THAT(message, HasSubstr("locate every kink crossing"));
+  EXPECT_THAT(config_error("name: x\n", {"flow.atol=1e-9"}),
+              HasSubstr("flow.atol: expected no flow.atol: the flow's tolerance is flow.rtol"));
+}
+
 TEST(Config, WrongTypesNameTheKeyAndTheValue) {
   EXPECT_THAT(config_error("train:\n  step: fast\n"),
               HasSubstr("exp.yaml:2: train.step: expected a finite number, found 'fast'"));

@@ -92,23 +92,5 @@ TEST(Problem, ABatchGivesEachMemberItsOwnDeltaAndSeed) {
   EXPECT_TRUE(torch::equal(alone.model->initial_directions(), w0.narrow(0, 0, 2)));
 }
 
-TEST(Problem, TheFlowsKinkStepAppliesToKinkedNetsOnly) {
-  // flow.kink_step is one setting for every model; the integrator uses it only for p = 1.
-  const auto flow_of = [](const std::string& activation, double kink_step) {
-    const Config config = small_config("", "{widths: [4], activation: " + activation + "}");
-    const Problem problem = build_problem(config);
-    const Ncf ncf(problem.model->options, problem.data.inputs, problem.ncf_labels);
-    const FlowOptions options = FlowOptions(config.flow).kink_step(kink_step).max_norm(1e3);
-    return integrate_ncf_flow(ncf, problem.model->initial_directions(), options).members.front();
-  };
-  const auto smooth_without = flow_of("{alpha: 0.2, p: 2}", 0.0);
-  const auto smooth_with = flow_of("{alpha: 0.2, p: 2}", 0.05);
-  EXPECT_EQ(smooth_without.accepted, smooth_with.accepted);
-  EXPECT_EQ(smooth_without.time, smooth_with.time);
-  const auto kinked_without = flow_of("{alpha: 0.2, p: 1}", 1e-9);
-  const auto kinked_with = flow_of("{alpha: 0.2, p: 1}", 0.05);
-  EXPECT_NE(kinked_without.accepted, kinked_with.accepted);
-}
-
 }  // namespace
 }  // namespace ncflab

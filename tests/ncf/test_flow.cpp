@@ -10,6 +10,7 @@
 namespace ncflab {
 namespace {
 
+using testing::gauss_legendre;
 using testing::SeededTest;
 
 // H(x) = v·max(w·x, 0)² with one hidden unit, x = (1, 0): N(u) = ȳ·v·max(w1, 0)², u = (w1, w2, v).
@@ -79,30 +80,6 @@ TEST(NcfFlow, BlowsUpAlongAKktRayAtTheClosedFormTime) {
       EXPECT_GT(m.trajectory[i].time, m.trajectory[i - 1].time);
     }
   }
-}
-
-// Gauss–Legendre nodes and weights on [0, 1] (Newton on the Legendre polynomial).
-std::vector<std::pair<double, double>> gauss_legendre(int order) {
-  std::vector<std::pair<double, double>> rule;
-  for (int i = 1; i <= order; ++i) {
-    double x = std::cos(M_PI * (i - 0.25) / (order + 0.5));
-    double derivative = 0;
-    for (int iteration = 0; iteration < 100; ++iteration) {
-      double p0 = 1;
-      double p1 = x;
-      for (int k = 2; k <= order; ++k) {
-        const double p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k;
-        p0 = p1;
-        p1 = p2;
-      }
-      derivative = order * (x * p1 - p0) / (x * x - 1);
-      const double dx = p1 / derivative;
-      x -= dx;
-      if (std::abs(dx) < 1e-16) break;
-    }
-    rule.emplace_back(0.5 * (1 - x), 1 / ((1 - x * x) * derivative * derivative));
-  }
-  return rule;
 }
 
 TEST(NcfFlow, BlowUpTimeMatchesTheClosedFormAtEveryDegree) {

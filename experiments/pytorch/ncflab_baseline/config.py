@@ -38,8 +38,7 @@ DEFAULTS = {
     "kkt": {"restarts": 32, "tol": 1.0e-10, "max_iterations": 20000, "kink_tol": 1.0e-6,
             "rank_one_tol": 1.0e-4},
     "flow": {"rtol": 1.0e-12, "direction_tol": 1.0e-10, "stall_tol": 1.0e-10, "max_norm": 1.0e4,
-             "max_steps": 1000000, "max_time": 0.0, "record_every": 10, "enabled": True,
-             "kink_step": 1.0e-4},
+             "max_steps": 1000000, "max_time": 0.0, "record_every": 10, "enabled": True},
 }
 
 

@@ -7,6 +7,8 @@ import sys
 
 import torch
 
+from .flow_kinks import KinkedField
+
 MAX_FLOW_SAMPLES = 4096  # as ncflab: u(δ^(L−2)·t) is kept for at most this many logged steps
 
 DP_STAGES = [
@@ -75,14 +77,18 @@ class Flow:
     """The flow in SPEC §1's blow-up-free variables y = [v, ρ, τ] in the time s (ds = ‖u‖^(L−2) dt):
     v ∥ û, ρ = ln‖u‖, τ = t − t at the start of the step (t itself is summed compensated)."""
 
-    def __init__(self, ncf, size):
+    def __init__(self, ncf, size, field=None, mode=None):
         self.ncf, self.degree, self.size = ncf, float(ncf.total_degree), size
+        self.field, self.mode = field, mode  # nets with kinks: ∇N of the mode (flow_kinks.py)
 
     def derivative(self, y):
         """dy/ds and (N(û), ‖∇N(û)‖, ‖tangent part of ∇N(û)‖)."""
         degree, size = self.degree, self.size
         v, rho = y[:size], y[size]
-        value, gradient = self.ncf.value_and_gradient(v)
+        if self.field is None:
+            value, gradient = self.ncf.value_and_gradient(v)
+        else:
+            value, gradient = self.field.evaluate(v, self.mode)
         norm = float(v.norm())
         tangent = gradient - (degree * value / norm ** 2) * v
         unit_value = value / norm ** degree
@@ -149,24 +155,86 @@ def remaining_time(degree, log_norm, value):
     return math.exp(-(degree - 2) * log_norm) / ((degree - 2) * degree * value)
 
 
+def departure_fraction(field, mode, inside, size, kinks):
+    """The first fraction θ of a step at which one of `kinks` leaves the mode (its margin falls below its
+    value at the start, or 0), on the step's interpolant `inside`: bisection to a bracket of 1/64, then
+    regula falsi (Illinois) on the kink that leaves first; the end of the final bracket, just past it."""
+    def at(theta):
+        return field.margins(inside(theta)[:size], mode, kinks)
+
+    # where each kink leaves: its margin crosses 0, or half a tolerance below where it began on its wrong side
+    thresholds = [m - 0.5 * field.tolerance if m < 0 else 0.0 for m in at(0.0)]
+
+    def first_departed(margins):
+        below = [(m - t, k) for k, (m, t) in enumerate(zip(margins, thresholds)) if m - t < 0]
+        return min(below)[1] if below else None
+
+    low, high, margins_high = 0.0, 1.0, at(1.0)
+    while high - low > 1 / 64:
+        middle = 0.5 * (low + high)
+        margins = at(middle)
+        if first_departed(margins) is not None:
+            high, margins_high = middle, margins
+        else:
+            low = middle
+    kink = first_departed(margins_high)
+    if kink is None:
+        return high
+    g_low, g_high, side = at(low)[kink] - thresholds[kink], margins_high[kink] - thresholds[kink], 0
+    for _ in range(60):
+        if not high - low > 1e-15:
+            break
+        theta = (low * g_high - high * g_low) / (g_high - g_low)
+        if not low < theta < high:
+            theta = 0.5 * (low + high)
+        margins = at(theta)
+        other = first_departed(margins)
+        if other is not None:
+            high = theta
+            if other != kink:  # another kink leaves first: follow that one
+                kink, side = other, 0
+                g_low = at(low)[kink] - thresholds[kink]
+            g_high = margins[kink] - thresholds[kink]
+            if side == -1:
+                g_low *= 0.5
+            side = -1
+        else:
+            low = theta
+            g_low = margins[kink] - thresholds[kink]
+            if side == 1:
+                g_high *= 0.5
+            side = 1
+        if abs(g_high) <= 1e-3 * field.tolerance:
+            break
+    return high
+
+
+MAX_LANDINGS = 20  # retries to land on a kink before a step that leaves its mode is taken as it is
+
+
 def integrate_flow(ncf, u0, options, sample_times):
     """The flow from u0 until its direction converges (blew_up, collapsed or stalled by the sign of N
     there), max_time or max_steps, as ncflab integrates it. Returns the outcome as summary.json's
     ncf_flow, the final direction and u at sample_times."""
     rtol, stall_tol = options["rtol"], options["stall_tol"]
     direction_tol = max(options["direction_tol"], 10 * rtol)  # û jitters at ~rtol once steps are stiff
-    kink_step = options["kink_step"] if ncf.p == 1 and ncf.alpha != 1 else 0.0
     max_time = options["max_time"] if options["max_time"] > 0 else math.inf
     log_max_norm = math.log(options["max_norm"]) if options["max_norm"] > 0 else math.inf
     size = u0.numel()
-    flow = Flow(ncf, size)
+    norm0 = float(u0.norm())
+    field = mode = None
+    if ncf.p == 1 and ncf.alpha != 1:  # kinks: the flow carries a mode (flow_kinks.py)
+        field = KinkedField(ncf, max(100 * rtol, 1e-14))
+        mode = field.initial_mode(u0 / norm0)
+    flow = Flow(ncf, size, field, mode)
     degree = flow.degree
+    kinks = {"crossings": 0, "entries": 0, "exits": 0, "sliding": 0, "unlocated": 0}
+    landings, resume_step, landing_targets = 0, 0.0, []
     samples = torch.full((len(sample_times), size), math.nan, dtype=torch.float64)
     next_sample = 0
     while next_sample < len(sample_times) and sample_times[next_sample] <= 0:
         samples[next_sample] = u0.cpu()
         next_sample += 1
-    norm0 = float(u0.norm())
     y = torch.cat([u0 / norm0, torch.tensor([math.log(norm0), 0.0], dtype=u0.dtype, device=u0.device)])
     slope, (value, gradient, tangent) = flow.derivative(y)
     largest = gradient
@@ -175,19 +243,9 @@ def integrate_flow(ncf, u0, options, sample_times):
     escape_time = 0.0 if log_norm >= log_max_norm else None
     h_next = 1e-3 / (degree * gradient) if gradient > 0 else 1.0
 
-    next_kink_check = 0
-
     def converged():
-        """The direction stands still: smooth residual, or (p = 1; after 10 steps, then after a
-        quarter more each time) the kink-aware one."""
-        nonlocal next_kink_check
-        if tangent <= direction_tol * gradient:
-            return True
-        if kink_step == 0 or accepted < next_kink_check:
-            return False
-        next_kink_check = max(accepted + 10, accepted + accepted // 4)
-        unit = y[:size] / y[:size].norm()
-        return ncf.kink_residual(unit, 100 * kink_step) <= max(direction_tol, 10 * kink_step)
+        """The direction stands still: the KKT residual of the field (of the mode, with kinks)."""
+        return tangent <= direction_tol * gradient
 
     def stop_reason(direction_converged):
         if time.value() >= max_time:
@@ -199,8 +257,7 @@ def integrate_flow(ncf, u0, options, sample_times):
                 return "collapsed"
             escaped = escape_time is not None or not options["max_norm"] > 0
             tail = remaining_time(degree, log_norm, value)
-            # p = 1: past convergence the steps chatter at the kink floor along a known KKT ray
-            if kink_step > 0 or (escaped and (degree <= 2 or tail <= 2.0 ** -53 * time.value())):
+            if escaped and (degree <= 2 or tail <= 2.0 ** -53 * time.value()):
                 return "blew_up"
         if accepted + rejected >= options["max_steps"] or not h_next >= sys.float_info.min \
                 or not math.isfinite(log_norm):
@@ -219,13 +276,34 @@ def integrate_flow(ncf, u0, options, sample_times):
                    float(new_slope[size]), float(new_slope[size + 1]))
         finite = all(math.isfinite(x) for x in numbers)
         factor = 0.2 if not finite else 5.0 if ratio == 0 else min(max(0.9 * ratio ** -0.2, 0.2), 5.0)
-        # p = 1: ∇N jumps across kinks; a step moving û by ≤ kink_step is taken anyway.
-        h_floor = kink_step / gradient if gradient > 0 else 0.0
-        if not (finite and (ratio <= 1 or h <= h_floor)):
-            h_next = max(h * min(1.0, factor), h_floor)
+        forced = landings > MAX_LANDINGS  # retried too often to land on a kink: take it as it is
+        if not (finite and ratio <= 1):
+            h_next = h * min(1.0, factor)
             rejected += 1
             status = stop_reason(False)
             continue
+        departures = []
+        if field is not None:  # a step that left its mode beyond the tolerance lands on the kink
+            departures = field.departures(point[:size], mode)
+            tolerance = field.tolerance
+            beyond = [(kink, margin) for kink, margin in departures if margin < -tolerance]
+            if beyond:  # one that began on its wrong side (nothing pushed it) left once a tolerance further
+                start_margins = field.margins(y[:size], mode, [kink for kink, _ in beyond])
+                beyond = [kink for (kink, margin), start_margin in zip(beyond, start_margins)
+                          if margin < min(start_margin, 0.0) - tolerance]
+            if beyond and not forced:
+                def inside_trial(theta):
+                    return hermite(y, slope, point, new_slope, h, theta)
+                if landings == 0:
+                    resume_step = h
+                landing_targets = beyond
+                h_next = h * departure_fraction(field, mode, inside_trial, size, beyond)
+                landings += 1
+                rejected += 1
+                status = stop_reason(False)
+                continue
+            if forced:
+                kinks["unlocated"] += 1
         start, start_slope = y, slope
         rho_step = (float(y[size]), float(slope[size]), float(point[size]), float(new_slope[size]))
         time.add(tau)
@@ -234,8 +312,9 @@ def integrate_flow(ncf, u0, options, sample_times):
         log_norm, value, gradient, tangent = float(point[size]), new_value, new_gradient, new_tangent
         largest = max(largest, gradient)
         h_next = h * factor
-        if kink_step > 0 and gradient > 0:
-            h_next = max(h_next, kink_step / gradient)
+        if landings > 0:  # landed on a kink: resume with the step size that passed before
+            h_next = max(h_next, resume_step)
+        landings = 0
         accepted += 1
         if escape_time is None and log_norm >= log_max_norm:
             escape_time = start_time + time_in_step(degree, rho_step, tau, h,
@@ -255,6 +334,21 @@ def integrate_flow(ncf, u0, options, sample_times):
             slope, (value, gradient, tangent) = flow.derivative(y)
             log_norm = float(y[size])
             time.high, time.low = max_time, 0.0
+            if field is not None:
+                departures = field.departures(y[:size], mode)
+        # Settled: kinks on the wrong side within the tolerance, and those the step just landed on (which
+        # may lie a rounding short of theirs, or further on the wrong side).
+        settling = [kink for kink, margin in departures
+                    if -field.tolerance <= margin < 0 or kink in landing_targets]
+        landing_targets = []
+        if settling:
+            changed, crossed, entered, exited = field.settle(y[:size], mode, settling)
+            kinks["crossings"] += crossed
+            kinks["entries"] += entered
+            kinks["exits"] += exited
+            if changed:
+                slope, (value, gradient, tangent) = flow.derivative(y)
+                largest = max(largest, gradient)
         status = stop_reason(converged())
 
     direction = y[:size] / y[:size].norm()
@@ -271,6 +365,9 @@ def integrate_flow(ncf, u0, options, sample_times):
               "ncf": value, "residual": tangent / gradient if gradient > 0 else 0.0}
     if status == "blew_up" and degree > 2:
         result["blowup_time"] = time.value() + remaining_time(degree, log_norm, value)
+    if field is not None:
+        kinks["sliding"] = len(mode.sliding)
+        result["kinks"] = kinks
     if status == "stalled":
         result["norm"] = math.exp(log_norm)
         result["gradient_ratio"] = gradient / largest if largest > 0 else 0.0

@@ -90,12 +90,25 @@ class YamlReader {
     nodes_.pop_back();
   }
 
+  /// Keys earlier versions read, with what replaced them; nullptr for any other key.
+  static const char* removed_key_hint(const std::string& path) {
+    if (path == "flow.kink_step") {
+      return "no flow.kink_step: p = 1 flows now locate every kink crossing with error control "
+             "(README \"The NCF flow\"); delete the key";
+    }
+    if (path == "flow.atol") return "no flow.atol: the flow's tolerance is flow.rtol alone";
+    return nullptr;
+  }
+
   /// After the walk: every key of the current mapping must have been visited.
   void reject_unknown_keys() {
     const YAML::Node& map = nodes_.back();
     for (const auto& entry : map) {
       const std::string key = entry.first.Scalar();
       if (seen_.back().count(key)) continue;
+      if (const char* hint = removed_key_hint(join_path(path_, key))) {
+        throw InputError(locate(key, entry.first), join_path(path_, key), hint, "a removed key");
+      }
       std::string known;
       std::string suggestion;
       size_t best = 3;  // suggest only close matches (≤ 2 edits)

@@ -159,7 +159,6 @@ void visit_flow(Config& c, Visitor& v) {
     v.field("max_time", c.flow.max_time(), at_least(0.0));
     v.field("record_every", c.flow.record_every(), at_least_int(1));
     v.field("enabled", c.flow.enabled);
-    v.field("kink_step", c.flow.kink_step(), within(0.0, 0.1));
   });
 }
 

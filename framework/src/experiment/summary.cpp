@@ -80,6 +80,14 @@ json flow_member_json(const FlowMember& member) {
     report["norm"] = number_or_null(member.norm);
     report["gradient_ratio"] = member.gradient_ratio;
   }
+  if (member.kinks) {
+    const auto& k = *member.kinks;
+    report["kinks"] = {{"crossings", k.crossings},
+                       {"entries", k.entries},
+                       {"exits", k.exits},
+                       {"sliding", k.sliding},
+                       {"unlocated", k.unlocated}};
+  }
   return report;
 }
 

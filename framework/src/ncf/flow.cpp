@@ -31,8 +31,6 @@ void check_options(const FlowOptions& options) {
               options.max_steps());
   TORCH_CHECK(options.max_time() >= 0, "integrate_ncf_flow – max_time must be >= 0 – got ",
               options.max_time());
-  TORCH_CHECK(options.kink_step() >= 0 && options.kink_step() < 1,
-              "integrate_ncf_flow – kink_step must be in [0, 1) – got ", options.kink_step());
   TORCH_CHECK(options.record_every() >= 1, "integrate_ncf_flow – record_every must be >= 1 – got ",
               options.record_every());
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "ncflab/core/dormand_prince.h"
 
@@ -15,9 +16,8 @@ using namespace dormand_prince;
 
 namespace {
 
-// Accepted steps between kink-aware convergence tests (each solves a small least-squares
-// problem per member): at least this many, and at least a quarter of the steps so far.
-constexpr int64_t kKinkCheckEvery = 10;
+// Retries to land on a kink before a step that leaves its mode is accepted as it is.
+constexpr int64_t kMaxLandings = 20;
 
 }  // namespace
 
@@ -29,11 +29,20 @@ torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device&
 // spherical gradient ascent of N scaled so that it is homogeneous of degree 1 in v, whose
 // norm then drifts only by the local error and changes nothing; dρ/ds = L·N(û);
 // dτ/ds = e^(−(L−2)ρ) = ‖u‖^(2−L). With `statistics`, also N(û), ‖∇N(û)‖ and the tangent
-// part's norm [3, A].
-torch::Tensor FlowIntegrator::derivative(const torch::Tensor& y, torch::Tensor* statistics) const {
+// part's norm [3, A]. On nets with kinks, ∇N is that of each member's mode (flow_kinks.h).
+torch::Tensor FlowIntegrator::derivative(const torch::Tensor& y,
+                                         const std::vector<int64_t>& members,
+                                         torch::Tensor* statistics) {
   const double degree = total_degree_;
   const auto v = y.narrow(1, 0, columns_.parameters);
-  const auto eval = ncf_.evaluate(v);
+  NcfEvaluation eval;
+  if (kinked_) {
+    std::vector<KinkMode*> modes;
+    for (const int64_t member : members) modes.push_back(&modes_[static_cast<size_t>(member)]);
+    eval = kinked_->evaluate(v, modes);
+  } else {
+    eval = ncf_.evaluate(v);
+  }
   const auto norm = v.norm(2, -1);                          // [A]
   const auto radial = degree * eval.value / norm.square();  // ⟨∇N(v), v⟩/‖v‖² by Euler
   const auto tangent = eval.gradient - radial.unsqueeze(1) * v;
@@ -63,8 +72,15 @@ void FlowIntegrator::start(const torch::Tensor& u0) {
   y_ = torch::cat(
       {u0 / norms.unsqueeze(1), norms.log().unsqueeze(1), torch::zeros({members, 1}, u0.options())},
       1);
+  std::vector<int64_t> all(static_cast<size_t>(members));
+  for (int64_t s = 0; s < members; ++s) all[static_cast<size_t>(s)] = s;
+  if (kinked_) {
+    for (int64_t s = 0; s < members; ++s) {
+      modes_.push_back(kinked_->initial_mode(y_[s].narrow(0, 0, columns_.parameters)));
+    }
+  }
   torch::Tensor statistics;
-  slope_ = derivative(y_, &statistics);
+  slope_ = derivative(y_, all, &statistics);
   const auto at_host = statistics.to(torch::kCPU, torch::kFloat64);
   const auto at = at_host.accessor<double, 2>();
   for (int64_t s = 0; s < members; ++s) {
@@ -86,13 +102,13 @@ void FlowIntegrator::start(const torch::Tensor& u0) {
         samples[static_cast<int64_t>(m.next_sample)].copy_(u0[s]);
       }
     }
-    m.converged = direction_converged(m, s);
+    m.converged = direction_converged(m);
     record(s);
     conclude(s);
   }
 }
 
-TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double> step_sizes) const {
+TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double> step_sizes) {
   TrialStep trial;
   const auto index = index_tensor(active, y_.device());
   trial.active = std::move(active);
@@ -105,7 +121,7 @@ TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double>
   for (size_t i = 0; i < kStages.size(); ++i) {
     const auto point = stage_point(trial.start, h, trial.stages, i);
     const bool last = i + 1 == kStages.size();
-    trial.stages.push_back(derivative(point, last ? &statistics : nullptr));
+    trial.stages.push_back(derivative(point, trial.active, last ? &statistics : nullptr));
     if (last) trial.next = point;
   }
   const auto error = h * error_slope(trial.stages);
@@ -126,21 +142,34 @@ TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double>
 
 // Accepts or rejects each member's step and proposes its next step size; copies the
 // accepted points into y, lands members that passed max_time on it, and stops the members
-// that are done.
+// that are done. On nets with kinks a step that passes the error test but leaves its mode
+// beyond the tolerance is retried up to where it leaves it.
 void FlowIntegrator::judge(const TrialStep& trial) {
+  std::vector<size_t> passed;
+  for (size_t a = 0; a < trial.active.size(); ++a) {
+    bool finite = false;
+    const double ratio =
+        error_ratio(states_[static_cast<size_t>(trial.active[a])], trial, a, &finite);
+    if (finite && ratio <= 1) passed.push_back(a);
+  }
+  // Per active member: retried to land on a kink, and where its new point left its mode.
+  std::vector<bool> retried(trial.active.size(), false);
+  std::vector<std::optional<std::vector<Departure>>> departures(trial.active.size());
+  if (kinked_ && !passed.empty()) retried = locate_departures(trial, passed, departures);
   std::vector<int64_t> accepted_local;
   std::vector<int64_t> accepted_global;
   std::vector<std::pair<int64_t, torch::Tensor>> landings;
   for (size_t a = 0; a < trial.active.size(); ++a) {
     const int64_t member = trial.active[a];
     auto& m = states_[static_cast<size_t>(member)];
-    if (!accept(m, trial, a)) continue;
+    if (retried[a] || !accept(m, trial, a)) continue;
     accepted_local.push_back(static_cast<int64_t>(a));
     accepted_global.push_back(member);
     if (m.time.value() >= max_time_) {
       // Back to the point of the step where t = max_time exactly.
       const double theta = fraction_at_time(m, total_degree_, max_time_ - m.step_start_time);
       landings.emplace_back(member, trial.inside(a, theta));
+      departures[a].reset();
     }
   }
   if (!accepted_local.empty()) {
@@ -151,12 +180,31 @@ void FlowIntegrator::judge(const TrialStep& trial) {
     y_.select(1, columns_.time()).index_fill_(0, global, 0.0);
   }
   land_on_max_time(landings);
+  if (kinked_ && !accepted_global.empty()) {
+    std::vector<std::optional<std::vector<Departure>>> known;
+    for (const int64_t a : accepted_local) known.push_back(departures[static_cast<size_t>(a)]);
+    settle_modes(accepted_global, known);
+  }
   for (const int64_t member : accepted_global) {
     auto& m = states_[static_cast<size_t>(member)];
-    m.converged = direction_converged(m, member);
+    m.converged = direction_converged(m);
     if (m.accepted % options_.record_every() == 0) record(member);
   }
   for (const int64_t member : trial.active) conclude(member);
+}
+
+// The step's largest local error over its tolerance (û against its unit norm, ρ absolutely:
+// a relative error of ‖u‖, τ against t); `finite` whether everything judged is finite.
+double FlowIntegrator::error_ratio(const MemberState& m, const TrialStep& trial, size_t a,
+                                   bool* finite) const {
+  const auto at = trial.host.accessor<double, 2>();
+  const auto i = static_cast<int64_t>(a);
+  const double rtol = options_.rtol();
+  const double ratio = std::max({at[direction_error][i] / rtol, at[log_norm_error][i] / rtol,
+                                 at[time_error][i] / (rtol * (m.time.value() + at[time_end][i]))});
+  *finite = std::isfinite(ratio);
+  for (int64_t row = 0; row < HostRow::count; ++row) *finite = *finite && std::isfinite(at[row][i]);
+  return ratio;
 }
 
 // The step-size controller for active member a: true when its step is accepted (m then
@@ -166,23 +214,16 @@ bool FlowIntegrator::accept(MemberState& m, const TrialStep& trial, size_t a) {
   const auto i = static_cast<int64_t>(a);
   const double step_size = trial.step_sizes[a];
   const double start_time = m.time.value();
-  const double rtol = options_.rtol();
-  // û against its unit norm, ρ absolutely (a relative error of ‖u‖), τ against t.
-  const double ratio = std::max({at[direction_error][i] / rtol, at[log_norm_error][i] / rtol,
-                                 at[time_error][i] / (rtol * (start_time + at[time_end][i]))});
-  bool finite = std::isfinite(ratio);
-  for (int64_t row = 0; row < HostRow::count; ++row) finite = finite && std::isfinite(at[row][i]);
+  bool finite = false;
+  const double ratio = error_ratio(m, trial, a, &finite);
   const double factor = step_size_factor(ratio, finite);
-  // Across a kink (p = 1) ∇N jumps and no step is small enough for the error test; a step
-  // that moves û by at most kink_step is taken anyway, so the flow slides along kinks with
-  // an error of that order instead of stalling.
-  const double floor_step = m.gradient > 0 ? kink_step_ / m.gradient : 0.0;
-  const bool forced = finite && step_size <= floor_step;
-  if (!(finite && (ratio <= 1 || forced))) {
-    m.h = std::max(step_size * std::min(1.0, factor), floor_step);
+  if (!(finite && ratio <= 1)) {
+    m.h = step_size * std::min(1.0, factor);
     ++m.rejected;
     return false;
   }
+  // A step retried too often to land on a kink was taken as it is (locate_departures).
+  if (m.landings > kMaxLandings) ++m.kinks.unlocated;
   m.step = step_size;
   m.step_start_time = start_time;
   m.log_norm_step = {at[log_norm_start][i], at[log_norm_start_slope][i], at[log_norm_end][i],
@@ -195,7 +236,9 @@ bool FlowIntegrator::accept(MemberState& m, const TrialStep& trial, size_t a) {
   m.tangent = at[tangent_end][i];
   m.largest_gradient = std::max(m.largest_gradient, m.gradient);
   m.h = step_size * factor;
-  if (kink_step_ > 0 && m.gradient > 0) m.h = std::max(m.h, kink_step_ / m.gradient);
+  // After landing on a kink, resume with the step size that passed the error test before.
+  if (m.landings > 0) m.h = std::max(m.h, m.resume_step);
+  m.landings = 0;
   ++m.accepted;
   if (std::isnan(m.escape_time) && m.log_norm >= log_max_norm_) {
     const double theta = m.log_norm_step.fraction_reaching(step_size, log_max_norm_);
@@ -203,6 +246,184 @@ bool FlowIntegrator::accept(MemberState& m, const TrialStep& trial, size_t a) {
   }
   keep_samples(m, trial, a);
   return true;
+}
+
+// Of the members whose step passed the error test (`passed`, indices into the trial), those
+// that left their mode beyond the tolerance retry the step up to the first such departure:
+// their next step size lands on it. Returns which active members retry; `departures` gets
+// where the others' new points left their modes (within the tolerance).
+std::vector<bool> FlowIntegrator::locate_departures(
+    const TrialStep& trial, const std::vector<size_t>& passed,
+    std::vector<std::optional<std::vector<Departure>>>& departures) {
+  std::vector<int64_t> local;
+  std::vector<KinkMode*> modes;
+  for (const size_t a : passed) {
+    local.push_back(static_cast<int64_t>(a));
+    modes.push_back(&modes_[static_cast<size_t>(trial.active[a])]);
+  }
+  const auto rows = trial.next.index_select(0, index_tensor(local, y_.device()))
+                        .narrow(1, 0, columns_.parameters);
+  auto found = kinked_->departures(rows, modes);
+  std::vector<bool> retried(trial.active.size(), false);
+  for (size_t k = 0; k < passed.size(); ++k) {
+    const size_t a = passed[k];
+    auto& m = states_[static_cast<size_t>(trial.active[a])];
+    const double tolerance = kinked_->tolerance();
+    std::vector<Kink> beyond;
+    std::vector<double> end_margins;
+    for (const auto& departure : found[k]) {
+      if (departure.margin < -tolerance) {
+        beyond.push_back(departure.kink);
+        end_margins.push_back(departure.margin);
+      }
+    }
+    if (!beyond.empty()) {
+      // A kink that began the step on its wrong side (settled there: nothing pushed it) has
+      // left only once it moved a tolerance further.
+      const auto start =
+          kinked_->margins(trial.start[static_cast<int64_t>(a)].narrow(0, 0, columns_.parameters),
+                           modes_[static_cast<size_t>(trial.active[a])], beyond);
+      std::vector<Kink> left;
+      for (size_t b = 0; b < beyond.size(); ++b) {
+        if (end_margins[b] < std::min(start[b], 0.0) - tolerance) left.push_back(beyond[b]);
+      }
+      beyond = std::move(left);
+    }
+    if (beyond.empty() || m.landings > kMaxLandings) {
+      departures[a] = std::move(found[k]);
+      continue;
+    }
+    const double fraction = departure_fraction(trial, a, beyond);
+    if (m.landings == 0) m.resume_step = trial.step_sizes[a];
+    m.landing_targets = beyond;
+    m.h = trial.step_sizes[a] * fraction;
+    ++m.landings;
+    ++m.rejected;
+    retried[a] = true;
+  }
+  return retried;
+}
+
+// The first fraction θ of active member a's step at which one of `kinks` leaves the mode (its
+// margin falls below its value at the start, or 0), on the step's interpolant: bisection to
+// a bracket of 1/64, then regula falsi (Illinois) on the kink that leaves first. Returns the
+// end of the final bracket just past the root, so the retried step lands within the
+// tolerance on the far side.
+double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
+                                          const std::vector<Kink>& kinks) {
+  auto& mode = modes_[static_cast<size_t>(trial.active[a])];
+  const auto at = [&](double theta) {
+    return kinked_->margins(trial.inside(a, theta).narrow(0, 0, columns_.parameters), mode, kinks);
+  };
+  // Where each kink leaves: its margin crosses 0, or for one that began on its wrong side,
+  // half a tolerance below where it began.
+  auto thresholds = at(0.0);
+  for (auto& threshold : thresholds) {
+    threshold = threshold < 0 ? threshold - 0.5 * kinked_->tolerance() : 0.0;
+  }
+  // The first kink below its threshold at θ, or none.
+  const auto first_departed = [&](const std::vector<double>& margins) -> std::optional<size_t> {
+    std::optional<size_t> first;
+    for (size_t k = 0; k < kinks.size(); ++k) {
+      const double below = margins[k] - thresholds[k];
+      if (below < 0 && (!first || below < margins[*first] - thresholds[*first])) first = k;
+    }
+    return first;
+  };
+  double low = 0;
+  double high = 1;
+  auto margins_high = at(1.0);
+  while (high - low > 1.0 / 64) {
+    const double middle = 0.5 * (low + high);
+    auto margins = at(middle);
+    if (first_departed(margins)) {
+      high = middle;
+      margins_high = std::move(margins);
+    } else {
+      low = middle;
+    }
+  }
+  auto kink = first_departed(margins_high);
+  if (!kink) return high;
+  // Illinois on g(θ) = margin − threshold of that kink: g(low) ≥ 0 > g(high).
+  const auto g = [&](const std::vector<double>& margins) {
+    return margins[*kink] - thresholds[*kink];
+  };
+  double g_low = g(at(low));
+  double g_high = g(margins_high);
+  int side = 0;
+  for (int iteration = 0; iteration < 60 && high - low > 1e-15; ++iteration) {
+    double theta = (low * g_high - high * g_low) / (g_high - g_low);
+    if (!(theta > low && theta < high)) theta = 0.5 * (low + high);
+    const auto margins = at(theta);
+    if (const auto other = first_departed(margins)) {
+      high = theta;
+      if (*other != *kink) {  // another kink leaves first: follow that one
+        kink = other;
+        g_low = g(at(low));
+        side = 0;
+      }
+      g_high = g(margins);
+      if (side == -1) g_low *= 0.5;
+      side = -1;
+    } else {
+      low = theta;
+      g_low = g(margins);
+      if (side == 1) g_high *= 0.5;
+      side = 1;
+    }
+    // Converged in margin: the interpolant's own accuracy is far coarser.
+    if (std::abs(g_high) <= 1e-3 * kinked_->tolerance()) break;
+  }
+  return high;
+}
+
+// The new modes of the members just accepted, where they left theirs within the tolerance;
+// a member whose mode changed gets its slope (the next step's first stage) and scalars anew.
+void FlowIntegrator::settle_modes(const std::vector<int64_t>& members,
+                                  const std::vector<std::optional<std::vector<Departure>>>& known) {
+  const auto rows = y_.index_select(0, index_tensor(members, y_.device()));
+  std::vector<KinkMode*> modes;
+  for (const int64_t member : members) modes.push_back(&modes_[static_cast<size_t>(member)]);
+  std::vector<int64_t> changed;
+  for (size_t k = 0; k < members.size(); ++k) {
+    const auto row = rows[static_cast<int64_t>(k)].narrow(0, 0, columns_.parameters);
+    const auto departures =
+        known[k] ? *known[k] : kinked_->departures(row.unsqueeze(0), {modes[k]}).front();
+    // Settled: the kinks on the wrong side within the tolerance, and those the step just
+    // landed on (which may lie a rounding short of theirs, or further on the wrong side).
+    auto& m = states_[static_cast<size_t>(members[k])];
+    std::vector<Kink> kinks;
+    const double tolerance = kinked_->tolerance();
+    for (const auto& departure : departures) {
+      const bool near = departure.margin < 0 && departure.margin >= -tolerance;
+      if (near || std::find(m.landing_targets.begin(), m.landing_targets.end(), departure.kink) !=
+                      m.landing_targets.end()) {
+        kinks.push_back(departure.kink);
+      }
+    }
+    m.landing_targets.clear();
+    if (kinks.empty()) continue;
+    const auto settling = kinked_->settle(row, *modes[k], kinks);
+    m.kinks.crossings += settling.crossings;
+    m.kinks.entries += settling.entries;
+    m.kinks.exits += settling.exits;
+    if (settling.changed) changed.push_back(members[k]);
+  }
+  if (changed.empty()) return;
+  const auto index = index_tensor(changed, y_.device());
+  torch::Tensor statistics;
+  slope_.index_copy_(0, index, derivative(y_.index_select(0, index), changed, &statistics));
+  const auto host = statistics.to(torch::kCPU, torch::kFloat64);
+  const auto at = host.accessor<double, 2>();
+  for (size_t k = 0; k < changed.size(); ++k) {
+    auto& m = states_[static_cast<size_t>(changed[k])];
+    const auto i = static_cast<int64_t>(k);
+    m.value = at[0][i];
+    m.gradient = at[1][i];
+    m.tangent = at[2][i];
+    m.largest_gradient = std::max(m.largest_gradient, m.gradient);
+  }
 }
 
 // Members whose last step passed max_time continue from the point of it at max_time, with
@@ -219,7 +440,7 @@ void FlowIntegrator::land_on_max_time(
   auto points = torch::stack(rows);
   points.select(1, columns_.time()).zero_();
   torch::Tensor statistics;
-  const auto slopes = derivative(points, &statistics);
+  const auto slopes = derivative(points, members, &statistics);
   const auto index = index_tensor(members, y_.device());
   y_.index_copy_(0, index, points);
   slope_.index_copy_(0, index, slopes);
@@ -237,16 +458,11 @@ void FlowIntegrator::land_on_max_time(
   }
 }
 
-// Whether member's direction stands still: the smooth KKT residual at most direction_tol,
-// or for p = 1 nets (every few steps, it costs a small least-squares problem) the
-// kink-aware one, since at a kink the one-sided gradient never lines up with û.
-bool FlowIntegrator::direction_converged(MemberState& m, int64_t member) const {
-  if (m.tangent <= direction_tol_ * m.gradient) return true;
-  if (kink_step_ == 0 || m.accepted < m.next_kink_check) return false;
-  m.next_kink_check = std::max(m.accepted + kKinkCheckEvery, m.accepted + m.accepted / 4);
-  const auto row = y_.narrow(0, member, 1).narrow(1, 0, columns_.parameters);
-  const double residual = ncf_.kink_residual(row, 100 * kink_step_).residual.item<double>();
-  return residual <= std::max(direction_tol_, 10 * kink_step_);
+// Whether the member's direction stands still: the KKT residual of its field at most
+// direction_tol (on nets with kinks the field of its mode: at a kinked KKT point the field
+// sliding along the kinks is radial).
+bool FlowIntegrator::direction_converged(const MemberState& m) const {
+  return m.tangent <= direction_tol_ * m.gradient;
 }
 
 }  // namespace ncflab::flow_detail

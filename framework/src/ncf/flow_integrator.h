@@ -10,9 +10,11 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "flow_kinks.h"
 #include "flow_member.h"
 #include "ncflab/core/dormand_prince.h"
 #include "ncflab/ncf/flow.h"
@@ -74,9 +76,6 @@ class FlowIntegrator {
   FlowIntegrator(const Ncf& ncf, const torch::Tensor& u0, const FlowOptions& options)
       : ncf_(ncf),
         options_(options),
-        // The kink floor is for nets with kinks (p = 1, α ≠ 1) only; smooth nets keep full
-        // error control.
-        kink_step_(has_kinks(ncf.options().activation()) ? options.kink_step() : 0.0),
         total_degree_(static_cast<double>(ncf.total_degree())),
         max_time_(effective_max_time(options)),
         // Past the point where the step size is limited by stability rather than accuracy,
@@ -86,6 +85,11 @@ class FlowIntegrator {
                                              : std::numeric_limits<double>::infinity()),
         columns_{ncf.parameters()},
         states_(static_cast<size_t>(u0.size(0))) {
+    // Nets with kinks (p = 1, α ≠ 1): a point counts as at a kink within 100·rtol of it
+    // (relative to the preactivation's scale); past that a crossing is located.
+    if (has_kinks(ncf.options().activation())) {
+      kinked_.emplace(ncf, std::max(100 * options.rtol(), 1e-14));
+    }
     result_.total_degree = ncf.total_degree();
     result_.members.resize(states_.size());
     start(u0.detach().to(ncf.inputs().options()));
@@ -125,13 +129,23 @@ class FlowIntegrator {
   }
 
  private:
-  torch::Tensor derivative(const torch::Tensor& y, torch::Tensor* statistics) const;
+  torch::Tensor derivative(const torch::Tensor& y, const std::vector<int64_t>& members,
+                           torch::Tensor* statistics);
   void start(const torch::Tensor& u0);
-  TrialStep trial(std::vector<int64_t> active, std::vector<double> step_sizes) const;
+  TrialStep trial(std::vector<int64_t> active, std::vector<double> step_sizes);
   void judge(const TrialStep& trial);
+  double error_ratio(const MemberState& m, const TrialStep& trial, size_t a, bool* finite) const;
   bool accept(MemberState& m, const TrialStep& trial, size_t a);
+  // Nets with kinks (flow_kinks.cpp): the steps that left their mode by more than the
+  // tolerance, retried up to where they leave it; the new modes at the accepted points.
+  std::vector<bool> locate_departures(
+      const TrialStep& trial, const std::vector<size_t>& passed,
+      std::vector<std::optional<std::vector<Departure>>>& departures);
+  double departure_fraction(const TrialStep& trial, size_t a, const std::vector<Kink>& kinks);
+  void settle_modes(const std::vector<int64_t>& members,
+                    const std::vector<std::optional<std::vector<Departure>>>& known);
   void land_on_max_time(const std::vector<std::pair<int64_t, torch::Tensor>>& landings);
-  bool direction_converged(MemberState& m, int64_t member) const;
+  bool direction_converged(const MemberState& m) const;
   void close_along_ray(MemberState& m, int64_t member);
   void keep_samples(MemberState& m, const TrialStep& trial, size_t a);
   torch::Tensor weights_at(const torch::Tensor& y_row) const;
@@ -140,7 +154,6 @@ class FlowIntegrator {
 
   const Ncf& ncf_;
   const FlowOptions& options_;
-  double kink_step_;
   double total_degree_;
   double max_time_;
   double direction_tol_;
@@ -149,6 +162,8 @@ class FlowIntegrator {
   torch::Tensor y_;      // [S, P + 2]
   torch::Tensor slope_;  // dy/ds at y (FSAL)
   std::vector<MemberState> states_;
+  std::optional<KinkedField> kinked_;  // nets with kinks only
+  std::vector<KinkMode> modes_;        // per member, with kinked_
   FlowResult result_;
 };
 

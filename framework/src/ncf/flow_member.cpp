@@ -92,7 +92,7 @@ double ray_time(const MemberState& m, double total_degree, double norm) {
 }
 
 std::optional<FlowStatus> stop_reason(const MemberState& m, const FlowOptions& options,
-                                      double total_degree, bool ray_closure) {
+                                      double total_degree) {
   if (m.time.value() >= effective_max_time(options)) return FlowStatus::max_time;
   // ∇N(û) gone while û is still a unit vector: u sits at a critical point of N, whose
   // Euler identity ⟨∇N(u), u⟩ = L·N(u) makes N = 0 there.
@@ -105,7 +105,7 @@ std::optional<FlowStatus> stop_reason(const MemberState& m, const FlowOptions& o
     // Both wait for ‖u‖ to pass max_norm, so that escape_time, the only time scale at
     // L = 2, is always known.
     const bool escaped = !std::isnan(m.escape_time) || !(options.max_norm() > 0);
-    if (ray_closure || (escaped && (total_degree <= 2 || tail <= 0x1p-53 * m.time.value()))) {
+    if (escaped && (total_degree <= 2 || tail <= 0x1p-53 * m.time.value())) {
       return FlowStatus::blew_up;
     }
   }

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <vector>
 
+#include "flow_kinks.h"
 #include "ncflab/ncf/flow.h"
 
 namespace ncflab::flow_detail {
@@ -43,13 +45,18 @@ struct MemberState {
   double tangent = 0;           // ‖∇N(û) − ⟨∇N(û), û⟩û‖: the speed of û in s
   double largest_gradient = 0;  // max ‖∇N(û)‖ along the flow (stall test)
   bool converged = false;       // the direction has converged (set by the integrator)
-  int64_t next_kink_check = 0;  // accepted count of the next kink-aware convergence test
   int64_t accepted = 0;
   int64_t rejected = 0;
   int64_t last_recorded = -1;  // accepted count of the last trajectory row
   bool active = true;
   size_t next_sample = 0;  // index of the next sample time not yet reached
   double escape_time = std::numeric_limits<double>::quiet_NaN();  // ‖u‖ = max_norm
+  // Nets with kinks: steps retried since the last accepted one to land on a kink, the step
+  // size to resume with after landing, and what happened at kinks.
+  int64_t landings = 0;
+  double resume_step = 0;
+  std::vector<Kink> landing_targets;
+  KinkEvents kinks;
   // The last accepted step: its size in s, t at its start, the t it added, and ρ in it.
   double step = 0;
   double step_start_time = 0;
@@ -72,11 +79,10 @@ double effective_max_time(const FlowOptions& options);
 /// ‖u‖^(2−L)/((L−2)·L·N(û)) (SPEC §1); inf unless N(û) > 0 and L > 2.
 double remaining_time(const MemberState& m, double total_degree);
 
-/// Why a member stops after its last accepted step (or at the start), if it does. With
-/// `ray_closure` a converged blow-up stops at once (the rest is its KKT ray, ray_norm);
-/// otherwise it runs until ‖u‖ passed max_norm and the rest of t's integral is below one ulp.
+/// Why a member stops after its last accepted step (or at the start), if it does: a blow-up
+/// runs until ‖u‖ passed max_norm and the rest of t's integral is below one ulp.
 std::optional<FlowStatus> stop_reason(const MemberState& m, const FlowOptions& options,
-                                      double total_degree, bool ray_closure);
+                                      double total_degree);
 
 /// ‖u‖ at flow time `time` ≥ t on the KKT ray the member has converged to (N(û) > 0):
 /// r^(2−L) − (L−2)·L·N·(time − t) = ‖u‖^(2−L) for L > 2, ln‖u‖ = ρ + 2N·(time − t) for

@@ -56,15 +56,18 @@ void FlowIntegrator::close_along_ray(MemberState& m, int64_t member) {
 void FlowIntegrator::conclude(int64_t member) {
   auto& m = states_[static_cast<size_t>(member)];
   if (!m.active) return;
-  // p = 1: past convergence the steps chatter across kinks at the kink floor, each
-  // moving û by up to kink_step while the KKT ray it slides along is known in closed form.
-  const bool ray_closure = kink_step_ > 0;
-  const auto reason = stop_reason(m, options_, total_degree_, ray_closure);
+  const auto reason = stop_reason(m, options_, total_degree_);
   if (!reason) return;
   m.active = false;
   if (m.last_recorded != m.accepted) record(member);
   if (*reason == FlowStatus::blew_up) close_along_ray(m, member);
-  finish(m, *reason, total_degree_, result_.members[static_cast<size_t>(member)]);
+  auto& report = result_.members[static_cast<size_t>(member)];
+  finish(m, *reason, total_degree_, report);
+  if (kinked_) {
+    report.kinks = m.kinks;
+    report.kinks->sliding =
+        static_cast<int64_t>(modes_[static_cast<size_t>(member)].sliding.size());
+  }
 }
 
 }  // namespace ncflab::flow_detail

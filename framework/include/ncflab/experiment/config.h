@@ -84,8 +84,6 @@ struct KktConfig : KktSearchOptions {
 
 /// flow.*: the NCF-flow integrator's options and whether `ncflab run` integrates it.
 struct FlowConfig : FlowOptions {
-  // p = 1 flows slide along kinks (the integrator's own default: no kink floor).
-  FlowConfig() { kink_step(1.0e-4); }
   bool enabled = true;  ///< ncflab run integrates the flow from its own w0
 };
 

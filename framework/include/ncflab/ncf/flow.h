@@ -8,6 +8,7 @@
 #include <functional>
 #include <iosfwd>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "ncflab/ncf/ncf.h"
@@ -20,8 +21,9 @@ struct FlowOptions {
   /// of a flow: 1e-12 gives T* to about 1e-9 (1e-10: about 3e-8 at L = 7).
   TORCH_ARG(double, rtol) = 1e-12;
   /// The direction has converged when the smooth KKT residual ‖∇N(û) − ⟨∇N(û), û⟩û‖/‖∇N(û)‖
-  /// is at most this (p = 1 nets: the kink-aware residual, see kink_step). With N(û) > 0 and
-  /// L > 2 the flow then goes on until the rest of the time integral,
+  /// is at most this (p = 1 nets: that of the field of the mode it is in, README "The NCF
+  /// flow", which vanishes at kinked KKT points too). With N(û) > 0 and L > 2 the flow then
+  /// goes on until the rest of the time integral,
   /// ‖u‖^(2−L)/((L−2)·L·N(û)), is below one ulp of t: T* needs no extrapolation. Never
   /// below 10·rtol: once stability rather than accuracy limits the steps, û jitters about
   /// its limit at about rtol.
@@ -38,12 +40,6 @@ struct FlowOptions {
   TORCH_ARG(double, max_time) = 0;
   /// Record a trajectory row every this many accepted steps (plus the first and the last).
   TORCH_ARG(int64_t, record_every) = 10;
-  /// p = 1 nets only (ignored for p > 1): steps that move û by at most this much are
-  /// accepted whatever the error estimate, since ∇N jumps at kinks and the flow slides
-  /// along them, where no step passes the error test; the direction has converged when
-  /// its kink-aware residual (kinks within 100·kink_step) is below max(direction_tol,
-  /// 10·kink_step). 0: off.
-  TORCH_ARG(double, kink_step) = 0.0;
   /// Per member, increasing flow times at which to keep u(t), by cubic Hermite
   /// interpolation inside the step that passes each (4th-order accurate; the steps taken
   /// do not depend on the times asked for): the trainer compares w(t)/‖w‖ with
@@ -62,6 +58,18 @@ enum class FlowStatus {
 
 /// "blew_up", "collapsed", "stalled", "max_time", "max_steps".
 const char* flow_status_name(FlowStatus status);
+
+/// What the flow of a net with kinks (p = 1, α ≠ 1) met at them: crossings are located
+/// (the step retried up to the kink) and the mode changes there (README "The NCF flow").
+struct KinkEvents {
+  int64_t crossings = 0;  ///< preactivations that crossed their kink
+  int64_t entries = 0;    ///< kinks the flow began to slide along
+  int64_t exits = 0;      ///< kinks it left again
+  int64_t sliding = 0;    ///< kinks it slides along at the end
+  /// Crossings it could not locate within 20 retries (accepted as they were): 0 in
+  /// every flow we know of; not 0 means the flow is only as accurate as those steps.
+  int64_t unlocated = 0;
+};
 
 /// One recorded point of a trajectory.
 struct FlowSample {
@@ -88,8 +96,9 @@ struct FlowMember {
   double residual = 0;  ///< its smooth KKT residual
   /// ‖∇N(û)‖ at the end over its largest value along the flow: ≤ stall_tol when stalled.
   double gradient_ratio = 0;
-  int64_t accepted = 0;  ///< accepted steps
-  int64_t rejected = 0;  ///< rejected steps
+  int64_t accepted = 0;             ///< accepted steps
+  int64_t rejected = 0;             ///< rejected steps (including those retried to land on a kink)
+  std::optional<KinkEvents> kinks;  ///< nets with kinks only
   /// Rows at t = 0, every record_every accepted steps, and at the end.
   std::vector<FlowSample> trajectory;
   /// u at the requested sample_times, [T, P] float64 on CPU; rows past the end of the

@@ -74,6 +74,10 @@ def check_escape_law(checks, members, integrator):
                     f"{'step lag' if integrator == 'gd' else 'integrator accuracy'} ({floor:g})")
         checks.band(f"member {s}: cos_to_flow at δ = {smallest:g} minus at δ = {largest:g}", low["cos"] - high["cos"],
                     1e-12, 2.0, "cos(w, u(T*)) → 1 as δ → 0")
-    best = max(at[(smallest, s)]["cos"] for s in ids)
-    checks.band(f"best member's cos_to_flow at δ = {smallest:g}", best, 0.999, 1.0,
-                "training escapes along the NCF flow's blow-up direction")
+    # At finite δ training follows the flow: w/‖w‖ ≈ u(δ^(L−2)·t)/‖u‖ up to the escape. How close
+    # that is to the limit u(T*) depends on how fast the flow's direction converges past ‖u‖ =
+    # r_esc/δ: a slow mode (p = 1, escape_L3: near-duplicate hidden units trading mass) keeps
+    # cos_to_flow well below 1 at δ = 1e-4 while it grows with 1/δ (the check above).
+    worst = min(at[(smallest, s)]["cos_now"] for s in ids)
+    checks.band(f"worst member's cos(w, u(δ^(L−2)·t)) before the escape at δ = {smallest:g}", worst,
+                0.9999, 1.0, "training escapes along the NCF flow (SPEC §1)")

@@ -65,8 +65,9 @@ def number(x, digits=3):
 
 def run_members(run_dir):
     """A run's summary.json and, per member: δ, L, t_esc·δ^(L−2)/T*, the ratio the flow predicts
-    at the finite escape radius, 1 − (δ/r_esc)^(L−2)/((L−2)·L·N*·T*), T* and cos_to_flow
-    (ratio and prediction None where the member did not escape or its flow has no T*)."""
+    at the finite escape radius, 1 − (δ/r_esc)^(L−2)/((L−2)·L·N*·T*), T*, cos_to_flow and the
+    last cos_to_flow_now before the escape (ratio and prediction None where the member did not
+    escape or its flow has no T*)."""
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     radius = escape_radius(run_dir)
@@ -80,8 +81,19 @@ def run_members(run_dir):
             ratio = m["escape"]["rescaled_time"] / t_star
             predicted = 1 - (m["delta"] / radius) ** (degree - 2) / ((degree - 2) * degree * n_star * t_star)
         members.append({"delta": m["delta"], "member": s, "L": degree, "ratio": ratio, "predicted": predicted,
-                        "t_star": t_star, "cos": (m.get("final") or {}).get("cos_to_flow")})
+                        "t_star": t_star, "cos": (m.get("final") or {}).get("cos_to_flow"),
+                        "cos_now": last_cos_to_flow_now(run_dir, s)})
     return summary, members
+
+
+def last_cos_to_flow_now(run_dir, member):
+    """cos(w/‖w‖, u(δ^(L−2)·t)) at member's last logged step that has one (the flow on the log grid), or None."""
+    last = None
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        for row in csv.DictReader(f):
+            if int(row["member"]) == member and row.get("cos_to_flow_now") not in (None, "", "nan"):
+                last = float(row["cos_to_flow_now"])
+    return last
 
 
 def escape_members(sweep):

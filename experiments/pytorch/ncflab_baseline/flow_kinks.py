@@ -268,3 +268,60 @@ class KinkedField:
                 changed = True
             mode.sides[layer][sample, unit] = side
         return changed, crossings, entries, exits
+
+
+def departure_fraction(field, mode, inside, size, kinks):
+    """The first fraction θ of a step at which one of `kinks` leaves the mode (its margin falls below its
+    value at the start, or 0), on the step's interpolant `inside`: bisection to a bracket of 1/64, then
+    regula falsi (Illinois) on the kink that leaves first; the end of the final bracket, just past it."""
+    def at(theta):
+        return field.margins(inside(theta)[:size], mode, kinks)
+
+    # where each kink leaves: its margin crosses 0, or half a tolerance below where it began on its wrong side
+    thresholds = [m - 0.5 * field.tolerance if m < 0 else 0.0 for m in at(0.0)]
+
+    def first_departed(margins):
+        below = [(m - t, k) for k, (m, t) in enumerate(zip(margins, thresholds)) if m - t < 0]
+        return min(below)[1] if below else None
+
+    low, high, margins_high = 0.0, 1.0, at(1.0)
+    while high - low > 1 / 64:
+        middle = 0.5 * (low + high)
+        margins = at(middle)
+        if first_departed(margins) is not None:
+            high, margins_high = middle, margins
+        else:
+            low = middle
+    kink = first_departed(margins_high)
+    if kink is None:
+        return high
+    g_low, g_high, side = at(low)[kink] - thresholds[kink], margins_high[kink] - thresholds[kink], 0
+    for _ in range(60):
+        if not high - low > 1e-15:
+            break
+        theta = (low * g_high - high * g_low) / (g_high - g_low)
+        if not low < theta < high:
+            theta = 0.5 * (low + high)
+        margins = at(theta)
+        other = first_departed(margins)
+        if other is not None:
+            high = theta
+            if other != kink:  # another kink leaves first: follow that one
+                kink, side = other, 0
+                g_low = at(low)[kink] - thresholds[kink]
+            g_high = margins[kink] - thresholds[kink]
+            if side == -1:
+                g_low *= 0.5
+            side = -1
+        else:
+            low = theta
+            g_low = margins[kink] - thresholds[kink]
+            if side == 1:
+                g_high *= 0.5
+            side = 1
+        if abs(g_high) <= 1e-3 * field.tolerance:
+            break
+    return high
+
+
+MAX_LANDINGS = 20  # retries to land on a kink before a step that leaves its mode is taken as it is

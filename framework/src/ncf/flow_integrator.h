@@ -1,7 +1,7 @@
 // The NCF-flow integrator (internal): the state y = [v, ρ, τ] of every member, one batched
 // Dormand–Prince step for the active members, and what each member reports. The stepping
-// lives in flow_integrator.cpp, the samples, trajectory rows and final reports in
-// flow_reports.cpp.
+// lives in flow_integrator.cpp, its landings on kinks (p = 1) in flow_landing.cpp, the
+// samples, trajectory rows and final reports in flow_reports.cpp.
 #pragma once
 
 #include <torch/torch.h>
@@ -20,6 +20,9 @@
 #include "ncflab/ncf/flow.h"
 
 namespace ncflab::flow_detail {
+
+// Retries to land on a kink before a step that leaves its mode is accepted as it is.
+constexpr int64_t kMaxLandings = 20;
 
 /// Row indices on `device`.
 torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device& device);
@@ -136,7 +139,7 @@ class FlowIntegrator {
   void judge(const TrialStep& trial);
   double error_ratio(const MemberState& m, const TrialStep& trial, size_t a, bool* finite) const;
   bool accept(MemberState& m, const TrialStep& trial, size_t a);
-  // Nets with kinks (flow_kinks.cpp): the steps that left their mode by more than the
+  // Nets with kinks (flow_landing.cpp): the steps that left their mode by more than the
   // tolerance, retried up to where they leave it; the new modes at the accepted points.
   std::vector<bool> locate_departures(
       const TrialStep& trial, const std::vector<size_t>& passed,

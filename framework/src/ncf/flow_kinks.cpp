@@ -172,18 +172,16 @@ double KinkedField::slope_margin(double slope) const {
 // below at its kink), flips the sign of z at once: below kCollapsed of their balanced size
 // (‖v‖/√layers per layer) they stop scaling, so the margin passes through zero with z.
 std::vector<torch::Tensor> KinkedField::margin_scales(const Forward& member) const {
-  torch::Tensor total = torch::zeros({}, member.weights.front().options());
-  for (const auto& w : member.weights) total = total + w.square().sum();
-  const auto layer_size = total.sqrt() / std::sqrt(static_cast<double>(member.weights.size()));
+  const double size = layer_size(member);
   const auto input_norms = ncf_.inputs().norm(2, 1);  // [n]
   std::vector<torch::Tensor> scales;
   for (int64_t l = 0; l < ncf_.hidden_layers(); ++l) {
     const auto u = static_cast<size_t>(l);
-    const auto rows = member.weights[u][0].norm(2, 1).clamp_min(kCollapsed * layer_size);
+    const auto rows = member.weights[u][0].norm(2, 1).clamp_min(kCollapsed * size);
     auto columns = input_norms;
     if (l > 0) {
       columns = member.cache.activations[u - 1][0].norm(2, 0).max(
-          kCollapsed * layer_size.pow(static_cast<double>(l)) * input_norms);
+          kCollapsed * std::pow(size, static_cast<double>(l)) * input_norms);
     }
     scales.push_back(rows.unsqueeze(1) * columns.unsqueeze(0));
   }
@@ -308,7 +306,7 @@ std::vector<std::vector<Departure>> KinkedField::departures(
   return out;
 }
 
-std::vector<double> KinkedField::margins(const torch::Tensor& row, KinkMode& mode,
+std::vector<double> KinkedField::margins(const torch::Tensor& row, const KinkMode& mode,
                                          const std::vector<Kink>& kinks) const {
   const auto member = forward(row.unsqueeze(0), unsqueezed(mode.sides));
   const auto signed_ = signed_margins(member, mode);

@@ -66,13 +66,13 @@ class KinkedField {
   KinkMode initial_mode(const torch::Tensor& row) const;
 
   /// Per row of v [A, P]: the kinks where it has left its member's mode or is within the
-  /// tolerance of leaving it (margin < tolerance): the integrator locates the first with
-  /// margin < −tolerance inside the step and settles the others.
+  /// tolerance of leaving it (margin < tolerance). The integrator locates where a step
+  /// left by more than the tolerance and settles the mode where it lands.
   std::vector<std::vector<Departure>> departures(const torch::Tensor& v,
                                                  const std::vector<KinkMode*>& modes) const;
 
   /// The margins of `kinks` at row [P] in `mode` (positive: inside the mode).
-  std::vector<double> margins(const torch::Tensor& row, KinkMode& mode,
+  std::vector<double> margins(const torch::Tensor& row, const KinkMode& mode,
                               const std::vector<Kink>& kinks) const;
 
   /// The mode at a point within the tolerance of leaving `mode` at `kinks` (a crossing the
@@ -107,6 +107,7 @@ class KinkedField {
   Sliding slide(const Forward& member, const torch::Tensor& row,
                 const std::vector<torch::Tensor>& sides, const std::vector<Kink>& sliding,
                 std::vector<double> start) const;
+  // Per hidden layer [k_l, n]: what a preactivation's margin divides z by.
   std::vector<torch::Tensor> margin_scales(const Forward& member) const;
   // ‖v‖/√layers: a layer's norm if the layers were balanced.
   double layer_size(const Forward& member) const;

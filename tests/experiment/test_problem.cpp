@@ -1,5 +1,10 @@
 // Problem: each config section maps onto its component's options in one place, and the
 // weights of a run (or a batch of runs) are drawn once, exactly δ·w0.
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
 #include "ncflab/experiment/problem.h"
 #include "ncflab/ncf/flow.h"
 #include "ncflab/ncf/ncf.h"
@@ -49,6 +54,21 @@ TEST(Problem, SyntheticDataOptionsAreTheDataSectionWithTheTeachersActivationAndS
   EXPECT_EQ(options.teacher_activation().alpha(), 0.3);
   EXPECT_EQ(options.teacher_activation().p(), 1);
   EXPECT_EQ(options.seed(), 5u);
+}
+
+TEST(Problem, DefaultThreadsFollowOmpNumThreadsWhereItIsSet) {
+  const char* saved = std::getenv("OMP_NUM_THREADS");
+  const std::string restore = saved ? saved : "";
+  const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  ::setenv("OMP_NUM_THREADS", "3", 1);
+  EXPECT_EQ(default_threads(), 3);
+  for (const char* bad : {"", "0", "-2", "two", "4x"}) {
+    ::setenv("OMP_NUM_THREADS", bad, 1);
+    EXPECT_EQ(default_threads(), cores) << "OMP_NUM_THREADS='" << bad << "'";
+  }
+  ::unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(default_threads(), cores);
+  if (saved) ::setenv("OMP_NUM_THREADS", restore.c_str(), 1);
 }
 
 TEST(Problem, KktSearchOptionsAreTheKktSectionSeededByTheConfig) {

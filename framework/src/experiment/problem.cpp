@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <thread>
 
 #include "ncflab/core/errors.h"
@@ -69,11 +70,20 @@ KktSearchOptions kkt_search_options(const Config& config) {
   return KktSearchOptions(config.kkt).seed(static_cast<uint64_t>(config.seed));
 }
 
+int64_t default_threads() {
+  // OMP_NUM_THREADS where the environment sets it (SLURM jobs, ctest -j, a shared machine);
+  // otherwise every logical core: LibTorch's own default is the number of physical cores (1
+  // on a 2-vCPU machine with hyper-threading), and researchers expect every core.
+  if (const char* text = std::getenv("OMP_NUM_THREADS")) {
+    char* end = nullptr;
+    const long threads = std::strtol(text, &end, 10);
+    if (end != text && *end == '\0' && threads > 0) return threads;
+  }
+  return static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 Problem build_problem(const Config& config, const EnsembleInit& members) {
-  // LibTorch's default is the number of physical cores (1 on a 2-vCPU machine with
-  // hyper-threading); researchers expect every core unless they say otherwise.
-  const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(static_cast<int>(config.threads > 0 ? config.threads : cores));
+  at::set_num_threads(static_cast<int>(config.threads > 0 ? config.threads : default_threads()));
   Problem problem;
   problem.config = config;
   problem.device = resolve_device(config);

@@ -54,8 +54,12 @@ SyntheticDataOptions synthetic_data_options(const Config& config);
 /// The KKT search's options: kkt.* seeded by the config's seed.
 KktSearchOptions kkt_search_options(const Config& config);
 
-/// Data, model and NCF labels for `config`, on its device and dtype. The weights are
-/// drawn here, once.
+/// The CPU threads of `threads: 0`: OMP_NUM_THREADS when the environment sets it to a
+/// positive integer, otherwise every logical core.
+int64_t default_threads();
+
+/// Data, model and NCF labels for `config`, on its device and dtype (threads set: config's
+/// `threads`, or default_threads()). The weights are drawn here, once.
 Problem build_problem(const Config& config, const EnsembleInit& members = {});
 
 /// A few lines a researcher reads before a run: data, model, degrees, scales.

@@ -144,5 +144,27 @@ TEST(NcfFlowKinks, BlowUpTimeConvergesWithTheTolerance) {
   }
 }
 
+TEST(NcfFlowKinks, EnsembleMembersCarryTheirOwnModes) {
+  // Members in one batched flow each carry their own mode: the same T*, kinks and direction
+  // as alone (the chain from two sides of its kinks, and from a start on the ridge's side).
+  const Ncf ncf = chain(2, 0.5, torch::tensor({{1.0, 0.0}, {0.6, 1.0}}, torch::kFloat64),
+                        torch::tensor({-1.0, 1.0}, torch::kFloat64));
+  const auto u0 = torch::tensor(
+      {{0.3, 0.5, 0.6, 0.7}, {-0.2, 0.4, 0.8, 0.5}, {0.1, 0.9, 0.3, 0.6}}, torch::kFloat64);
+  const auto together = integrate_ncf_flow(ncf, u0, FlowOptions());
+  for (int64_t s = 0; s < u0.size(0); ++s) {
+    const auto alone = integrate_ncf_flow(ncf, u0.narrow(0, s, 1), FlowOptions());
+    const auto& a = alone.members[0];
+    const auto& t = together.members[static_cast<size_t>(s)];
+    EXPECT_EQ(a.status, t.status) << "member " << s;
+    EXPECT_LT(relative_error(t.blowup_time, a.blowup_time), 1e-12)
+        << "member " << s << ": " << t.blowup_time << " vs " << a.blowup_time;
+    ASSERT_TRUE(a.kinks && t.kinks);
+    EXPECT_EQ(t.kinks->crossings, a.kinks->crossings) << "member " << s;
+    EXPECT_EQ(t.kinks->entries, a.kinks->entries) << "member " << s;
+    EXPECT_LT((together.direction[s] - alone.direction[0]).abs().max().item<double>(), 1e-9);
+  }
+}
+
 }  // namespace
 }  // namespace ncflab

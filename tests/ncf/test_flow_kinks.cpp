@@ -149,8 +149,8 @@ TEST(NcfFlowKinks, EnsembleMembersCarryTheirOwnModes) {
   // as alone (the chain from two sides of its kinks, and from a start on the ridge's side).
   const Ncf ncf = chain(2, 0.5, torch::tensor({{1.0, 0.0}, {0.6, 1.0}}, torch::kFloat64),
                         torch::tensor({-1.0, 1.0}, torch::kFloat64));
-  const auto u0 = torch::tensor(
-      {{0.3, 0.5, 0.6, 0.7}, {-0.2, 0.4, 0.8, 0.5}, {0.1, 0.9, 0.3, 0.6}}, torch::kFloat64);
+  const auto u0 = torch::tensor({{0.3, 0.5, 0.6, 0.7}, {-0.2, 0.4, 0.8, 0.5}, {0.1, 0.9, 0.3, 0.6}},
+                                torch::kFloat64);
   const auto together = integrate_ncf_flow(ncf, u0, FlowOptions());
   for (int64_t s = 0; s < u0.size(0); ++s) {
     const auto alone = integrate_ncf_flow(ncf, u0.narrow(0, s, 1), FlowOptions());

@@ -38,7 +38,7 @@ CASES = {
     "logistic_p3": {"overrides": ["loss=logistic", "data.sign_labels=true", "model.activation.alpha=0.5",
                                   "model.activation.p=3", "init.scale=0.05"],
                     "min_steps": 4000, "status": "escaped"},
-    # Depth 3 Leaky ReLU (kinks: the kink-aware residual column, and a flow that crosses ~570
+    # Depth 3 Leaky ReLU (kinks: the kink-aware residual column, and a flow that crosses ~580
     # kinks and slides along some), data from a CSV file, standardised.
     "leaky_relu_depth3": {"overrides": ["model.widths=[10,10]", "model.activation.alpha=0.1",
                                         "model.activation.p=1", "init.scale=5e-3", "data.source=csv",

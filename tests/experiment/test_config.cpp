@@ -112,6 +112,34 @@ TEST(Config, UnknownKeysAreRejectedWithTheLineAndASuggestion) {
               HasSubstr("override 'trian.step=1': trian: expected a known key"));
 }
 
+TEST(Config, StrictYamlRefusesDuplicateKeysSecondDocumentsAndUnclosedQuotes) {
+  // yaml-cpp would keep the first duplicate (PyYAML the last), ignore a second document and
+  // let an unclosed quote swallow every key after it.
+  EXPECT_THAT(config_error("seed: 0\nname: x\nseed: 7\n"),
+              HasSubstr("exp.yaml:3: seed: expected each key once, found 'seed' again (first at "
+                        "line 1)"));
+  EXPECT_THAT(config_error("train:\n  step: 0.1\n  step: 0.2\n"),
+              HasSubstr("exp.yaml:3: train.step: expected each key once"));
+  EXPECT_THAT(config_error("name: x\n---\nseed: 2\n"),
+              HasSubstr("exp.yaml:3: expected one YAML document, found a second document"));
+  EXPECT_THAT(config_error("name: \"base\nseed: 3\n"),
+              HasSubstr("exp.yaml:1: name: expected a quoted value closed on its line, found an "
+                        "unclosed quote"));
+  // Quotes that close (with their escapes) are fine.
+  EXPECT_EQ(parse_config("name: 'it''s'\n", "exp.yaml").name, "it's");
+  EXPECT_EQ(parse_config("name: \"a\\\"b\"\n", "exp.yaml").name, "a\"b");
+}
+
+TEST(Config, SectionOverridesMergeIntoTheFilesSection) {
+  // Hydra's semantics: train={step: 0.5} changes the step and keeps the file's other keys.
+  const Config config = parse_config("train: {max_steps: 123, step: 0.1}\ndata: {n: 7, d: 3}\n",
+                                     "exp.yaml", {"train={step: 0.5}", "data={n: 9}"});
+  EXPECT_EQ(config.train.step_size(), 0.5);
+  EXPECT_EQ(config.train.max_steps(), 123);
+  EXPECT_EQ(config.data.n(), 9);
+  EXPECT_EQ(config.data.d(), 3);
+}
+
 TEST(Config, RemovedKeysSayWhatReplacedThem) {
   // Configs of earlier versions fail with a pointer, not a bare "unknown key".
   const std::string message = config_error("flow:\n  kink_step: 1.0e-3\n");

@@ -16,6 +16,26 @@ class InputError(Exception):
     """Bad config, data or arguments: exit code 2."""
 
 
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key twice in one mapping (PyYAML keeps the last, yaml-cpp
+    the first: ncflab refuses, and so does the baseline)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"'{key}' again (first at line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(stream):
+    """The one YAML document of `stream`, each key once per mapping."""
+    return yaml.load(stream, Loader=StrictLoader)
+
+
 # ncflab's keys and defaults (framework/include/ncflab/experiment/config.h), merged with the
 # file and the overrides. A copy, so the baseline runs without the binary; the test
 # tests/baseline_defaults.py ties it to ncflab (every key, value, type and the order, against
@@ -95,7 +115,7 @@ def is_integer_list(default):
 def load_config(path, overrides):
     try:
         with open(path) as f:
-            text = yaml.safe_load(f) or {}
+            text = load_yaml(f) or {}
     except OSError as e:
         raise InputError(f"{path}: cannot read the config ({e.strerror})")
     except yaml.YAMLError as e:
@@ -107,7 +127,10 @@ def load_config(path, overrides):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InputError(f"override '{item}': expected key.path=value")
-        nested = yaml.safe_load(value) if value else ""
+        try:
+            nested = load_yaml(value) if value else ""
+        except yaml.YAMLError as e:
+            raise InputError(f"override '{item}': not a valid YAML value ({e})")
         for part in reversed(key.split(".")):
             nested = {part: nested}
         merge(config, nested, "", f"override '{item}'")

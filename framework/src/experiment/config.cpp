@@ -15,6 +15,7 @@
 #include "config_schema.h"
 #include "ncflab/core/log.h"
 #include "ncflab/train/gradient_flow.h"
+#include "yaml_document.h"
 
 namespace ncflab {
 
@@ -162,12 +163,7 @@ SourceLocation Config::location_of(const std::string& key) const {
 
 Config parse_config(const std::string& yaml_text, const std::string& file,
                     const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    throw InputError({file, e.mark.is_null() ? 0 : e.mark.line + 1}, "", "valid YAML", e.msg);
-  }
+  YAML::Node root = config_schema::load_strict_yaml(yaml_text, file);
   if (root.IsNull() || !root.IsDefined()) {
     throw InputError({file, 0}, "", "a mapping of config keys", "an empty document");
   }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "yaml_document.h"
+
 namespace ncflab::config_schema {
 
 std::string join_path(const std::vector<std::string>& parts, const std::string& last) {
@@ -53,6 +55,23 @@ std::string describe_node(const YAML::Node& node) {
 }
 
 /// "a.b=value" → (path "a.b", YAML value), inserted into `root`.
+namespace {
+
+// Every key of `value` into the section `target`, sections into sections.
+void merge_into(YAML::Node target, const YAML::Node& value) {
+  for (const auto& entry : value) {
+    const std::string key = entry.first.Scalar();
+    YAML::Node child = target[key];
+    if (entry.second.IsMap() && child.IsDefined() && child.IsMap()) {
+      merge_into(child, entry.second);
+    } else {
+      target[key] = entry.second;
+    }
+  }
+}
+
+}  // namespace
+
 std::string apply_override(YAML::Node& root, const std::string& assignment) {
   const SourceLocation where{"command line", 0};
   const auto equals = assignment.find('=');
@@ -76,7 +95,7 @@ std::string apply_override(YAML::Node& root, const std::string& assignment) {
   }
   YAML::Node value;
   try {
-    value = YAML::Load(text);
+    value = load_strict_yaml(text, fmt::format("override '{}'", assignment), path, false);
   } catch (const YAML::Exception& e) {
     throw InputError({fmt::format("override '{}'", assignment), 0}, path, "a YAML value", e.msg);
   }
@@ -97,7 +116,14 @@ std::string apply_override(YAML::Node& root, const std::string& assignment) {
     }
     chain.push_back(child);
   }
-  chain.back()[parts.back()] = value;
+  // A mapping merges into the section it names (Hydra): train={step: 0.5} changes the step and
+  // keeps the file's other train keys.
+  YAML::Node target = chain.back()[parts.back()];
+  if (value.IsMap() && target.IsDefined() && target.IsMap()) {
+    merge_into(target, value);
+  } else {
+    chain.back()[parts.back()] = value;
+  }
   return path;
 }
 

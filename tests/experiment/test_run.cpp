@@ -441,6 +441,14 @@ TEST(Sweep, RejectsAGridWithATypoBeforeRunningAnything) {
   const auto bad_range = run_ncflab({"sweep", kQuickstart, "seed=range(3,1,1)", "--out", root});
   EXPECT_EQ(bad_range.code, 2);
   EXPECT_THAT(bad_range.err, HasSubstr("range(start, stop, step)"));
+  // A key twice (every point would run twice over), a value twice in one axis.
+  const auto twice = run_ncflab({"sweep", kQuickstart, "seed=1,2", "seed=3,4", "--out", root});
+  EXPECT_EQ(twice.code, 2);
+  EXPECT_THAT(twice.err, HasSubstr("seed: expected each key once in a sweep"));
+  const auto repeated = run_ncflab({"sweep", kQuickstart, "seed=1,2,1", "--out", root});
+  EXPECT_EQ(repeated.code, 2);
+  EXPECT_THAT(repeated.err, HasSubstr("seed: expected distinct values, found '1' twice"));
+  EXPECT_FALSE(std::filesystem::exists(root + "/sweep.csv"));
 }
 
 }  // namespace

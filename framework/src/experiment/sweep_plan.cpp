@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <set>
 #include <sstream>
 
 #include "ncflab/core/errors.h"
@@ -45,6 +46,7 @@ nlohmann::json lookup(const nlohmann::json& summary, const std::string& path) {
 
 // key=v1,v2 → (key, values); one value makes a fixed override, several an axis.
 void split_assignments(const std::vector<std::string>& assignments, SweepPlan& plan) {
+  std::set<std::string> seen_keys;
   for (const auto& assignment : assignments) {
     const auto equals = assignment.find('=');
     if (equals == std::string::npos || equals == 0) {
@@ -52,7 +54,20 @@ void split_assignments(const std::vector<std::string>& assignments, SweepPlan& p
                        fmt::format("'{}'", assignment));
     }
     const std::string key = assignment.substr(0, equals);
+    // A key twice would run every point twice over (seed=1,2 seed=3,4) or let the later
+    // value win unseen; a value twice in one axis would run the same point twice.
+    if (!seen_keys.insert(key).second) {
+      throw InputError({"command line", 0}, key, "each key once in a sweep",
+                       fmt::format("'{}' again in '{}'", key, assignment));
+    }
     const auto values = sweep_values(key, assignment.substr(equals + 1));
+    std::set<std::string> seen_values;
+    for (const auto& value : values) {
+      if (!seen_values.insert(value).second) {
+        throw InputError({"command line", 0}, key, "distinct values",
+                         fmt::format("'{}' twice in '{}'", value, assignment));
+      }
+    }
     if (values.size() == 1) {
       plan.fixed.push_back(key + "=" + values.front());
     } else {

@@ -167,6 +167,11 @@ TEST(Config, WrongTypesNameTheKeyAndTheValue) {
 }
 
 TEST(Config, OutOfRangeValuesAreRejected) {
+  EXPECT_THAT(config_error("threads: 100000\n"),
+              HasSubstr("threads: expected an integer in [0, 1024], found '100000'"));
+  EXPECT_THAT(config_error("name: " + std::string(201, 'n') + "\n"),
+              HasSubstr("name: expected a non-empty name without '/' of at most 200 characters"));
+  EXPECT_EQ(parse_config("name: " + std::string(200, 'n') + "\n", "exp.yaml").name.size(), 200u);
   EXPECT_THAT(config_error("init: {scale: 0}\n"),
               HasSubstr("init.scale: expected a number > 0, found '0'"));
   EXPECT_THAT(config_error("init: {scale: -1e-3}\n"),

@@ -40,6 +40,11 @@ inline Check<int64_t> at_least_int(int64_t bound) {
     return v >= bound ? "" : fmt::format("an integer >= {}", bound);
   };
 }
+inline Check<int64_t> within_int(int64_t low, int64_t high) {
+  return [=](const int64_t& v) {
+    return v >= low && v <= high ? "" : fmt::format("an integer in [{}, {}]", low, high);
+  };
+}
 inline Check<std::vector<int64_t>> positive_widths() {
   return [](const std::vector<int64_t>& widths) -> std::string {
     if (widths.empty()) return "a non-empty list of hidden widths (depth K = len + 1 >= 2)";
@@ -165,9 +170,11 @@ void visit_flow(Config& c, Visitor& v) {
 /// The one list of config keys, in the order config.yaml shows them.
 template <typename Visitor>
 void visit_config(Config& c, Visitor& v) {
+  // The name becomes a directory name (with a suffix for sweeps): well inside NAME_MAX = 255.
   v.field("name", c.name, Check<std::string>([](const std::string& s) {
-            return s.empty() || s.find('/') != std::string::npos ? "a non-empty name without '/'"
-                                                                 : "";
+            return s.empty() || s.find('/') != std::string::npos || s.size() > 200
+                       ? "a non-empty name without '/' of at most 200 characters"
+                       : "";
           }));
   v.field("seed", c.seed, at_least_int(0));
   v.choice("device", c.device,
@@ -176,7 +183,8 @@ void visit_config(Config& c, Visitor& v) {
                                  {"cuda", DeviceChoice::cuda}});
   v.choice("dtype", c.dtype,
            Choices<torch::Dtype>{{"float64", torch::kFloat64}, {"float32", torch::kFloat32}});
-  v.field("threads", c.threads, at_least_int(0));
+  // Threads are spawned up front: 100 000 of them hang the machine before anything runs.
+  v.field("threads", c.threads, within_int(0, 1024));
   visit_data(c, v);
   visit_model(c, v);
   v.choice("loss", c.loss,

@@ -122,6 +122,24 @@ TEST(CsvData, EachBadInputHasItsOwnClearError) {
   EXPECT_THAT(csv_error("x,y\n"), HasSubstr("expected at least one data row, found only a header"));
   EXPECT_THAT(csv_error("y\n1\n"), HasSubstr("expected at least two columns"));
   EXPECT_THAT(csv_error("x,,y\n1,2,3\n"), HasSubstr("header column 2: expected a column name"));
+  // A name twice: data.label would pick one, the other would train as a feature.
+  EXPECT_THAT(csv_error("y,x2,y\n1,2,3\n", "y"),
+              HasSubstr("bad.csv:1: header column 3: expected distinct column names, found 'y' "
+                        "again (column 1 too)"));
+}
+
+TEST(CsvData, AReadErrorIsAnErrorNotTheEndOfTheFile) {
+  // A directory opens like a file and fails on the first read (EISDIR): the same path a read
+  // error in the middle of a file takes, which used to read as its end.
+  TempDir dir;
+  try {
+    load_csv_data(dir.path(""), "");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    FAIL() << "a read error reported as bad input: " << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("read error"));
+  }
 }
 
 TEST(CsvData, MissingFileIsAnInputError) {

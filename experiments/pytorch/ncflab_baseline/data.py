@@ -18,6 +18,9 @@ def read_csv_data(path, label):
     if len(rows) < 2:
         raise InputError(f"{path}: expected a header row and at least one data row")
     header = [cell.strip() for cell in rows[0]]
+    for j, name in enumerate(header):
+        if name in header[:j]:  # data.label would pick one and the other would train as a feature
+            raise InputError(f"{path}: header column {j + 1}: '{name}' again (column {header.index(name) + 1} too)")
     column = len(header) - 1 if not label else header.index(label) if label in header else None
     if column is None:
         raise InputError(f"{path}: data.label '{label}' is not a column (columns: {', '.join(header)})")

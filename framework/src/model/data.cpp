@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "ncflab/core/errors.h"
 #include "ncflab/core/random.h"
@@ -128,6 +129,9 @@ std::vector<std::string> read_csv_header(std::ifstream& file, const std::string&
     ++line_number;
     have_header = !is_blank(line);
   }
+  if (file.bad()) {
+    throw std::runtime_error(fmt::format("{}: read error ({})", path, std::strerror(errno)));
+  }
   if (!have_header)
     throw InputError({path, 0}, "", "a header row of column names", "an empty file");
   const std::vector<std::string> header = split_cells(line);
@@ -140,6 +144,16 @@ std::vector<std::string> read_csv_header(std::ifstream& file, const std::string&
   if (header.size() < 2) {
     throw InputError({path, line_number}, "header", "at least two columns (features and a label)",
                      fmt::format("{} column", header.size()));
+  }
+  // With a name twice, data.label would pick one and the other would train as a feature.
+  for (size_t j = 0; j < header.size(); ++j) {
+    for (size_t k = 0; k < j; ++k) {
+      if (header[j] == header[k]) {
+        throw InputError({path, line_number}, fmt::format("header column {}", j + 1),
+                         "distinct column names",
+                         fmt::format("'{}' again (column {} too)", header[j], k + 1));
+      }
+    }
   }
   return header;
 }
@@ -190,6 +204,11 @@ int64_t read_csv_rows(std::ifstream& file, const std::string& path,
       values.push_back(value);
     }
     ++rows;
+  }
+  // getline stops at the end of the file and at a read error alike: only the first is an end.
+  if (file.bad()) {
+    throw std::runtime_error(
+        fmt::format("{}: read error after line {} ({})", path, line_number, std::strerror(errno)));
   }
   return rows;
 }

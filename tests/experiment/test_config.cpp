@@ -258,6 +258,20 @@ TEST(Config, MissingFileIsAnInputError) {
   EXPECT_THROW(load_config("/nonexistent/exp.yaml"), InputError);
 }
 
+TEST(Config, AReadErrorIsAnErrorNotTheEndOfTheFile) {
+  // /proc/self/mem opens, and reading it at offset 0 fails (EIO): the path a read error in the
+  // middle of a config takes, which used to read as its end (every later key at its default).
+  if (!std::filesystem::exists("/proc/self/mem")) GTEST_SKIP() << "no /proc/self/mem";
+  try {
+    load_config("/proc/self/mem");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    FAIL() << "a read error reported as bad input: " << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("/proc/self/mem: read error after 0 bytes"));
+  }
+}
+
 TEST(Config, ReadmeDocumentsEveryKey) {
   std::ifstream readme(std::string(NCFLAB_SOURCE_DIR) + "/README.md");
   ASSERT_TRUE(readme) << "README.md not found";

@@ -1,12 +1,38 @@
 // Atomic writes and tensor dicts that Python's torch.load reads.
 #include "ncflab/core/files.h"
 
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <stdexcept>
 
 #include "ncflab/core/errors.h"
 
 namespace ncflab {
+
+std::string read_whole_file(const std::filesystem::path& path) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) {
+    throw std::runtime_error(
+        fmt::format("{}: cannot open ({})", path.string(), std::strerror(errno)));
+  }
+  std::string text;
+  char buffer[1 << 16];
+  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, file.get())) > 0;) {
+    text.append(buffer, got);
+  }
+  // fread stops at the end of the file and at a read error alike: only the first is an end.
+  if (std::ferror(file.get())) {
+    throw std::runtime_error(fmt::format("{}: read error after {} bytes ({})", path.string(),
+                                         text.size(), std::strerror(errno)));
+  }
+  return text;
+}
 
 void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
   const auto temporary = path.string() + ".tmp";

@@ -13,6 +13,7 @@
 
 #include "config_reader.h"
 #include "config_schema.h"
+#include "ncflab/core/files.h"
 #include "ncflab/core/log.h"
 #include "ncflab/train/gradient_flow.h"
 #include "yaml_document.h"
@@ -197,9 +198,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (!stream || std::filesystem::is_directory(path)) {
     throw InputError({path, 0}, "", "a readable YAML config file", "no such file");
   }
-  std::stringstream text;
-  text << stream.rdbuf();
-  return parse_config(text.str(), path, overrides);
+  return parse_config(read_whole_file(path), path, overrides);
 }
 
 std::string config_to_yaml(const Config& config) {

@@ -11,6 +11,10 @@
 
 namespace ncflab {
 
+/// The whole of the file at `path` (opened: the caller has checked it exists). A read error
+/// is std::runtime_error "PATH: read error (...)", never a short file.
+std::string read_whole_file(const std::filesystem::path& path);
+
 /// Writes `text` to `path` through a temporary file and a rename.
 void write_file_atomically(const std::filesystem::path& path, const std::string& text);
 

@@ -28,11 +28,6 @@ def hermite(u0, k0, u1, k1, h, s):
     return (1 + 2 * s) * c * c * u0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * u1 - s * s * c * h * k1
 
 
-def hermite_scalar(y0, k0, y1, k1, h, s):
-    c = 1 - s
-    return (1 + 2 * s) * c * c * y0 + s * c * c * h * k0 + s * s * (3 - 2 * s) * y1 - s * s * c * h * k1
-
-
 def fraction_reaching(y0, k0, y1, k1, h, target):
     """The θ ∈ [0, 1] at which the cubic Hermite interpolant of a scalar reaches `target`
     (between y0 and y1), by bisection."""
@@ -40,7 +35,7 @@ def fraction_reaching(y0, k0, y1, k1, h, target):
     low, high = 0.0, 1.0
     for _ in range(64):
         mid = 0.5 * (low + high)
-        if (hermite_scalar(y0, k0, y1, k1, h, mid) < target) == rising:
+        if (hermite(y0, k0, y1, k1, h, mid) < target) == rising:
             low = mid
         else:
             high = mid
@@ -57,7 +52,7 @@ def time_in_step(degree, rho_step, tau_end, h, theta):
     """τ at fraction θ of a step: τ_end·Q(θ)/Q(1), Q(θ) = ∫_0^θ e^(−(L−2)(ρ(σ)−ρ_0)) dσ by Gauss–Legendre
     on ρ's cubic Hermite interpolant (τ' varies by e^((L−2)Δρ) inside a step; ρ is nearly linear)."""
     def weight(theta):
-        return theta * sum(w * math.exp(-(degree - 2) * (hermite_scalar(*rho_step, h, theta * x) - rho_step[0]))
+        return theta * sum(w * math.exp(-(degree - 2) * (hermite(*rho_step, h, theta * x) - rho_step[0]))
                            for x, w in zip(GAUSS_NODES, GAUSS_WEIGHTS))
     return tau_end if theta >= 1 else tau_end * weight(theta) / weight(1.0)
 
@@ -234,15 +229,15 @@ def integrate_flow(ncf, u0, options, sample_times):
             beyond = [(kink, margin) for kink, margin in departures if margin < -tolerance]
             if beyond:  # one that began on its wrong side (nothing pushed it) left once a tolerance further
                 start_margins = field.margins(y[:size], mode, [kink for kink, _ in beyond])
-                beyond = [kink for (kink, margin), start_margin in zip(beyond, start_margins)
+                beyond = [(kink, start_margin, margin) for (kink, margin), start_margin in zip(beyond, start_margins)
                           if margin < min(start_margin, 0.0) - tolerance]
             if beyond and not forced:
                 def inside_trial(theta):
                     return hermite(y, slope, point, new_slope, h, theta)
                 if landings == 0:
                     resume_step = h
-                landing_targets = beyond
-                h_next = h * departure_fraction(field, mode, inside_trial, size, beyond)
+                landing_targets = [kink for kink, _, _ in beyond]
+                h_next = h * departure_fraction(field, mode, inside_trial, size, *zip(*beyond))
                 landings += 1
                 rejected += 1
                 status = stop_reason(False)

@@ -193,7 +193,9 @@ class KinkedField:
     def margins(self, row, mode, kinks):
         fw = self.forward(row, mode.sides)
         signed = self.signed_margins(fw, mode)
-        slopes = self.slide(fw, row, mode.sides, mode.sliding, mode.slopes)[0] if mode.sliding else []
+        # the sliding slopes cost a Newton solve: only when a sliding kink is asked for
+        asked = any(kink in mode.sliding for kink in kinks)
+        slopes = self.slide(fw, row, mode.sides, mode.sliding, mode.slopes)[0] if asked else []
         out = []
         for kink in kinks:
             if kink in mode.sliding:
@@ -270,32 +272,34 @@ class KinkedField:
         return changed, crossings, entries, exits
 
 
-def departure_fraction(field, mode, inside, size, kinks):
+def departure_fraction(field, mode, inside, size, kinks, start_margins, end_margins):
     """The first fraction θ of a step at which one of `kinks` leaves the mode (its margin falls below its
-    value at the start, or 0), on the step's interpolant `inside`: bisection to a bracket of 1/64, then
-    regula falsi (Illinois) on the kink that leaves first; the end of the final bracket, just past it."""
+    value at the start, or 0; both ends' margins given), on the step's interpolant `inside`: bisection to a
+    bracket of 1/64, then regula falsi (Illinois) on the kink that leaves first; the end of the final
+    bracket, just past it."""
     def at(theta):
         return field.margins(inside(theta)[:size], mode, kinks)
 
     # where each kink leaves: its margin crosses 0, or half a tolerance below where it began on its wrong side
-    thresholds = [m - 0.5 * field.tolerance if m < 0 else 0.0 for m in at(0.0)]
+    thresholds = [m - 0.5 * field.tolerance if m < 0 else 0.0 for m in start_margins]
 
     def first_departed(margins):
         below = [(m - t, k) for k, (m, t) in enumerate(zip(margins, thresholds)) if m - t < 0]
         return min(below)[1] if below else None
 
-    low, high, margins_high = 0.0, 1.0, at(1.0)
+    low, high = 0.0, 1.0
+    margins_low, margins_high = list(start_margins), list(end_margins)  # θ = 0 and 1: the step's ends
     while high - low > 1 / 64:
         middle = 0.5 * (low + high)
         margins = at(middle)
         if first_departed(margins) is not None:
             high, margins_high = middle, margins
         else:
-            low = middle
+            low, margins_low = middle, margins
     kink = first_departed(margins_high)
     if kink is None:
         return high
-    g_low, g_high, side = at(low)[kink] - thresholds[kink], margins_high[kink] - thresholds[kink], 0
+    g_low, g_high, side = margins_low[kink] - thresholds[kink], margins_high[kink] - thresholds[kink], 0
     for _ in range(60):
         if not high - low > 1e-15:
             break
@@ -308,13 +312,13 @@ def departure_fraction(field, mode, inside, size, kinks):
             high = theta
             if other != kink:  # another kink leaves first: follow that one
                 kink, side = other, 0
-                g_low = at(low)[kink] - thresholds[kink]
+                g_low = margins_low[kink] - thresholds[kink]
             g_high = margins[kink] - thresholds[kink]
             if side == -1:
                 g_low *= 0.5
             side = -1
         else:
-            low = theta
+            low, margins_low = theta, margins
             g_low = margins[kink] - thresholds[kink]
             if side == 1:
                 g_high *= 0.5

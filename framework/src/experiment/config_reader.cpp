@@ -54,7 +54,6 @@ std::string describe_node(const YAML::Node& node) {
   return "?";
 }
 
-/// "a.b=value" → (path "a.b", YAML value), inserted into `root`.
 namespace {
 
 // Every key of `value` into the section `target`, sections into sections.
@@ -72,6 +71,7 @@ void merge_into(YAML::Node target, const YAML::Node& value) {
 
 }  // namespace
 
+/// "a.b=value" → (path "a.b", YAML value), inserted into `root`.
 std::string apply_override(YAML::Node& root, const std::string& assignment) {
   const SourceLocation where{"command line", 0};
   const auto equals = assignment.find('=');

@@ -144,7 +144,9 @@ class FlowIntegrator {
   std::vector<bool> locate_departures(
       const TrialStep& trial, const std::vector<size_t>& passed,
       std::vector<std::optional<std::vector<Departure>>>& departures);
-  double departure_fraction(const TrialStep& trial, size_t a, const std::vector<Kink>& kinks);
+  double departure_fraction(const TrialStep& trial, size_t a, const std::vector<Kink>& kinks,
+                            const std::vector<double>& start_margins,
+                            std::vector<double> end_margins);
   void settle_modes(const std::vector<int64_t>& members,
                     const std::vector<std::optional<std::vector<Departure>>>& known);
   void land_on_max_time(const std::vector<std::pair<int64_t, torch::Tensor>>& landings);

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kink_newton_solver.h"
+
 namespace ncflab::flow_detail {
 namespace {
 
@@ -149,9 +151,7 @@ KinkedField::Sliding KinkedField::slide(const Forward& member, const torch::Tens
         rates(member, row, grads, sides, sliding, sliding).to(torch::kCPU, torch::kFloat64);
     const auto residual = g[0];
     const auto jacobian = (g.narrow(0, 1, count) - residual).t();  // [F, F]: ∂g_c/∂s_b
-    const auto change = std::get<0>(torch::linalg_lstsq(jacobian, -residual.unsqueeze(1),
-                                                        c10::nullopt, c10::string_view("gelsd")))
-                            .squeeze(1);
+    const auto change = kink_detail::least_squares(jacobian, -residual);
     slopes = slopes + change;
     const double size = change.abs().max().item<double>();
     if (one_layer || !(size > 1e-14 * (1 + slopes.abs().max().item<double>()))) break;
@@ -310,9 +310,11 @@ std::vector<double> KinkedField::margins(const torch::Tensor& row, const KinkMod
                                          const std::vector<Kink>& kinks) const {
   const auto member = forward(row.unsqueeze(0), unsqueezed(mode.sides));
   const auto signed_ = signed_margins(member, mode);
+  // The sliding slopes cost a Newton solve: only when a sliding kink is asked for.
+  const bool any_sliding = std::any_of(
+      kinks.begin(), kinks.end(), [&](const Kink& kink) { return contains(mode.sliding, kink); });
   std::vector<double> slopes;
-  if (!mode.sliding.empty())
-    slopes = slide(member, row, mode.sides, mode.sliding, mode.slopes).slopes;
+  if (any_sliding) slopes = slide(member, row, mode.sides, mode.sliding, mode.slopes).slopes;
   std::vector<double> out;
   for (const auto& kink : kinks) {
     const auto at = std::find(mode.sliding.begin(), mode.sliding.end(), kink);

@@ -31,6 +31,7 @@ std::vector<bool> FlowIntegrator::locate_departures(
     auto& m = states_[static_cast<size_t>(trial.active[a])];
     const double tolerance = kinked_->tolerance();
     std::vector<Kink> beyond;
+    std::vector<double> start_margins;
     std::vector<double> end_margins;
     for (const auto& departure : found[k]) {
       if (departure.margin < -tolerance) {
@@ -45,16 +46,24 @@ std::vector<bool> FlowIntegrator::locate_departures(
           kinked_->margins(trial.start[static_cast<int64_t>(a)].narrow(0, 0, columns_.parameters),
                            modes_[static_cast<size_t>(trial.active[a])], beyond);
       std::vector<Kink> left;
+      std::vector<double> left_start;
+      std::vector<double> left_end;
       for (size_t b = 0; b < beyond.size(); ++b) {
-        if (end_margins[b] < std::min(start[b], 0.0) - tolerance) left.push_back(beyond[b]);
+        if (end_margins[b] < std::min(start[b], 0.0) - tolerance) {
+          left.push_back(beyond[b]);
+          left_start.push_back(start[b]);
+          left_end.push_back(end_margins[b]);
+        }
       }
       beyond = std::move(left);
+      start_margins = std::move(left_start);
+      end_margins = std::move(left_end);
     }
     if (beyond.empty() || m.landings > kMaxLandings) {
       departures[a] = std::move(found[k]);
       continue;
     }
-    const double fraction = departure_fraction(trial, a, beyond);
+    const double fraction = departure_fraction(trial, a, beyond, start_margins, end_margins);
     if (m.landings == 0) m.resume_step = trial.step_sizes[a];
     m.landing_targets = beyond;
     m.h = trial.step_sizes[a] * fraction;
@@ -66,21 +75,24 @@ std::vector<bool> FlowIntegrator::locate_departures(
 }
 
 // The first fraction θ of active member a's step at which one of `kinks` leaves the mode (its
-// margin falls below its value at the start, or 0), on the step's interpolant: bisection to
+// margin falls below its value at the start, or 0; both ends' margins given), on the step's
+// interpolant: bisection to
 // a bracket of 1/64, then regula falsi (Illinois) on the kink that leaves first. Returns the
 // end of the final bracket just past the root, so the retried step lands within the
 // tolerance on the far side.
 double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
-                                          const std::vector<Kink>& kinks) {
+                                          const std::vector<Kink>& kinks,
+                                          const std::vector<double>& start_margins,
+                                          std::vector<double> end_margins) {
   auto& mode = modes_[static_cast<size_t>(trial.active[a])];
   const auto at = [&](double theta) {
     return kinked_->margins(trial.inside(a, theta).narrow(0, 0, columns_.parameters), mode, kinks);
   };
   // Where each kink leaves: its margin crosses 0, or for one that began on its wrong side,
   // half a tolerance below where it began.
-  auto thresholds = at(0.0);
-  for (auto& threshold : thresholds) {
-    threshold = threshold < 0 ? threshold - 0.5 * kinked_->tolerance() : 0.0;
+  std::vector<double> thresholds;
+  for (const double start : start_margins) {
+    thresholds.push_back(start < 0 ? start - 0.5 * kinked_->tolerance() : 0.0);
   }
   // The first kink below its threshold at θ, or none.
   const auto first_departed = [&](const std::vector<double>& margins) -> std::optional<size_t> {
@@ -93,7 +105,8 @@ double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
   };
   double low = 0;
   double high = 1;
-  auto margins_high = at(1.0);
+  auto margins_low = start_margins;
+  auto margins_high = std::move(end_margins);  // θ = 1 is the trial's end point
   while (high - low > 1.0 / 64) {
     const double middle = 0.5 * (low + high);
     auto margins = at(middle);
@@ -102,6 +115,7 @@ double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
       margins_high = std::move(margins);
     } else {
       low = middle;
+      margins_low = std::move(margins);
     }
   }
   auto kink = first_departed(margins_high);
@@ -110,7 +124,7 @@ double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
   const auto g = [&](const std::vector<double>& margins) {
     return margins[*kink] - thresholds[*kink];
   };
-  double g_low = g(at(low));
+  double g_low = g(margins_low);
   double g_high = g(margins_high);
   int side = 0;
   for (int iteration = 0; iteration < 60 && high - low > 1e-15; ++iteration) {
@@ -121,7 +135,7 @@ double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
       high = theta;
       if (*other != *kink) {  // another kink leaves first: follow that one
         kink = other;
-        g_low = g(at(low));
+        g_low = g(margins_low);
         side = 0;
       }
       g_high = g(margins);
@@ -129,6 +143,7 @@ double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
       side = -1;
     } else {
       low = theta;
+      margins_low = margins;
       g_low = g(margins);
       if (side == 1) g_high *= 0.5;
       side = 1;

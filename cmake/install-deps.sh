@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(g++ cmake make ccache libtorch-dev libfmt-dev libyaml-cpp-dev
           libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev clang-format python3-torch
-          python3-matplotlib)
+          python3-matplotlib python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

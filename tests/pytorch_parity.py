@@ -4,9 +4,9 @@
     /usr/bin/python3 tests/pytorch_parity.py NCFLAB CASE
 
 Both train CASE from the same weights_init.pt on the same data and must agree: final
-weights after >= 1000 gradient-descent steps to 1e-10 relative (float64), the same status
-and escape step per member, every metrics.csv column to 1e-9 relative and the NCF flow's
-T* to 1e-8 (for L = 2, which has no T*, the flow's escape time at flow.max_norm); at the
+weights after >= 1000 gradient-descent steps to 1e-10 relative (float64; 1e-9 past the
+escape), the same status and escape step per member, every metrics.csv column to 1e-9
+relative (the cosines to the flow to 1e-8, as T*) and the NCF flow's T* to 1e-8 (for L = 2, which has no T*, the flow's escape time at flow.max_norm); at the
 default flow.rtol (1e-12) two correct Dormand–Prince runs whose step sequences part by
 rounding differ by their global error, about 1e-9; p = 1 flows too, since both locate every
 kink crossing (flow_kinks.py), and their kink counts must agree.
@@ -30,6 +30,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 QUICKSTART = os.path.join(ROOT, "experiments", "quickstart.yaml")
 BASELINE = os.path.join(ROOT, "experiments", "pytorch", "baseline.py")
 COMMON = ["hooks.progress=false"]
+# Columns that compare w with the NCF flow's solution, which each side integrates itself to
+# rtol 1e-12: they agree as T* does, to 1e-8 (1.2e-9 seen under PyTorch 2.x), the others to 1e-9.
+FLOW_COLUMNS = {"cos_to_flow", "cos_to_flow_now"}
+FLOW_COLUMN_TOLERANCE = 1e-8
 
 CASES = {
     # The quickstart as it is (synthetic data: the baseline reads the run's data.pt).
@@ -50,9 +54,12 @@ CASES = {
                         "min_steps": 1000, "status": "escaped"},
     # stop_at_escape off: training goes on past the escape until the step size is too large
     # for the grown weights and the loss overflows; both stop at the last finite weights.
+    # Past the escape the iterates grow until the loss overflows, and rounding grows with them:
+    # ncflab's loops and the baseline's BLAS (MKL in PyTorch 2.x) sum in different orders, so
+    # the weights agree to 1.2e-10 there (bit for bit with Debian's 1.13 and reference BLAS).
     "past_escape_to_divergence": {"overrides": ["init.scale=3e-3", "train.stop_at_escape=false",
                                                 "train.max_steps=3000", "train.escape_radius=0.01"],
-                                  "min_steps": 1000, "status": "diverged"},
+                                  "min_steps": 1000, "status": "diverged", "weights_tolerance": 1e-9},
     # The single-layer ReLU² model H = Σ_j max(w_jᵀx, 0)² (L = 2: no finite blow-up; the
     # flow's escape time at flow.max_norm stands in for T*), on standardised CSV data.
     "single_layer_relu2": {"overrides": ["model.kind=single_layer", "model.widths=[8]",
@@ -137,8 +144,9 @@ def main():
             for s in range(final_a[key].shape[0]):
                 wa, wb = final_a[key][s], final_b[key][s]
                 worst_weights = max(worst_weights, float((wa - wb).norm() / wa.norm()))
-        if not worst_weights <= 1e-10:
-            failures.append(f"final weights differ by {worst_weights:.2e} relative (> 1e-10)")
+        weights_tolerance = case.get("weights_tolerance", 1e-10)
+        if not worst_weights <= weights_tolerance:
+            failures.append(f"final weights differ by {worst_weights:.2e} relative (> {weights_tolerance:g})")
 
         header_a, rows_a = read_metrics(os.path.join(ours, "metrics.csv"))
         header_b, rows_b = read_metrics(os.path.join(theirs, "metrics.csv"))
@@ -153,7 +161,7 @@ def main():
                     failures.append(f"row order: ncflab member/step {ra[:2]}, baseline {rb[:2]}")
                     break
                 for name, x, y in zip(header_a, ra, rb):
-                    if not close(x, y, 1e-9):
+                    if not close(x, y, FLOW_COLUMN_TOLERANCE if name in FLOW_COLUMNS else 1e-9):
                         failures.append(f"{name} at member {int(ra[0])} step {int(ra[1])}: ncflab {x!r}, "
                                         f"baseline {y!r}")
                     elif math.isfinite(x) and x != 0:

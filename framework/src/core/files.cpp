@@ -1,7 +1,10 @@
 // Atomic writes and tensor dicts that Python's torch.load reads.
 #include "ncflab/core/files.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -46,6 +49,36 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   std::filesystem::rename(temporary, path);
 }
 
+namespace {
+
+// torch::pickle_save's archive, but with the dict written as a plain dict: pickle_save
+// tags typed containers with torch.jit._pickle.restore_type_tag, a global that the
+// weights-only unpickler of PyTorch ≥ 2.6's torch.load (its default) refuses, so a plain
+// torch.load(path) failed there. Without the tag the file holds only a dict, tensors and
+// their storages, which every torch.load reads (1.13 and 2.x, weights_only or not).
+std::string pickle_untagged(const c10::IValue& value) {
+  std::string pickle;
+  torch::jit::Pickler pickler([&](const char* bytes, size_t size) { pickle.append(bytes, size); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr,
+                              /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  std::string archive;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t size) {
+      archive.append(static_cast<const char*>(bytes), size);
+      return size;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(),
+                                       writer);
+  }  // the writer's destructor writes the archive's directory
+  return archive;
+}
+
+}  // namespace
+
 void save_tensor_dict(const std::filesystem::path& path,
                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
   c10::Dict<std::string, torch::Tensor> dict;
@@ -54,8 +87,7 @@ void save_tensor_dict(const std::filesystem::path& path,
     const auto dtype = tensor.is_floating_point() ? torch::kFloat64 : tensor.scalar_type();
     dict.insert(name, tensor.detach().to(torch::kCPU, dtype).contiguous());
   }
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
+  write_file_atomically(path, pickle_untagged(c10::IValue(dict)));
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(

@@ -24,7 +24,9 @@ std::filesystem::path prepare_output_directory(const Config& config, const std::
   std::filesystem::path directory;
   if (out.empty()) {
     const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    const std::string stamp = fmt::format("{:%Y-%m-%d_%H-%M-%S}", fmt::localtime(now));
+    std::tm local{};
+    localtime_r(&now, &local);  // fmt 12 (PyTorch 2.x bundles it) has no fmt::localtime
+    const std::string stamp = fmt::format("{:%Y-%m-%d_%H-%M-%S}", local);
     const std::string base = kind.empty() ? stamp : kind + "_" + stamp;
     directory = std::filesystem::path("runs") / config.name / base;
     // Two commands started within the same second get their own directories.

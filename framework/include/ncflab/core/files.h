@@ -1,5 +1,5 @@
 // How ncflab writes files: atomically (temporary file + rename, so a reader never sees
-// half a file), and tensors as dicts that Python's torch.load reads (torch::pickle_save).
+// half a file), and tensors as dicts that Python's torch.load reads (torch::pickle_save's format).
 #pragma once
 
 #include <torch/torch.h>
@@ -18,7 +18,7 @@ std::string read_whole_file(const std::filesystem::path& path);
 /// Writes `text` to `path` through a temporary file and a rename.
 void write_file_atomically(const std::filesystem::path& path, const std::string& text);
 
-/// Saves {name: tensor} with torch::pickle_save (floating point as float64, integers
+/// Saves {name: tensor} as torch::pickle_save does, untagged (floating point as float64, integers
 /// kept; CPU); Python reads it with torch.load(path). Written atomically.
 void save_tensor_dict(const std::filesystem::path& path,
                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors);

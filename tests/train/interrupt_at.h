@@ -15,6 +15,7 @@ class InterruptAt final : public TrainHook {
   void on_step(TrainState& state) override {
     if (state.step == step_) std::raise(SIGINT);
   }
+  int64_t next_step(int64_t step) const override { return step < step_ ? step_ : never_again; }
 
  private:
   int64_t step_;

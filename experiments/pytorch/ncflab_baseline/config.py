@@ -51,7 +51,7 @@ DEFAULTS = {
     "train": {"integrator": "gd", "step": 1.0e-2, "max_steps": 100000, "max_time": 0.0,
               "escape_radius": 0.1, "stop_at_escape": True, "log_every": 100, "log_interval": 0.0,
               "rtol": 1.0e-8, "atol": 0.0, "kink_step": 1.0e-6, "engine": "auto",
-              "checkpoint_every": 10000, "snapshot_every": 0},
+              "sync_every": 0, "cuda_graph": True, "checkpoint_every": 10000, "snapshot_every": 0},
     "ensemble": {"seeds": 1},
     "hooks": {"kkt": True, "kkt_search": False, "kink_residual": "auto", "layers": True,
               "progress": "auto", "progress_seconds": 2.0},

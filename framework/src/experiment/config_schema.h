@@ -123,6 +123,8 @@ void visit_train(Config& c, Visitor& v) {
                                  {"fused", EngineKind::fused},
                                  {"batched", EngineKind::batched},
                                  {"autograd", EngineKind::autograd}});
+    v.field("sync_every", c.train.sync_every(), at_least_int(0));
+    v.field("cuda_graph", c.train.cuda_graph());
     v.field("checkpoint_every", c.train.checkpoint_every, at_least_int(0));
     v.field("snapshot_every", c.train.snapshot_every, at_least_int(0));
   });

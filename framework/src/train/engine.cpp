@@ -21,6 +21,17 @@ const char* engine_name(EngineKind kind) {
   return "unknown";
 }
 
+DeviceStatistics TrainingEngine::evaluate_on_device() {
+  TORCH_CHECK(false, "TrainingEngine – the ", engine_name(kind()),
+              " engine has no device steps (use engine batched)");
+  return {};
+}
+
+void TrainingEngine::update_on_device(const torch::Tensor& scale) {
+  TORCH_CHECK(false, "TrainingEngine – the ", engine_name(kind()),
+              " engine has no device steps (use engine batched)");
+}
+
 EngineKind resolve_engine_kind(EngineKind kind, const torch::Device& device) {
   if (kind != EngineKind::automatic) return kind;
   // On CPU the fused loops win at every size measured (README's benchmark): for small nets

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "device_steps.h"
 #include "ncflab/core/signals.h"
 #include "ncflab/ncf/time_scale.h"
 
@@ -56,7 +57,18 @@ Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, 
                                                       .kink_step(kinks ? options_.kink_step() : 0.0)
                                                       .host_loops(options_.flow_host_loops()));
   }
+  TORCH_CHECK(options_.sync_every() >= 0, "Trainer – sync_every must be >= 0 – got ",
+              options_.sync_every());
+  const bool on_cuda = model_->weights().front().is_cuda();
+  sync_every_ = options_.sync_every() > 0 ? options_.sync_every() : (on_cuda ? 256 : 1);
+  if (!flows() && sync_every_ > 1 && engine_->runs_on_device()) {
+    device_steps_ = std::make_unique<DeviceSteps>(*engine_, model_->members(), options_.step_size(),
+                                                  options_.escape_radius(),
+                                                  options_.stop_at_escape(), options_.cuda_graph());
+  }
 }
+
+Trainer::~Trainer() = default;
 
 void Trainer::add_hook(std::shared_ptr<TrainHook> hook) { hooks_.push_back(std::move(hook)); }
 
@@ -247,7 +259,85 @@ bool Trainer::check_stops(TrainState& state) const {
   return true;
 }
 
+int64_t Trainer::next_host_step(const TrainState& state) const {
+  const int64_t k = state.step;
+  int64_t next = std::min(k + sync_every_, options_.max_steps());
+  if (sink_) next = std::min(next, (k / options_.log_every() + 1) * options_.log_every());
+  for (const auto& hook : hooks_) next = std::min(next, hook->next_step(k));
+  if (options_.max_time() > 0) {
+    // check_budget's first k with k·η ≥ max_time, in its arithmetic.
+    const double eta = options_.step_size();
+    const double estimate = std::ceil(options_.max_time() / eta);
+    if (estimate < static_cast<double>(next)) {
+      auto first = static_cast<int64_t>(estimate);
+      while (first > 0 && static_cast<double>(first - 1) * eta >= options_.max_time()) --first;
+      while (static_cast<double>(first) * eta < options_.max_time()) ++first;
+      if (first > k) next = std::min(next, first);
+    }
+  }
+  return next;
+}
+
+int64_t Trainer::advance_on_device(TrainState& state, int64_t until) {
+  const int64_t k = state.step;
+  const double eta = options_.step_size();
+  const auto chunk = device_steps_->run(k, until, state.active, state.escape);
+  std::vector<int64_t> finished;
+  for (int64_t s = 0; s < state.members(); ++s) {
+    const auto i = static_cast<size_t>(s);
+    if (chunk.escape_step[i] >= 0) {
+      const double time = static_cast<double>(chunk.escape_step[i]) * eta;
+      state.escape[i] = {chunk.escape_step[i], time,
+                         rescaled_time(time, state.deltas[i], total_degree_), chunk.escape_norm[i]};
+    }
+    if (state.active[i] && chunk.finish_step[i] >= 0) finished.push_back(s);
+  }
+  std::stable_sort(finished.begin(), finished.end(), [&](int64_t a, int64_t b) {
+    return chunk.finish_step[static_cast<size_t>(a)] < chunk.finish_step[static_cast<size_t>(b)];
+  });
+  // Members that finished inside the chunk, step by step: their last rows as the host
+  // loop writes them at that step (their weights have not moved since).
+  for (size_t first = 0; first < finished.size();) {
+    const int64_t step = chunk.finish_step[static_cast<size_t>(finished[first])];
+    state.step = step;
+    state.finished_now.clear();
+    for (;
+         first < finished.size() && chunk.finish_step[static_cast<size_t>(finished[first])] == step;
+         ++first) {
+      const auto i = static_cast<size_t>(finished[first]);
+      state.times[i] = static_cast<double>(step) * eta;
+      state.loss[i] = chunk.loss[i];
+      state.norm[i] = chunk.norm[i];
+      state.gradient_norm[i] = chunk.gradient_norm[i];
+      state.steps_done[i] += step - k;
+      state.evaluations[i] += step - k;
+      state.finish(finished[first],
+                   chunk.diverged[i] ? MemberStatus::diverged : MemberStatus::escaped);
+    }
+    log_metrics(state);
+  }
+  // When the last members finished inside the chunk, the run ends there, as on the host.
+  if (std::none_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; })) {
+    return state.step - k;
+  }
+  state.finished_now.clear();
+  state.step = until;
+  const double time = static_cast<double>(until) * eta;
+  for (size_t i = 0; i < state.active.size(); ++i) {
+    if (!state.active[i]) continue;
+    state.steps_done[i] += until - k;
+    state.evaluations[i] += until - k - 1;  // the evaluation at `until` is counted by the loop
+    state.times[i] = time;
+  }
+  return until - k;
+}
+
 int64_t Trainer::advance(TrainState& state) {
+  // A pending interrupt stops the run at the next step, as on the host.
+  if (device_steps_ && interrupt_signal() == 0) {
+    const int64_t until = next_host_step(state);
+    if (until > state.step + 1) return advance_on_device(state, until);
+  }
   if (flows()) {
     ++state.step;
     std::vector<double> targets;
@@ -298,6 +388,9 @@ TrainResult Trainer::run() {
         std::any_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; });
     if (!any_active) break;
     result.iterations += advance(state);
+    // Device steps may have finished every member between two host copies.
+    if (std::none_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; }))
+      break;
   }
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -32,6 +32,13 @@ struct StepStatistics {
   std::vector<double> gradient_norm;  ///< ‖∇ℓ(w_k)‖ per member
 };
 
+/// The same numbers as [S] tensors on the weights' device, for every member.
+struct DeviceStatistics {
+  torch::Tensor loss;
+  torch::Tensor norm;
+  torch::Tensor gradient_norm;
+};
+
 /// Owns nothing but scratch: weights and gradients are the model's and the engine's
 /// tensors, updated in place. Members with active[s] == 0 are skipped (frozen): their
 /// weights do not change and their statistics keep the last values computed.
@@ -43,6 +50,16 @@ class TrainingEngine {
   virtual void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) = 0;
   /// w ← w − η·∇ℓ (the gradients of the last evaluate) for the active members.
   virtual void update(double step_size, const std::vector<uint8_t>& active) = 0;
+
+  /// Whether evaluate_on_device and update_on_device work: the ATen engines, whose
+  /// steps can run many times between two host synchronisations (the CUDA path).
+  virtual bool runs_on_device() const { return false; }
+  /// evaluate() for every member, its statistics left on the device: no host copy, so
+  /// nothing waits for the device (and a CUDA graph may capture it).
+  virtual DeviceStatistics evaluate_on_device();
+  /// w ← w − scale_s·∇ℓ with scale [S] on the device (η for active members, 0 for frozen
+  /// ones, whose weights stay exactly as they are).
+  virtual void update_on_device(const torch::Tensor& scale);
 
   /// ∇ℓ of the last evaluate, one tensor per layer [S, k_l, k_{l−1}].
   const std::vector<torch::Tensor>& gradients() const { return gradients_; }

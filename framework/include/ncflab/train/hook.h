@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +32,13 @@ class TrainHook {
   virtual void on_start(TrainState& state) {}
   /// Every step, after the engine evaluated w_k and before the update.
   virtual void on_step(TrainState& state) {}
+  /// The first step after `step` whose on_step this hook needs (with that step's state).
+  /// Between such steps the trainer may run gradient descent on the device without
+  /// copying the state to the host (no synchronisation per step on CUDA) and calls
+  /// on_step only where it copies. The default asks for every step; hooks without an
+  /// on_step say never_again.
+  virtual int64_t next_step(int64_t step) const { return step + 1; }
+  static constexpr int64_t never_again = std::numeric_limits<int64_t>::max();
   /// Names of the metric columns this hook adds, in order (fixed for the run).
   virtual std::vector<std::string> metric_names() const { return {}; }
   /// Values of those columns for members `rows` at a logged step.

@@ -60,6 +60,15 @@ struct TrainerOptions {
   TORCH_ARG(double, kink_step) = 1e-6;
   /// Arithmetic of a step.
   TORCH_ARG(EngineKind, engine) = EngineKind::automatic;
+  /// Gradient descent with an ATen engine (batched, autograd): at most this many steps
+  /// between two copies of the state to the host; the divergence and escape checks of the
+  /// steps between run on the device (train/device_steps.h), with the same results.
+  /// Metrics rows, hooks' steps and the step budget always get a copy. 0: automatic, 256
+  /// on a CUDA device and 1 (every step) elsewhere.
+  TORCH_ARG(int64_t, sync_every) = 0;
+  /// With sync_every > 1 on a CUDA device (and a CUDA LibTorch): each step between copies
+  /// is a replay of one captured CUDA graph, which saves the launch cost of its ~50 kernels.
+  TORCH_ARG(bool, cuda_graph) = true;
   /// Gradient flow on CPU: the stages in per-member loops (false: batched ATen ops, the
   /// CUDA path; for tests and benchmarks).
   TORCH_ARG(bool, flow_host_loops) = true;
@@ -88,6 +97,8 @@ struct TrainResult {
   }
 };
 
+class DeviceSteps;
+
 class Trainer {
  public:
   /// Trains `model`'s weights in place (their current values are w_0) on `inputs` [n, d]
@@ -95,6 +106,7 @@ class Trainer {
   /// for the rescaled time δ^(L−2)·t.
   Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss,
           std::vector<double> deltas, TrainerOptions options);
+  ~Trainer();
 
   /// Installs a hook; hooks run in the order added, after escape and divergence checks.
   void add_hook(std::shared_ptr<TrainHook> hook);
@@ -125,6 +137,13 @@ class Trainer {
   /// To the next iteration: w_{k+1} = w_k − η∇ℓ(w_k) for the active members, or the flow
   /// integrated to the next row. Returns the loop iterations it took.
   int64_t advance(TrainState& state);
+  /// Gradient descent from step k to `until` on the device (the steps between are neither
+  /// copied nor logged, except members finishing there, whose last rows are written as
+  /// the host loop would have).
+  int64_t advance_on_device(TrainState& state, int64_t until);
+  /// The next step the host needs: a metrics row, a hook's step, the budget, or
+  /// sync_every steps on.
+  int64_t next_host_step(const TrainState& state) const;
   void check_divergence(TrainState& state) const;
   void check_escape(TrainState& state) const;
   void check_budget(TrainState& state) const;
@@ -134,6 +153,8 @@ class Trainer {
   FeedForward model_;
   std::unique_ptr<TrainingEngine> engine_;
   std::unique_ptr<GradientFlowStepper> flow_;  // gradient flow only
+  std::unique_ptr<DeviceSteps> device_steps_;  // gradient descent with sync_every > 1 only
+  int64_t sync_every_ = 1;
   TrainerOptions options_;
   int64_t total_degree_ = 0;
   std::vector<double> deltas_;

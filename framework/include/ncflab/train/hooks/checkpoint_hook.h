@@ -16,6 +16,9 @@ class CheckpointHook final : public TrainHook {
   CheckpointHook(int64_t every, std::function<void(const TrainState&)> save)
       : every_(every), save_(std::move(save)) {}
   void on_step(TrainState& state) override;
+  int64_t next_step(int64_t step) const override {
+    return every_ > 0 ? (step / every_ + 1) * every_ : never_again;
+  }
   void on_end(TrainState& state) override;
 
  private:

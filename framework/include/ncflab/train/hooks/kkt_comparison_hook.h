@@ -49,6 +49,7 @@ class KktComparisonHook final : public TrainHook {
   /// `kink_tol` > 0 adds the kink-aware residual column (meaningful for p = 1).
   KktComparisonHook(std::shared_ptr<const Ncf> ncf, Reference reference, double kink_tol);
   std::vector<std::string> metric_names() const override;
+  int64_t next_step(int64_t step) const override { return never_again; }
   void metrics(const TrainState& state, const std::vector<int64_t>& rows,
                MetricColumns& columns) override;
 

@@ -24,6 +24,7 @@ class LayerStatisticsHook final : public TrainHook {
  public:
   LayerStatisticsHook(int64_t depth, int64_t hidden_layers);
   std::vector<std::string> metric_names() const override;
+  int64_t next_step(int64_t step) const override { return never_again; }
   void metrics(const TrainState& state, const std::vector<int64_t>& rows,
                MetricColumns& columns) override;
 

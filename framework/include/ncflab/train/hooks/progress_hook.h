@@ -22,6 +22,8 @@ class ProgressHook final : public TrainHook {
                int64_t max_steps, int64_t expected_escape_step, std::string unit = "step");
   void on_start(TrainState& state) override;
   void on_step(TrainState& state) override;
+  /// It draws at whichever steps it is called.
+  int64_t next_step(int64_t step) const override { return never_again; }
   void on_end(TrainState& state) override;
 
  private:

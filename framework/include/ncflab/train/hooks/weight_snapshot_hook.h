@@ -20,6 +20,7 @@ class WeightSnapshotHook final : public TrainHook {
  public:
   explicit WeightSnapshotHook(int64_t every) : every_(every) {}
   void on_step(TrainState& state) override;
+  int64_t next_step(int64_t step) const override { return (step / every_ + 1) * every_; }
   void on_end(TrainState& state) override;
   /// {"step": [T] int64, "time": [T, count] float64 (each member's t: the gradient flow's
   /// members sit at their own times), "W1": [T, count, k_1, d], …} for members

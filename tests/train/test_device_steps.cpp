@@ -1,0 +1,185 @@
+// Gradient descent with the trainer's checks on the device between two host copies
+// (sync_every > 1, the CUDA path) takes exactly the host loop's steps: the same weights bit
+// for bit, statuses, escape records, counters and metrics rows, also when members escape
+// or diverge between copies, at max_time, and under an interrupt.
+#include <cstring>
+
+#include "interrupt_at.h"
+#include "ncflab/core/signals.h"
+#include "ncflab/train/trainer.h"
+#include "support.h"
+
+namespace ncflab {
+namespace {
+
+using testing::NetCase;
+
+// Equal bit for bit (NaN included: a diverged member's loss).
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+struct Row {
+  int64_t member;
+  int64_t step;
+  double time;
+  std::vector<double> values;
+  bool operator==(const Row& other) const {
+    return member == other.member && step == other.step && time == other.time &&
+           same_bits(values, other.values);
+  }
+};
+
+class RecordingSink final : public MetricsSink {
+ public:
+  void begin(const std::vector<std::string>& names) override { names_ = names; }
+  void row(int64_t member, int64_t step, double time, const std::vector<double>& values) override {
+    rows.push_back({member, step, time, values});
+  }
+  void flush() override {}
+  std::vector<Row> rows;
+
+ private:
+  std::vector<std::string> names_;
+};
+
+struct Outcome {
+  TrainResult result;
+  torch::Tensor weights;
+  std::vector<Row> rows;
+};
+
+// Six members of one net from δ = 0.05 … 2: the small ones escape at different steps, the
+// large ones diverge at η = 0.06.
+const std::vector<double> kDeltas = {0.02, 0.03, 0.05, 0.1, 1.5, 2.5};
+
+Outcome train(int64_t sync_every, TrainerOptions options, std::shared_ptr<TrainHook> hook = nullptr,
+              torch::Device device = torch::kCPU) {
+  torch::manual_seed(4);
+  const auto inputs = torch::randn({20, 4}, torch::kFloat64);
+  const auto labels = torch::randn({20}, torch::kFloat64) * 2;
+  const NetCase net{{6}, 0.2, 2};
+  auto model = FeedForward(testing::model_options(net, 4).members(6));
+  model->initialize(torch::tensor(kDeltas, torch::kFloat64), 7);
+  model->to(device);
+  Trainer trainer(model, inputs.to(device), labels.to(device), LossKind::square, kDeltas,
+                  options.engine(EngineKind::batched).sync_every(sync_every));
+  auto sink = std::make_shared<RecordingSink>();
+  trainer.set_metrics_sink(sink);
+  if (hook) trainer.add_hook(hook);
+  InterruptHandler handler;
+  return {trainer.run(), model->flatten().cpu(), sink->rows};
+}
+
+void expect_same(const Outcome& device, const Outcome& host) {
+  EXPECT_TRUE(torch::equal(device.weights, host.weights));
+  const auto& a = device.result.state;
+  const auto& b = host.result.state;
+  EXPECT_EQ(a.step, b.step);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.steps_done, b.steps_done);
+  EXPECT_EQ(a.evaluations, b.evaluations);
+  EXPECT_EQ(a.times, b.times);
+  EXPECT_TRUE(same_bits(a.loss, b.loss));
+  EXPECT_TRUE(same_bits(a.norm, b.norm));
+  EXPECT_TRUE(same_bits(a.gradient_norm, b.gradient_norm));
+  for (size_t s = 0; s < a.escape.size(); ++s) {
+    EXPECT_EQ(a.escape[s].step, b.escape[s].step) << "member " << s;
+    EXPECT_EQ(a.escape[s].time, b.escape[s].time) << "member " << s;
+    EXPECT_EQ(a.escape[s].rescaled_time, b.escape[s].rescaled_time) << "member " << s;
+    EXPECT_TRUE(same_bits({a.escape[s].norm}, {b.escape[s].norm})) << "member " << s;
+  }
+  EXPECT_EQ(device.result.iterations, host.result.iterations);
+  EXPECT_EQ(device.result.interrupted, host.result.interrupted);
+  ASSERT_EQ(device.rows.size(), host.rows.size());
+  for (size_t r = 0; r < host.rows.size(); ++r) {
+    EXPECT_TRUE(device.rows[r] == host.rows[r])
+        << "row " << r << ": member " << device.rows[r].member << " step " << device.rows[r].step
+        << " vs member " << host.rows[r].member << " step " << host.rows[r].step;
+  }
+}
+
+// Whether some member finished with `status` at a step between two host copies (not a
+// multiple of sync_every or log_every): the case the device checks exist for.
+bool finished_between_copies(const TrainState& state, MemberStatus status, int64_t sync_every,
+                             int64_t log_every) {
+  for (size_t s = 0; s < state.status.size(); ++s) {
+    const int64_t k = state.steps_done[s];
+    if (state.status[s] == status && k % sync_every != 0 && k % log_every != 0) return true;
+  }
+  return false;
+}
+
+TEST(DeviceSteps, TakeTheHostLoopsStepsBitForBit) {
+  for (const bool stop_at_escape : {true, false}) {
+    SCOPED_TRACE(stop_at_escape ? "stop at escape" : "train on past escape");
+    const auto options = TrainerOptions()
+                             .step_size(0.06)
+                             .max_steps(400)
+                             .log_every(10)
+                             .escape_radius(3.0)
+                             .stop_at_escape(stop_at_escape);
+    const auto host = train(1, options);
+    const auto device = train(7, options);
+    expect_same(device, host);
+    const auto& state = host.result.state;
+    // Members finish between copies: by their escape, or (training on) by divergence.
+    EXPECT_TRUE(finished_between_copies(
+        state, stop_at_escape ? MemberStatus::escaped : MemberStatus::diverged, 7, 10));
+    int64_t escaped_between = 0;
+    for (const auto& escape : state.escape) escaped_between += escape.step > 0 && escape.step % 7;
+    EXPECT_GE(escaped_between, 2);
+    // The kept weights of diverged members are their last finite ones.
+    EXPECT_TRUE(torch::isfinite(device.weights).all().item<bool>());
+  }
+}
+
+TEST(DeviceSteps, StopAtMaxTimeAndAtTheStepsHooksAskFor) {
+  // max_time 2.03 at η = 0.06: check_budget's first k with k·η ≥ 2.03 is 34, mid-chunk;
+  // the two largest members diverge before it.
+  const auto options =
+      TrainerOptions().step_size(0.06).max_steps(400).log_every(25).max_time(2.03).escape_radius(
+          1e300);
+  const auto host = train(1, options);
+  const auto device = train(64, options);
+  expect_same(device, host);
+  EXPECT_EQ(host.result.state.step, 34);
+  EXPECT_TRUE(finished_between_copies(host.result.state, MemberStatus::diverged, 64, 25));
+  // An interrupt raised by a hook's on_step at step 20 (between copies unless the hook's
+  // next_step is honoured): both stop at the next step with the same state.
+  const auto interrupted_host = train(1, options, std::make_shared<testing::InterruptAt>(20));
+  const auto interrupted_device = train(64, options, std::make_shared<testing::InterruptAt>(20));
+  EXPECT_TRUE(interrupted_device.result.interrupted);
+  EXPECT_EQ(interrupted_device.result.state.step, 21);
+  expect_same(interrupted_device, interrupted_host);
+}
+
+TEST(DeviceStepsCuda, ReplayedCudaGraphsTakeTheHostLoopsSteps_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (or a CPU-only LibTorch)";
+  for (const bool cuda_graph : {false, true}) {
+    SCOPED_TRACE(cuda_graph ? "CUDA graph" : "eager");
+    const auto options =
+        TrainerOptions().step_size(0.06).max_steps(400).log_every(10).escape_radius(3.0);
+    const auto host = train(1, options, nullptr, torch::kCUDA);
+    const auto device =
+        train(7, TrainerOptions(options).cuda_graph(cuda_graph), nullptr, torch::kCUDA);
+    expect_same(device, host);
+  }
+}
+
+TEST(DeviceSteps, OnlyTheAtenEnginesRunOnTheDevice) {
+  torch::manual_seed(1);
+  const auto inputs = torch::randn({5, 3}, torch::kFloat64);
+  const auto labels = torch::randn({5}, torch::kFloat64);
+  auto model = FeedForward(testing::model_options({{4}, 0.2, 2}, 3).members(2));
+  for (const auto kind : {EngineKind::batched, EngineKind::autograd, EngineKind::fused}) {
+    const auto engine = make_training_engine(kind, model, inputs, labels, LossKind::square);
+    EXPECT_EQ(engine->runs_on_device(), kind != EngineKind::fused);
+    if (kind == EngineKind::fused) {
+      EXPECT_THROW(engine->evaluate_on_device(), c10::Error);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ncflab

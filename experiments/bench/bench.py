@@ -1,16 +1,32 @@
 #!/usr/bin/python3
-"""Steps per second of `ncflab run` and of the PyTorch baseline, measured side by side.
+"""Steps per second of `ncflab run` against PyTorch and JAX anchors, measured side by side.
 
     /usr/bin/python3 experiments/bench/bench.py [--ncflab build/ncflab] [--markdown FILE] [--quick]
+        [--models quickstart,wide,heldout]
 
-For each model both train from the same weights_init.pt on the same data (the run's
-data.pt) for a fixed number of gradient-descent steps, on the same threads, with the
-per-row hooks and the NCF flow off on both sides (the flow is computed before training and
-is not part of a step): a single run, and a 64-seed ensemble, which ncflab trains as one
-batched computation and the baseline (experiments/pytorch/baseline.py) member after
-member, as a for-seed loop would. Steps/s counts ensemble steps (one advances all S
-members). Final weights after the same number of steps are compared too, so the speed is
-for the same work. Prints a Markdown table (and writes it with --markdown).
+For each model every implementation trains from the same weights_init.pt on the same data
+(the ncflab run's data.pt) for a fixed number of gradient-descent steps, in float64, on all
+cores, with the per-row hooks and the NCF flow off (the flow is computed before training
+and is not part of a step): a single run (S = 1) and a 64-seed ensemble (S = 64), which
+ncflab trains as one batched computation. The anchors:
+
+  - PyTorch baseline, torch 1.13: experiments/pytorch/baseline.py under Debian's
+    /usr/bin/python3, autograd, member after member as a for-seed loop would;
+  - PyTorch baseline, torch 2.x: the same script under .deps/torch2/bin/python
+    (cmake/install-torch2.sh);
+  - batched eager / batched compile: torch_gd.py under torch 2.x, all members in one
+    [S, k_l, k_{l-1}] tensor per layer, batched matmuls, a hand-written backward, in-place
+    updates, no host sync in the loop; eager, and with torch.compile (compile time excluded
+    from the steps/s, reported below the table);
+  - JAX: jax_gd.py under .deps/jax/bin/python (experiments/bench/install-jax.sh): jit, vmap
+    over members, lax.scan over the steps (compile time likewise excluded and reported).
+
+An anchor whose interpreter is not installed is skipped with a note in its column. Steps/s
+counts ensemble steps (one advances all S members). Each cell holds the anchor's steps/s,
+ncflab's steps/s divided by it, and the largest relative difference of a member's layer
+from ncflab's weights after the same number of steps (ncflab runs those steps again,
+untimed, when an anchor times fewer), so the speed is for the same work. Prints the
+machine and versions line and a Markdown table (and writes them with --markdown).
 """
 import argparse
 import json
@@ -20,11 +36,20 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import torch
+import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 QUICKSTART = os.path.join(HERE, "..", "quickstart.yaml")
 BASELINE = os.path.join(HERE, "..", "pytorch", "baseline.py")
+TORCH_GD = os.path.join(HERE, "torch_gd.py")
+JAX_GD = os.path.join(HERE, "jax_gd.py")
+TORCH2_PYTHON = os.path.join(REPO, ".deps", "torch2", "bin", "python")
+JAX_PYTHON = os.path.join(REPO, ".deps", "jax", "bin", "python")
+AGREEMENT = 1e-10  # float64 with other summation orders: a larger difference is a different computation
+ESCAPE_RADIUS = 0.1  # quickstart.yaml's train.escape_radius, which the timed runs switch off
 
 MODELS = {
     # δ = 1e-4: every member stays before its escape (near step 37 800 for member 0)
@@ -33,11 +58,21 @@ MODELS = {
     "wide": {"label": "wide: widths 100,100, n=1000, d=10, Leaky ReLU",
              "overrides": ["model.widths=[100,100]", "data.n=1000", "model.activation.alpha=0.2",
                            "model.activation.p=1", "init.scale=1e-2", "train.step=1e-4"]},
+    # L = 3 (three layers of degree 1): escape near t ~ T*/δ, far beyond the timed steps'
+    # t = 200 at δ = 1e-4, η = 1e-2 (‖w‖/δ stays O(1), see the line under the table).
+    "heldout": {"label": "heldout: widths 12,12, n=40, d=8, Leaky ReLU α=0.1",
+                "overrides": ["model.widths=[12,12]", "data.n=40", "data.d=8", "model.activation.alpha=0.1",
+                              "model.activation.p=1", "init.scale=1e-4", "train.step=1e-2"]},
 }
 # (model, S, ncflab steps, baseline steps): the baseline's ensemble loop gets fewer steps,
-# its rate is steps of the whole ensemble per second all the same.
+# its rate is steps of the whole ensemble per second all the same. The batched anchors
+# (torch_gd.py, jax_gd.py) take ncflab's steps.
 PLAN = [("quickstart", 1, 20000, 20000), ("quickstart", 64, 5000, 500),
-        ("wide", 1, 400, 400), ("wide", 64, 40, 8)]
+        ("wide", 1, 400, 400), ("wide", 64, 40, 8),
+        ("heldout", 1, 20000, 20000), ("heldout", 64, 5000, 500)]
+ANCHORS = ["baseline", "baseline2", "eager", "compile", "jax"]
+TORCH2_MISSING = "not installed: run cmake/install-torch2.sh"
+JAX_MISSING = "not installed: run experiments/bench/install-jax.sh"
 
 
 def fixed_steps(steps):
@@ -47,6 +82,10 @@ def fixed_steps(steps):
             "flow.enabled=false", "train.checkpoint_every=0"]
 
 
+class AnchorFailed(Exception):
+    pass
+
+
 def summary_of(directory):
     with open(os.path.join(directory, "summary.json")) as f:
         return json.load(f)
@@ -54,26 +93,108 @@ def summary_of(directory):
 
 def checked(summary, steps, who):
     if summary["status"] != "max_steps" or summary["iterations"] != steps:
-        sys.exit(f"bench: {who} ended with {summary['status']} after {summary['iterations']} of {steps} steps")
+        raise AnchorFailed(f"{who} ended with {summary['status']} after {summary['iterations']} of {steps} steps")
     return summary
+
+
+def last_line(text, limit=200):
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip()[:limit] if lines else "no output"
+
+
+def run_checked(command, who, env=None):
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if done.returncode != 0:
+        raise AnchorFailed(f"{who} exited with {done.returncode}: {last_line(done.stderr)}")
+    return done.stdout
 
 
 def run_ncflab(ncflab, directory, overrides, steps):
     subprocess.run([ncflab, "run", QUICKSTART, *overrides, *fixed_steps(steps), "--out", directory], check=True,
                    stdout=subprocess.DEVNULL)
-    return checked(summary_of(directory), steps, "ncflab")
+    try:
+        return checked(summary_of(directory), steps, "ncflab")
+    except AnchorFailed as e:
+        sys.exit(f"bench: {e}")
 
 
-def run_baseline(directory, init, overrides, steps):
-    subprocess.run([sys.executable, BASELINE, QUICKSTART, *overrides, *fixed_steps(steps), "--init", init,
-                    "--out", directory], check=True, stdout=subprocess.DEVNULL)
+def run_baseline(python, directory, init, overrides, steps):
+    run_checked([python, BASELINE, QUICKSTART, *overrides, *fixed_steps(steps), "--init", init,
+                 "--out", directory], "the baseline")
     return checked(summary_of(directory), steps, "the baseline")
 
 
-def largest_difference(a_dir, b_dir):
-    a = torch.load(os.path.join(a_dir, "weights_final.pt"))
-    b = torch.load(os.path.join(b_dir, "weights_final.pt"))
-    return max(float(((a[k] - b[k]).flatten(1).norm(dim=1) / a[k].flatten(1).norm(dim=1)).max()) for k in a)
+def run_json(command, who):
+    """Run an anchor script that prints one JSON object (also when it fails: "error")."""
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        result = json.loads(last_line(done.stdout, None)) if done.stdout.strip() else None
+    except ValueError:
+        result = None
+    if result is not None and result.get("error"):
+        raise AnchorFailed(result["error"])
+    if done.returncode != 0 or result is None:
+        if result is not None and not result.get("finite", True):
+            raise AnchorFailed(f"{who}: weights not finite (diverged)")
+        raise AnchorFailed(f"{who} exited with {done.returncode}: {last_line(done.stderr)}")
+    return result
+
+
+def model_parameters(run_dir):
+    """σ's α and p, the loss and η, from the run's resolved config.yaml."""
+    with open(os.path.join(run_dir, "config.yaml")) as f:
+        config = yaml.safe_load(f)
+    if config["model"].get("kind", "feedforward") != "feedforward":
+        sys.exit("bench: the batched anchors train feed-forward models only")
+    activation = config["model"]["activation"]
+    return ["--alpha", repr(float(activation["alpha"])), "--p", str(int(activation["p"])), "--loss", config["loss"],
+            "--step", repr(float(config["train"]["step"]))]
+
+
+def load_weights(path):
+    if path.endswith(".npz"):
+        with np.load(path) as saved:
+            return {k: torch.from_numpy(saved[k]) for k in saved.files}
+    return torch.load(path, map_location="cpu")
+
+
+def largest_difference(reference, other):
+    """Largest ‖a − b‖/‖a‖ over members and layers; the run directories' weights_final.pt or files."""
+    def weights(where):
+        return load_weights(os.path.join(where, "weights_final.pt") if os.path.isdir(where) else where)
+
+    a, b = weights(reference), weights(other)
+    if sorted(a) != sorted(b):
+        raise AnchorFailed(f"layers {sorted(b)} instead of {sorted(a)}")
+    return max(float(((a[k] - b[k].to(a[k])).flatten(1).norm(dim=1) / a[k].flatten(1).norm(dim=1)).max())
+               for k in a)
+
+
+def largest_norm(summary):
+    """Largest final ‖w‖ and ‖w‖/δ over the members (the timed steps must stay before escape)."""
+    members = summary.get("members") or [summary]
+    norms = [(m["final"]["norm"], m["final"]["norm"] / m["delta"]) for m in members]
+    return max(n for n, _ in norms), max(r for _, r in norms)
+
+
+def smallest_motion(run_dir):
+    """Smallest ‖w_final − w_init‖/‖w_init‖ over the members: how far the timed steps moved the
+    weights, the scale against which the agreement is small."""
+    a = load_weights(os.path.join(run_dir, "weights_init.pt"))
+    b = load_weights(os.path.join(run_dir, "weights_final.pt"))
+    start = torch.cat([a[k].flatten(1) for k in sorted(a)], 1)
+    end = torch.cat([b[k].flatten(1) for k in sorted(a)], 1)
+    return float(((end - start).norm(dim=1) / start.norm(dim=1)).min())
+
+
+def write_npz(run_dir, path):
+    """weights_init.pt and data.pt as one .npz, for the JAX venv (which has no torch)."""
+    weights = torch.load(os.path.join(run_dir, "weights_init.pt"), map_location="cpu")
+    data = torch.load(os.path.join(run_dir, "data.pt"), map_location="cpu")
+    arrays = {k: w.to(torch.float64).numpy() for k, w in weights.items()}
+    arrays["inputs"] = data["inputs"].to(torch.float64).numpy()
+    arrays["labels"] = data["labels"].to(torch.float64).numpy()
+    np.savez(path, **arrays)
 
 
 def measure(ncflab, work, model, seeds, steps, baseline_steps):
@@ -81,15 +202,149 @@ def measure(ncflab, work, model, seeds, steps, baseline_steps):
     tag = f"{model}_{seeds}"
     ours = os.path.join(work, tag)
     timed = run_ncflab(ncflab, ours, overrides, steps)
-    init = os.path.join(ours, "weights_init.pt")
-    theirs = os.path.join(work, tag + "_pytorch")
-    baseline = run_baseline(theirs, init, overrides, baseline_steps)
-    if baseline_steps != steps:  # the same work for the weight check: ncflab again, untimed
-        ours = os.path.join(work, tag + "_check")
-        run_ncflab(ncflab, ours, overrides, baseline_steps)
-    return {"model": model, "seeds": seeds, "engine": timed["engine"], "ncflab": timed["steps_per_second"],
-            "baseline": baseline["steps_per_second"], "steps": (steps, baseline_steps),
-            "agreement": largest_difference(ours, theirs)}
+    init, data = os.path.join(ours, "weights_init.pt"), os.path.join(ours, "data.pt")
+    parameters = model_parameters(ours)
+    reference = {steps: ours}  # ncflab's final weights after that many steps
+
+    def ncflab_after(count):
+        if count not in reference:  # the same work for the weight check: ncflab again, untimed
+            reference[count] = os.path.join(work, f"{tag}_check{count}")
+            run_ncflab(ncflab, reference[count], overrides, count)
+        return reference[count]
+
+    row = {"model": model, "seeds": seeds, "engine": timed["engine"], "ncflab": timed["steps_per_second"],
+           "steps": steps, "baseline_steps": baseline_steps, "norm": largest_norm(timed),
+           "motion": smallest_motion(ours), "anchors": {}}
+
+    def anchor(name, run):
+        try:
+            row["anchors"][name] = run()
+        except AnchorFailed as e:
+            row["anchors"][name] = {"note": f"failed: {e}"}
+
+    def baseline(python, name):
+        theirs = os.path.join(work, f"{tag}_{name}")
+        summary = run_baseline(python, theirs, init, overrides, baseline_steps)
+        return {"steps_per_second": summary["steps_per_second"], "steps": baseline_steps,
+                "agreement": largest_difference(ncflab_after(baseline_steps), theirs)}
+
+    def torch_gd(mode):
+        out = os.path.join(work, f"{tag}_{mode}.pt")
+        result = run_json([TORCH2_PYTHON, TORCH_GD, "--init", init, "--data", data, "--steps", str(steps),
+                           "--mode", mode, *parameters, "--out", out], f"torch_gd.py --mode {mode}")
+        result["agreement"] = largest_difference(ours, out)
+        return result
+
+    def jax_gd():
+        npz, out = os.path.join(work, f"{tag}_jax_in.npz"), os.path.join(work, f"{tag}_jax.npz")
+        write_npz(ours, npz)
+        result = run_json([JAX_PYTHON, JAX_GD, npz, "--steps", str(steps), *parameters, "--out", out], "jax_gd.py")
+        result["agreement"] = largest_difference(ours, out)
+        return result
+
+    anchor("baseline", lambda: baseline(sys.executable, "baseline"))
+    if os.path.exists(TORCH2_PYTHON):
+        anchor("baseline2", lambda: baseline(TORCH2_PYTHON, "baseline2"))
+        anchor("eager", lambda: torch_gd("eager"))
+        anchor("compile", lambda: torch_gd("compile"))
+    else:
+        for name in ("baseline2", "eager", "compile"):
+            row["anchors"][name] = {"note": TORCH2_MISSING}
+    if os.path.exists(JAX_PYTHON):
+        anchor("jax", jax_gd)
+    else:
+        row["anchors"]["jax"] = {"note": JAX_MISSING}
+    return row
+
+
+def version_of(python, package):
+    """A package's version in another interpreter (from its metadata: no import), or None."""
+    if not os.path.exists(python):
+        return None
+    done = subprocess.run([python, "-c", f"from importlib.metadata import version; print(version('{package}'))"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def ncflab_version(ncflab):
+    done = subprocess.run([ncflab, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return last_line(done.stdout) if done.returncode == 0 else "ncflab (version unknown)"
+
+
+def cell(row, name):
+    a = row["anchors"][name]
+    if "note" in a:
+        return a["note"]
+    flag = " (DISAGREES)" if not a["agreement"] <= AGREEMENT else ""
+    return (f"{a['steps_per_second']:,.1f} · {row['ncflab'] / a['steps_per_second']:.1f}× · "
+            f"{a['agreement']:.0e}{flag}")
+
+
+def short(model):
+    return MODELS[model]["label"].split(":")[0]
+
+
+def table(rows, versions, load_before, load_after, ncflab):
+    torch2 = versions["torch2"] or "2.x"
+    titles = {"baseline": f"PyTorch {torch.__version__} baseline", "baseline2": f"PyTorch {torch2} baseline",
+              "eager": f"PyTorch {torch2} batched eager", "compile": f"PyTorch {torch2} batched torch.compile",
+              "jax": f"JAX {versions['jax'] or ''} jit+vmap+scan".replace("  ", " ")}
+    loads = ", ".join(f"{x:.2f}" for x in load_before)
+    torch2_line = (f"PyTorch {versions['torch2']} (.deps/torch2, CPU)" if versions["torch2"]
+                   else f"PyTorch 2.x {TORCH2_MISSING}")
+    jax_line = f"JAX {versions['jax']} (.deps/jax, CPU)" if versions["jax"] else f"JAX {JAX_MISSING}"
+    lines = [
+        f"Machine: {cpu_model()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}; "
+        f"load average before the bench {loads} (1, 5, 15 min), after {load_after[0]:.2f} (1 min). "
+        f"Versions: {ncflab}; PyTorch {torch.__version__} ({sys.executable}); {torch2_line}; {jax_line}. "
+        "Every implementation runs float64 on all cores. Steps/s of the whole ensemble: one step advances all "
+        "S members.",
+        "",
+        "| model | S | ncflab engine | ncflab steps/s | " + " | ".join(titles[a] for a in ANCHORS) + " |",
+        "| --- | ---: | --- | ---: | " + " | ".join("---:" for _ in ANCHORS) + " |",
+    ]
+    for r in rows:
+        lines.append(f"| {MODELS[r['model']]['label']} | {r['seeds']} | {r['engine']} | {r['ncflab']:,.1f} | "
+                     + " | ".join(cell(r, a) for a in ANCHORS) + " |")
+    lines += [
+        "",
+        "Cells: steps/s · ncflab's steps/s ÷ the anchor's · largest relative difference "
+        "‖w − w_ncflab‖/‖w_ncflab‖ of a member's layer after the same number of steps, all from ncflab's "
+        f"weights_init.pt and data.pt (above {AGREEMENT:.0e}: marked DISAGREES).",
+        "",
+        "Steps timed: " + "; ".join(f"{short(r['model'])} S={r['seeds']}: ncflab and the batched anchors "
+                                    f"{r['steps']}, baselines {r['baseline_steps']}" for r in rows) + ".",
+    ]
+    compiles = []
+    for r in rows:
+        parts = []
+        a = r["anchors"]["compile"]
+        if "compile_seconds" in a:
+            parts.append(f"torch.compile {a['compile_seconds']:.1f} s (Inductor cache {a.get('inductor_cache', '?')})")
+        a = r["anchors"]["jax"]
+        if "compile_seconds" in a:
+            parts.append(f"JAX {a['compile_seconds']:.1f} s")
+        if parts:
+            compiles.append(f"{short(r['model'])} S={r['seeds']}: " + ", ".join(parts))
+    if compiles:
+        lines += ["", "Compile time, not in the steps/s: " + "; ".join(compiles) + "."]
+    lines += ["", "At the end of ncflab's timed steps, largest ‖w‖/δ over the members (O(1): no member has "
+              f"escaped, ‖w‖ < {ESCAPE_RADIUS}, nor diverged) and smallest relative change ‖w − w0‖/‖w0‖ "
+              "(what the agreement is measured against): "
+              + "; ".join(f"{short(r['model'])} S={r['seeds']}: {r['norm'][1]:.3g}, {r['motion']:.1e}" for r in rows)
+              + "."]
+    return "\n".join(lines)
 
 
 def main():
@@ -97,31 +352,38 @@ def main():
     parser.add_argument("--ncflab", default="build/ncflab", help="the ncflab executable")
     parser.add_argument("--markdown", help="also write the table to this file")
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps (a smoke test)")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
     args = parser.parse_args()
+    models = args.models.split(",")
+    for model in models:
+        if model not in MODELS:
+            sys.exit(f"bench: unknown model '{model}' (models: {', '.join(MODELS)})")
+    if not os.access(args.ncflab, os.X_OK):
+        sys.exit(f"bench: no ncflab executable at {args.ncflab} (build it, or pass --ncflab PATH)")
+    load_before = os.getloadavg()
+    versions = {"torch2": version_of(TORCH2_PYTHON, "torch"), "jax": version_of(JAX_PYTHON, "jax")}
+    print(f"bench: load average before starting {load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f}; "
+          f"PyTorch {torch.__version__}, PyTorch 2.x {versions['torch2'] or TORCH2_MISSING}, "
+          f"JAX {versions['jax'] or JAX_MISSING}", file=sys.stderr)
     scale = 0.1 if args.quick else 1.0
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for model, seeds, steps, baseline_steps in PLAN:
+            if model not in models:
+                continue
             steps, baseline_steps = max(4, int(steps * scale)), max(2, int(baseline_steps * scale))
-            rows.append(measure(args.ncflab, work, model, seeds, steps, baseline_steps))
-            r = rows[-1]
-            print(f"{MODELS[model]['label']}, S = {seeds}: ncflab {r['ncflab']:,.1f}, "
-                  f"PyTorch baseline {r['baseline']:,.1f} steps/s", file=sys.stderr)
-    lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores "
-        f"(both sides use all of them), PyTorch {torch.__version__}, float64. Steps/s of the whole "
-        "ensemble: one step advances all S members.",
-        "",
-        "| model | S | ncflab engine | ncflab steps/s | PyTorch baseline steps/s | ratio | weights agree to |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(f"| {MODELS[r['model']]['label']} | {r['seeds']} | {r['engine']} | {r['ncflab']:,.1f} | "
-                     f"{r['baseline']:,.1f} | {r['ncflab'] / r['baseline']:.1f}× | {r['agreement']:.0e} |")
-    lines += ["", "Steps timed: " + "; ".join(f"{MODELS[r['model']]['label'].split(':')[0]} S={r['seeds']}: "
-                                                  f"ncflab {r['steps'][0]}, baseline {r['steps'][1]}" for r in rows)
-              + ". Weights: largest relative difference of a member's layer after the baseline's steps."]
-    text = "\n".join(lines)
+            r = measure(args.ncflab, work, model, seeds, steps, baseline_steps)
+            rows.append(r)
+            if r["norm"][0] >= ESCAPE_RADIUS:
+                print(f"bench: warning: {model} S = {seeds}: a member reached ||w|| = {r['norm'][0]:.3g} "
+                      f">= {ESCAPE_RADIUS} (escaped) within the timed steps", file=sys.stderr)
+            for name, a in r["anchors"].items():
+                if "agreement" in a and not a["agreement"] <= AGREEMENT:
+                    print(f"bench: warning: {model} S = {seeds}: {name} differs from ncflab by "
+                          f"{a['agreement']:.1e} > {AGREEMENT:.0e} relative", file=sys.stderr)
+            print(f"{MODELS[model]['label']}, S = {seeds}: ncflab {r['ncflab']:,.1f} steps/s; "
+                  + "; ".join(f"{a} {cell(r, a)}" for a in ANCHORS), file=sys.stderr)
+    text = table(rows, versions, load_before, os.getloadavg(), ncflab_version(args.ncflab))
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:

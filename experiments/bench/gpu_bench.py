@@ -22,12 +22,11 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import QUICKSTART, fixed_steps, summary_of  # noqa: E402
+from bench import QUICKSTART, fixed_steps, largest_difference, summary_of, write_npz  # noqa: E402
 
 SIZES = [1, 16, 64, 256, 1024, 4096]
 NCFLAB_MODES = {  # column → extra overrides
@@ -57,18 +56,6 @@ def run_json(command):
     return json.loads(lines[-1])
 
 
-def weights(path):
-    if path.endswith(".npz"):
-        with np.load(path) as f:
-            return {k: torch.from_numpy(f[k]) for k in f.files}
-    return torch.load(path, map_location="cpu")
-
-
-def difference(reference, other):
-    a, b = weights(reference), weights(other)
-    return max(float(((b[k] - a[k]).flatten(1).norm(dim=1) / a[k].flatten(1).norm(dim=1)).max()) for k in a)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ncflab", default="build-gpu/ncflab")
@@ -94,16 +81,14 @@ def main():
                                "--steps", str(steps), "--step", ETA, "--alpha", ALPHA, "--p", P,
                                "--device", args.device, "--out", anchor])
             row["PyTorch (batched, eager)"] = result.get("steps_per_second", result.get("error"))
-            row["PyTorch agrees to"] = difference(reference, anchor) if "error" not in result else None
+            row["PyTorch agrees to"] = largest_difference(reference, anchor) if "error" not in result else None
             if has_jax:
                 npz, final = os.path.join(work, f"{seeds}_in.npz"), os.path.join(work, f"{seeds}_jax.npz")
-                saved, data = weights(os.path.join(out, "weights_init.pt")), weights(os.path.join(out, "data.pt"))
-                np.savez(npz, inputs=data["inputs"].numpy(), labels=data["labels"].numpy(),
-                         **{k: v.numpy() for k, v in saved.items()})
+                write_npz(out, npz)
                 result = run_json([sys.executable, os.path.join(HERE, "jax_gd.py"), npz, "--steps", str(steps),
                                    "--step", ETA, "--alpha", ALPHA, "--p", P, "--out", final])
                 row["JAX (vmap, jit, scan)"] = result.get("steps_per_second", result.get("error"))
-                row["JAX agrees to"] = difference(reference, final) if "error" not in result else None
+                row["JAX agrees to"] = largest_difference(reference, final) if "error" not in result else None
             rows.append(row)
             print(f"S = {seeds}: " + ", ".join(f"{k} {v:,.0f}" for k, v in row.items()
                                                 if isinstance(v, float) and "agrees" not in k), file=sys.stderr)

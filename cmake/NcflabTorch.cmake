@@ -11,8 +11,11 @@
 # Sets NCFLAB_TORCH_CUDA (LibTorch built with CUDA), NCFLAB_TORCH_VERSION and
 # NCFLAB_FMT_TARGET (see below).
 
+# Looked up afresh at every configure (find_file caches), and only on the prefix path:
+# Torch_DIR, cached after the first configure, names Debian's config too.
+unset(NCFLAB_TORCH_CONFIG CACHE)
 find_file(NCFLAB_TORCH_CONFIG TorchConfig.cmake
-          PATHS ${Torch_DIR} ${CMAKE_PREFIX_PATH} ENV CMAKE_PREFIX_PATH
+          PATHS ${CMAKE_PREFIX_PATH} ENV CMAKE_PREFIX_PATH
           PATH_SUFFIXES . Torch share/cmake/Torch lib/cmake/Torch
           NO_DEFAULT_PATH)
 if(NCFLAB_TORCH_CONFIG)
@@ -25,10 +28,10 @@ find_package(Torch REQUIRED)
 if(NCFLAB_TORCH_CONFIG)
   get_filename_component(ncflab_torch_library_dir "${TORCH_LIBRARY}" DIRECTORY)
   get_filename_component(ncflab_torch_library_dir "${ncflab_torch_library_dir}" REALPATH)
-  get_filename_component(ncflab_torch_expected_dir "${ncflab_torch_prefix}/lib" REALPATH)
+  get_filename_component(ncflab_torch_expected_dir "${TORCH_INSTALL_PREFIX}/lib" REALPATH)
   if(NOT ncflab_torch_library_dir STREQUAL ncflab_torch_expected_dir)
     message(FATAL_ERROR
-      "ncflab: the LibTorch in ${ncflab_torch_prefix} found its library at ${TORCH_LIBRARY}: "
+      "ncflab: the LibTorch in ${TORCH_INSTALL_PREFIX} found its library at ${TORCH_LIBRARY}: "
       "two LibTorch installs would be mixed. Delete the build folder's CMakeCache.txt and "
       "configure again.")
   endif()

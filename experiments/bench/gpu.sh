@@ -48,7 +48,7 @@ echo "gpu.sh: built in $(($(date +%s) - started)) s"
 tests_ok=1
 ctest --test-dir build-gpu -j"$((jobs / 2))" --output-on-failure >"$out/ctest.log" 2>&1 || tests_ok=0
 tail -4 "$out/ctest.log"
-if ! build-gpu/ncflab_tests --gtest_filter='*CUDA*:DeviceSteps.*' >"$out/cuda-tests.log" 2>&1 ||
+if ! build-gpu/tests/ncflab_tests --gtest_filter='*CUDA*:DeviceSteps.*' >"$out/cuda-tests.log" 2>&1 ||
    grep -q "SKIPPED" "$out/cuda-tests.log"; then
   tests_ok=0
 fi

@@ -75,6 +75,14 @@ TORCH2_MISSING = "not installed: run cmake/install-torch2.sh"
 JAX_MISSING = "not installed: run experiments/bench/install-jax.sh"
 
 
+def publish(text, markdown):
+    """Prints the table and writes it to `markdown` when given."""
+    print(text)
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write(text + "\n")
+
+
 def fixed_steps(steps):
     """Train exactly `steps` steps, log only the first and last, no hooks, no flow."""
     return [f"train.max_steps={steps}", "train.stop_at_escape=false", "train.escape_radius=1e300",
@@ -384,10 +392,7 @@ def main():
             print(f"{MODELS[model]['label']}, S = {seeds}: ncflab {r['ncflab']:,.1f} steps/s; "
                   + "; ".join(f"{a} {cell(r, a)}" for a in ANCHORS), file=sys.stderr)
     text = table(rows, versions, load_before, os.getloadavg(), ncflab_version(args.ncflab))
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

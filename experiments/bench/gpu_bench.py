@@ -26,7 +26,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import QUICKSTART, fixed_steps, largest_difference, summary_of, write_npz  # noqa: E402
+from bench import QUICKSTART, fixed_steps, largest_difference, publish, summary_of, write_npz  # noqa: E402
 
 SIZES = [1, 16, 64, 256, 1024, 4096]
 NCFLAB_MODES = {  # column → extra overrides
@@ -110,10 +110,7 @@ def main():
                 cells.append(str(v))
         lines.append(f"| {row['S']} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text + "\n")
+    publish(text, args.markdown)
 
 
 if __name__ == "__main__":

@@ -64,8 +64,13 @@ Outcome train(int64_t sync_every, TrainerOptions options, std::shared_ptr<TrainH
   auto sink = std::make_shared<RecordingSink>();
   trainer.set_metrics_sink(sink);
   if (hook) trainer.add_hook(hook);
-  InterruptHandler handler;
-  return {trainer.run(), model->flatten().cpu(), sink->rows};
+  Outcome outcome;
+  {
+    InterruptHandler handler;
+    outcome = {trainer.run(), model->flatten().cpu(), sink->rows};
+  }
+  clear_interrupt();  // an interrupt test's signal must not reach the next test in this process
+  return outcome;
 }
 
 void expect_same(const Outcome& device, const Outcome& host) {

@@ -17,6 +17,14 @@ const char* integrator_name(Integrator integrator) {
   return integrator == Integrator::gradient_flow ? "flow" : "gd";
 }
 
+namespace {
+
+bool any_running(const TrainState& state) {
+  return std::any_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; });
+}
+
+}  // namespace
+
 double flow_row_time(const TrainerOptions& options, int64_t row, double delta,
                      int64_t total_degree) {
   const double t =
@@ -317,7 +325,7 @@ int64_t Trainer::advance_on_device(TrainState& state, int64_t until) {
     log_metrics(state);
   }
   // When the last members finished inside the chunk, the run ends there, as on the host.
-  if (std::none_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; })) {
+  if (!any_running(state)) {
     return state.step - k;
   }
   state.finished_now.clear();
@@ -384,13 +392,10 @@ TrainResult Trainer::run() {
     if (check_stops(state)) result.interrupted = true;
     log_metrics(state);
     for (const auto& hook : hooks_) hook->on_step(state);
-    const bool any_active =
-        std::any_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; });
-    if (!any_active) break;
+    if (!any_running(state)) break;
     result.iterations += advance(state);
     // Device steps may have finished every member between two host copies.
-    if (std::none_of(state.active.begin(), state.active.end(), [](uint8_t a) { return a != 0; }))
-      break;
+    if (!any_running(state)) break;
   }
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

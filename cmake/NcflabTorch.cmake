@@ -57,9 +57,19 @@ message(STATUS "ncflab: LibTorch ${NCFLAB_TORCH_VERSION} from ${TORCH_INSTALL_PR
 # PyPI's LibTorch ships fmt's headers (fmt 12 in torch 2.15) in its include folder, which
 # comes before the system's: compiled against those headers, ncflab must not link the
 # system's libfmt (fmt 9 on Debian 12, another ABI), so fmt is used header-only there.
+# Debian's LibTorch shares /usr/include with libfmt-dev: that is the system's fmt, linked
+# as a library (header-only fmt costs every translation unit ~9 s of compiling).
 find_package(fmt REQUIRED)
-if(EXISTS "${TORCH_INSTALL_PREFIX}/include/fmt/format.h")
+get_target_property(_ncflab_fmt_include fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+file(REAL_PATH "${TORCH_INSTALL_PREFIX}/include" _ncflab_torch_include)
+set(NCFLAB_FMT_TARGET fmt::fmt)
+if(EXISTS "${_ncflab_torch_include}/fmt/format.h")
   set(NCFLAB_FMT_TARGET fmt::fmt-header-only)
-else()
-  set(NCFLAB_FMT_TARGET fmt::fmt)
+  foreach(_dir IN LISTS _ncflab_fmt_include)
+    file(REAL_PATH "${_dir}" _dir)
+    if(_dir STREQUAL _ncflab_torch_include)
+      set(NCFLAB_FMT_TARGET fmt::fmt)
+    endif()
+  endforeach()
 endif()
+message(STATUS "ncflab: fmt as ${NCFLAB_FMT_TARGET}")

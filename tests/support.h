@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -73,6 +74,11 @@ inline std::vector<std::string> with(std::vector<std::string> args,
                                      const std::vector<std::string>& more) {
   args.insert(args.end(), more.begin(), more.end());
   return args;
+}
+
+/// |got − expected| / |expected|.
+inline double relative_error(double got, double expected) {
+  return std::abs(got - expected) / std::abs(expected);
 }
 
 /// The JSON file at `path` (a run's summary.json, kkt.json, …).

@@ -19,19 +19,19 @@ using testing::TempDir;
 
 using testing::CliResult;
 using testing::kQuickstart;
-using Run = CliResult (*)(std::vector<std::string>);
-constexpr Run run = testing::run_ncflab;
+
+using testing::run_ncflab;
 
 TEST(Cli, ValidatePrintsTheModelsDegrees) {
-  const auto result = run({"validate", kQuickstart});
+  const auto result = run_ncflab({"validate", kQuickstart});
   EXPECT_EQ(result.code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("valid"));
   EXPECT_THAT(result.out, HasSubstr("q = [2, 1] (W1 first), total L = 3"));
   const auto deeper =
-      run({"validate", kQuickstart, "model.widths=[12,12]", "model.activation.p=2"});
+      run_ncflab({"validate", kQuickstart, "model.widths=[12,12]", "model.activation.p=2"});
   EXPECT_THAT(deeper.out, HasSubstr("q = [4, 2, 1] (W1 first), total L = 7"));
   const auto single =
-      run({"validate", kQuickstart, "model.kind=single_layer", "model.activation.alpha=0"});
+      run_ncflab({"validate", kQuickstart, "model.kind=single_layer", "model.activation.alpha=0"});
   EXPECT_EQ(single.code, 0) << single.err;
   EXPECT_THAT(single.out, HasSubstr("single-layer H = sum_j sigma(w_j.x), no output weights, "
                                     "d = 10, k = 20, ReLU^2"));
@@ -45,32 +45,32 @@ TEST(Cli, EveryExperimentConfigIsValid) {
            std::string(NCFLAB_SOURCE_DIR) + "/experiments")) {
     if (entry.path().extension() != ".yaml") continue;
     ++configs;
-    const auto result = run({"validate", entry.path().string()});
+    const auto result = run_ncflab({"validate", entry.path().string()});
     EXPECT_EQ(result.code, 0) << entry.path() << ": " << result.err;
   }
   EXPECT_GE(configs, 8);  // experiments/ and experiments/paper/
-  const auto single =
-      run({"validate", std::string(NCFLAB_SOURCE_DIR) + "/experiments/single_layer_relu2.yaml"});
+  const auto single = run_ncflab(
+      {"validate", std::string(NCFLAB_SOURCE_DIR) + "/experiments/single_layer_relu2.yaml"});
   EXPECT_THAT(single.out, HasSubstr("total L = 2"));
 }
 
 TEST(Cli, SingleLayerModelWithTwoWidthsExitsWithCode2) {
   const auto result =
-      run({"validate", kQuickstart, "model.kind=single_layer", "model.widths=[4,4]"});
+      run_ncflab({"validate", kQuickstart, "model.kind=single_layer", "model.widths=[4,4]"});
   EXPECT_EQ(result.code, 2);
   EXPECT_THAT(result.err, HasSubstr("model.widths: expected exactly one hidden width [k]"));
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
 }
 
 TEST(Cli, PrintConfigEchoesTheResolvedSettings) {
-  const auto result = run({"validate", kQuickstart, "--print-config", "train.step=0.5"});
+  const auto result = run_ncflab({"validate", kQuickstart, "--print-config", "train.step=0.5"});
   EXPECT_EQ(result.code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("step: 0.5"));
   EXPECT_THAT(result.out, HasSubstr("teacher_width: 2"));
 }
 
 TEST(Cli, ValidatePrintsEveryKeyWithTheKindOfValueItTakes) {
-  const auto result = run({"validate", kQuickstart, "--print-keys"});
+  const auto result = run_ncflab({"validate", kQuickstart, "--print-keys"});
   EXPECT_EQ(result.code, 0) << result.err;
   const auto keys = result.out.substr(result.out.find("# keys\n") + 7);
   std::istringstream lines(keys);
@@ -85,18 +85,18 @@ TEST(Cli, ValidatePrintsEveryKeyWithTheKindOfValueItTakes) {
   EXPECT_THAT(keys, HasSubstr("model.widths: list of integers\n"));
   EXPECT_THAT(keys, HasSubstr("name: string\n"));
   EXPECT_THAT(keys, HasSubstr("device: one of auto | cpu | cuda\n"));
-  EXPECT_THAT(run({"validate", kQuickstart, "train.max_steps=0.5"}).err,
+  EXPECT_THAT(run_ncflab({"validate", kQuickstart, "train.max_steps=0.5"}).err,
               HasSubstr("expected an integer"));
-  EXPECT_THAT(run({"validate", kQuickstart, "train.step=x"}).err,
+  EXPECT_THAT(run_ncflab({"validate", kQuickstart, "train.step=x"}).err,
               HasSubstr("expected a finite number"));
 }
 
 TEST(Cli, VersionAndHelpSucceed) {
-  const auto version = run({"--version"});
+  const auto version = run_ncflab({"--version"});
   EXPECT_EQ(version.code, 0);
   EXPECT_THAT(version.out, HasSubstr("ncflab 0."));
-  EXPECT_EQ(run({"--help"}).code, 0);
-  EXPECT_THAT(run({"--help"}).out, HasSubstr("validate"));
+  EXPECT_EQ(run_ncflab({"--help"}).code, 0);
+  EXPECT_THAT(run_ncflab({"--help"}).out, HasSubstr("validate"));
 }
 
 /// Bad input: exit code 2 and exactly one line on stderr.
@@ -112,26 +112,27 @@ TEST(Cli, EveryBadInputClassExitsWithCode2) {
   const auto config_with = [&](const std::string& name, const std::string& yaml) {
     return dir.write(name, yaml);
   };
-  expect_bad_input(run({"validate", config_with("typo.yaml", "trian: {step: 1}\n")}),
+  expect_bad_input(run_ncflab({"validate", config_with("typo.yaml", "trian: {step: 1}\n")}),
                    "typo.yaml:1: trian: expected a known key");
-  expect_bad_input(run({"validate", config_with("type.yaml", "train: {step: x}\n")}),
+  expect_bad_input(run_ncflab({"validate", config_with("type.yaml", "train: {step: x}\n")}),
                    "type.yaml:1: train.step: expected a finite number, found 'x'");
-  expect_bad_input(run({"validate", kQuickstart, "init.scale=0"}),
+  expect_bad_input(run_ncflab({"validate", kQuickstart, "init.scale=0"}),
                    "init.scale: expected a number > 0");
-  expect_bad_input(run({"validate", kQuickstart, "model.widths=[0]"}), "model.widths");
-  expect_bad_input(run({"validate", kQuickstart, "model.activation.p=0"}), "model.activation.p");
-  expect_bad_input(run({"validate", kQuickstart, "model.activation.alpha=2"}),
+  expect_bad_input(run_ncflab({"validate", kQuickstart, "model.widths=[0]"}), "model.widths");
+  expect_bad_input(run_ncflab({"validate", kQuickstart, "model.activation.p=0"}),
+                   "model.activation.p");
+  expect_bad_input(run_ncflab({"validate", kQuickstart, "model.activation.alpha=2"}),
                    "model.activation.alpha");
-  expect_bad_input(run({"validate", kQuickstart, "train.step=-1"}), "train.step");
-  expect_bad_input(run({"validate", kQuickstart, "train.max_steps=0"}), "train.max_steps");
-  expect_bad_input(run({"validate", config_with("broken.yaml", "a: [1,\n")}),
+  expect_bad_input(run_ncflab({"validate", kQuickstart, "train.step=-1"}), "train.step");
+  expect_bad_input(run_ncflab({"validate", kQuickstart, "train.max_steps=0"}), "train.max_steps");
+  expect_bad_input(run_ncflab({"validate", config_with("broken.yaml", "a: [1,\n")}),
                    "expected valid YAML");
-  expect_bad_input(run({"validate", dir.path("absent.yaml")}),
+  expect_bad_input(run_ncflab({"validate", dir.path("absent.yaml")}),
                    "absent.yaml: expected a readable YAML config file");
-  expect_bad_input(run({"validate", kQuickstart, "device=tpu"}),
+  expect_bad_input(run_ncflab({"validate", kQuickstart, "device=tpu"}),
                    "device: expected one of auto | cpu | cuda");
-  expect_bad_input(run({"bogus"}), "unknown command 'bogus'");
-  expect_bad_input(run({"validate"}), "config is required");
+  expect_bad_input(run_ncflab({"bogus"}), "unknown command 'bogus'");
+  expect_bad_input(run_ncflab({"validate"}), "config is required");
 }
 
 TEST(Cli, BadDataExitsWithCode2) {
@@ -143,7 +144,7 @@ TEST(Cli, BadDataExitsWithCode2) {
   auto with = [&](std::vector<std::string> extra) {
     auto args = as_csv;
     args.insert(args.end(), extra.begin(), extra.end());
-    return run(args);
+    return run_ncflab(args);
   };
   expect_bad_input(with({csv("a,b,y\n1,2,3\n4,5\n")}), "data.csv:3: row: expected 3 cells");
   expect_bad_input(with({csv("a,b,y\n1,x,3\n")}),
@@ -164,8 +165,8 @@ TEST(Cli, BadDataExitsWithCode2) {
 TEST(Cli, KktWritesTheSpecKeysAndRefusesToOverwrite) {
   TempDir dir;
   const auto out = dir.path("kkt");
-  const auto result =
-      run({"kkt", kQuickstart, "kkt.restarts=4", "data.n=20", "model.widths=[4]", "--out", out});
+  const auto result = run_ncflab(
+      {"kkt", kQuickstart, "kkt.restarts=4", "data.n=20", "model.widths=[4]", "--out", out});
   ASSERT_EQ(result.code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("rank-one share"));
   std::ifstream file(out + "/kkt.json");
@@ -188,15 +189,16 @@ TEST(Cli, KktWritesTheSpecKeysAndRefusesToOverwrite) {
   }
   EXPECT_TRUE(std::filesystem::exists(out + "/config.yaml"));
   EXPECT_TRUE(std::filesystem::exists(out + "/kkt_points.pt"));
-  expect_bad_input(run({"kkt", kQuickstart, "--out", out}), "already holds one");
-  EXPECT_EQ(run({"kkt", kQuickstart, "kkt.restarts=2", "--out", out, "--overwrite"}).code, 0);
+  expect_bad_input(run_ncflab({"kkt", kQuickstart, "--out", out}), "already holds one");
+  EXPECT_EQ(run_ncflab({"kkt", kQuickstart, "kkt.restarts=2", "--out", out, "--overwrite"}).code,
+            0);
 }
 
 TEST(Cli, FlowWritesBlowupTimeTrajectoryAndDirection) {
   TempDir dir;
   const auto out = dir.path("flow");
-  const auto result =
-      run({"flow", kQuickstart, "ensemble.seeds=2", "data.n=20", "model.widths=[4]", "--out", out});
+  const auto result = run_ncflab(
+      {"flow", kQuickstart, "ensemble.seeds=2", "data.n=20", "model.widths=[4]", "--out", out});
   ASSERT_EQ(result.code, 0) << result.err;
   std::ifstream file(out + "/flow.json");
   ASSERT_TRUE(file);
@@ -233,8 +235,8 @@ TEST(Cli, FlowReportsAStallAtDeadUnitsWithItsNorm) {
   for (int seed = 0; seed < 8; ++seed) {
     const auto out = dir.path("flow" + std::to_string(seed));
     const auto result =
-        run({"flow", kQuickstart, "data.source=csv", "data.path=" + data, "model.widths=[1]",
-             "model.activation.alpha=0", "seed=" + std::to_string(seed), "--out", out});
+        run_ncflab({"flow", kQuickstart, "data.source=csv", "data.path=" + data, "model.widths=[1]",
+                    "model.activation.alpha=0", "seed=" + std::to_string(seed), "--out", out});
     ASSERT_EQ(result.code, 0) << result.err;
     const auto report = nlohmann::json::parse(std::ifstream(out + "/flow.json"));
     if (report["outcome"] != "stalled") {
@@ -256,7 +258,7 @@ TEST(Cli, FlowReportsAStallAtDeadUnitsWithItsNorm) {
 TEST(Cli, KktAndFlowHandleASingleLayerModel) {
   TempDir dir;
   const auto config = std::string(NCFLAB_SOURCE_DIR) + "/experiments/single_layer_relu2.yaml";
-  const auto kkt = run({"kkt", config, "kkt.restarts=4", "--out", dir.path("kkt")});
+  const auto kkt = run_ncflab({"kkt", config, "kkt.restarts=4", "--out", dir.path("kkt")});
   ASSERT_EQ(kkt.code, 0) << kkt.err;
   EXPECT_THAT(kkt.out, HasSubstr("starts on single-layer H = sum_j sigma(w_j.x)"));
   const auto points = nlohmann::json::parse(std::ifstream(dir.path("kkt") + "/kkt.json"));
@@ -269,7 +271,7 @@ TEST(Cli, KktAndFlowHandleASingleLayerModel) {
     ASSERT_EQ(point["hidden"].size(), 1u);  // its units
     EXPECT_EQ(point["input_direction"].size(), 2u);
   }
-  const auto flow = run({"flow", config, "--out", dir.path("flow")});
+  const auto flow = run_ncflab({"flow", config, "--out", dir.path("flow")});
   ASSERT_EQ(flow.code, 0) << flow.err;
   const auto report = nlohmann::json::parse(std::ifstream(dir.path("flow") + "/flow.json"));
   EXPECT_EQ(report["outcome"], "blew_up");  // L = 2: ‖u‖ grows exponentially, no T*

@@ -34,7 +34,8 @@ const std::string kNoMatplotlib =
     kPython + " cannot import matplotlib (apt-get install python3-matplotlib)";
 
 // A quick version of the quickstart (L = 3) that escapes in a few hundred steps.
-const std::vector<std::string> kSmall = {"data.n=30", "model.widths=[5]", "hooks.progress=false"};
+const std::vector<std::string> kQuickQuickstart = {"data.n=30", "model.widths=[5]",
+                                                   "hooks.progress=false"};
 
 std::string read_text(const std::string& path) {
   std::ifstream file(path);
@@ -89,7 +90,7 @@ TEST(Report, RunOfAnEnsembleHasFiguresAndEachMembersNumbers) {
   if (!python_has_matplotlib()) GTEST_SKIP() << kNoMatplotlib;
   TempDir dir;
   const auto out = dir.path("run");
-  ASSERT_EQ(run_ncflab(with(with({"run", kQuickstart}, kSmall),
+  ASSERT_EQ(run_ncflab(with(with({"run", kQuickstart}, kQuickQuickstart),
                             {"init.scale=0.01", "ensemble.seeds=2", "--out", out}))
                 .code,
             0);
@@ -123,8 +124,8 @@ TEST(Report, SweepTabulatesEveryRunAndDrawsTheEscapeLaw) {
   if (!python_has_matplotlib()) GTEST_SKIP() << kNoMatplotlib;
   TempDir dir;
   const auto root = dir.path("sweep");
-  ASSERT_EQ(run_ncflab(
-                with(with({"sweep", kQuickstart}, kSmall), {"init.scale=0.03,0.01", "--out", root}))
+  ASSERT_EQ(run_ncflab(with(with({"sweep", kQuickstart}, kQuickQuickstart),
+                            {"init.scale=0.03,0.01", "--out", root}))
                 .code,
             0);
   report(root);
@@ -149,7 +150,7 @@ TEST(Report, SweepOverAnotherKeyTabulatesItsValues) {
   TempDir dir;
   const auto root = dir.path("sweep");
   ASSERT_EQ(
-      run_ncflab(with(with({"sweep", kQuickstart}, kSmall),
+      run_ncflab(with(with({"sweep", kQuickstart}, kQuickQuickstart),
                       {"init.scale=0.01", "model.activation={alpha: 0.1, p: 2},{alpha: 0.3, p: 2}",
                        "--out", root}))
           .code,

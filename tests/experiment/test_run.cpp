@@ -20,8 +20,8 @@ using testing::TempDir;
 using testing::with;
 
 // A quick two-member version of the quickstart (L = 3).
-const std::vector<std::string> kSmall = {"data.n=30", "model.widths=[5]", "init.scale=0.01",
-                                         "ensemble.seeds=2", "hooks.progress=false"};
+const std::vector<std::string> kTwoMemberQuickstart = {
+    "data.n=30", "model.widths=[5]", "init.scale=0.01", "ensemble.seeds=2", "hooks.progress=false"};
 
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream file(path);
@@ -34,8 +34,8 @@ TEST(Run, SnapshotsHoldTheWeightsEveryNStepsAndAtTheEnd) {
   TempDir dir;
   const auto out = dir.path("run");
   // Two members escaping at different steps: a finished member keeps its final weights.
-  const auto result = run_ncflab(
-      with(with({"run", kQuickstart}, kSmall), {"train.snapshot_every=50", "--out", out}));
+  const auto result = run_ncflab(with(with({"run", kQuickstart}, kTwoMemberQuickstart),
+                                      {"train.snapshot_every=50", "--out", out}));
   ASSERT_EQ(result.code, 0) << result.err;
   const auto summary = read_json(out + "/summary.json");
   const int64_t last = std::max(summary["members"][0]["steps"].get<int64_t>(),
@@ -69,7 +69,8 @@ TEST(Run, SnapshotsHoldTheWeightsEveryNStepsAndAtTheEnd) {
 TEST(Run, WritesTheRunDirectoryOfTheSpec) {
   TempDir dir;
   const auto out = dir.path("run");
-  const auto result = run_ncflab(with(with({"run", kQuickstart}, kSmall), {"--out", out}));
+  const auto result =
+      run_ncflab(with(with({"run", kQuickstart}, kTwoMemberQuickstart), {"--out", out}));
   ASSERT_EQ(result.code, 0) << result.err;
   for (const char* file : {"config.yaml", "overrides.txt", "metrics.csv", "summary.json",
                            "meta.json", "weights_init.pt", "weights_final.pt"}) {
@@ -133,13 +134,13 @@ TEST(Run, GradientFlowRunLogsOnTheRescaledGridAndMatchesGradientDescent) {
   TempDir dir;
   const auto flow_out = dir.path("flow");
   const auto gd_out = dir.path("gd");
-  const auto flow_run = run_ncflab(
-      with(with({"run", kQuickstart}, kSmall), {"train.integrator=flow", "--out", flow_out}));
+  const auto flow_run = run_ncflab(with(with({"run", kQuickstart}, kTwoMemberQuickstart),
+                                        {"train.integrator=flow", "--out", flow_out}));
   ASSERT_EQ(flow_run.code, 0) << flow_run.err;
   EXPECT_THAT(flow_run.out, HasSubstr("(train.log_interval auto)"));
   EXPECT_THAT(flow_run.out, HasSubstr("gradient evaluations"));
   const auto gd_run =
-      run_ncflab(with(with({"run", kQuickstart}, kSmall),
+      run_ncflab(with(with({"run", kQuickstart}, kTwoMemberQuickstart),
                       {"train.step=1e-3", "train.max_steps=1000000", "--out", gd_out}));
   ASSERT_EQ(gd_run.code, 0) << gd_run.err;
   const auto flow = read_json(flow_out + "/summary.json");
@@ -199,7 +200,7 @@ TEST(Run, EnginesGiveTheSameRun) {
   std::vector<nlohmann::json> summaries;
   for (const char* engine : {"fused", "batched", "autograd"}) {
     const auto out = dir.path(engine);
-    const auto result = run_ncflab(with(with({"run", kQuickstart}, kSmall),
+    const auto result = run_ncflab(with(with({"run", kQuickstart}, kTwoMemberQuickstart),
                                         {std::string("train.engine=") + engine, "--out", out}));
     ASSERT_EQ(result.code, 0) << result.err;
     summaries.push_back(read_json(out + "/summary.json"));
@@ -233,7 +234,7 @@ TEST(Run, EscapesTowardTheKktPointTheSearchFinds) {
 TEST(Run, DoesNotOverwriteAFinishedRun) {
   TempDir dir;
   const auto out = dir.path("run");
-  const auto args = with(with({"run", kQuickstart}, kSmall), {"--out", out});
+  const auto args = with(with({"run", kQuickstart}, kTwoMemberQuickstart), {"--out", out});
   ASSERT_EQ(run_ncflab(args).code, 0);
   const auto again = run_ncflab(args);
   EXPECT_EQ(again.code, 2);
@@ -244,7 +245,8 @@ TEST(Run, DoesNotOverwriteAFinishedRun) {
 TEST(Run, ResumeNeedsACheckpoint) {
   TempDir dir;
   const auto out = dir.path("run");
-  ASSERT_EQ(run_ncflab(with(with({"run", kQuickstart}, kSmall), {"--out", out})).code, 0);
+  ASSERT_EQ(run_ncflab(with(with({"run", kQuickstart}, kTwoMemberQuickstart), {"--out", out})).code,
+            0);
   const auto finished = run_ncflab({"run", "--resume", out});
   EXPECT_EQ(finished.code, 2);
   EXPECT_THAT(finished.err, HasSubstr("no checkpoint.pt (the run ended with status escaped)"));

@@ -10,6 +10,8 @@
 namespace ncflab {
 namespace {
 
+using testing::relative_error;
+
 using testing::gauss_legendre;
 using testing::SeededTest;
 
@@ -35,10 +37,6 @@ torch::Tensor positive_start(const Ncf& ncf, int64_t members, double norm) {
   auto tail = u.narrow(1, ncf.parameters() - output_weights, output_weights);
   tail.mul_(sign);
   return u;
-}
-
-double relative_error(double got, double expected) {
-  return std::abs(got - expected) / std::abs(expected);
 }
 
 TEST(NcfFlow, BlowsUpAlongAKktRayAtTheClosedFormTime) {

@@ -12,6 +12,8 @@
 namespace ncflab {
 namespace {
 
+using testing::relative_error;
+
 using testing::gauss_legendre;
 using testing::integrate;
 
@@ -19,10 +21,6 @@ using testing::integrate;
 Ncf chain(int64_t d, double alpha, const torch::Tensor& inputs, const torch::Tensor& ybar) {
   return Ncf(FeedForwardOptions(d, {1, 1}).activation(PolyLeakyReLUOptions().alpha(alpha).p(1)),
              inputs, ybar);
-}
-
-double relative_error(double got, double expected) {
-  return std::abs(got - expected) / std::abs(expected);
 }
 
 TEST(NcfFlowKinks, CrossesTheKinksOfAChainAtTheClosedFormTime) {

@@ -18,13 +18,13 @@ namespace ncflab {
 namespace {
 
 nlohmann::json member_json(const FlowMember& member) {
-  auto json = flow_member_json(member);
-  json.update({{"norm", number_or_null(member.norm)},
-               {"log_norm", member.log_norm},
-               {"time", member.time},
-               {"accepted_steps", member.accepted},
-               {"rejected_steps", member.rejected}});
-  return json;
+  auto record = flow_member_json(member);
+  record.update({{"norm", number_or_null(member.norm)},
+                 {"log_norm", member.log_norm},
+                 {"time", member.time},
+                 {"accepted_steps", member.accepted},
+                 {"rejected_steps", member.rejected}});
+  return record;
 }
 
 }  // namespace

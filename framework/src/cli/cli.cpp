@@ -59,8 +59,7 @@ struct Commands {
   CommandArguments kkt_arguments;
   CommandArguments flow_arguments;
   RunArguments run_arguments;
-  CommandArguments sweep_arguments;
-  bool sequential = false;
+  SweepArguments sweep_arguments;
   ReportArguments report_arguments;
   CLI::App* validate = nullptr;
   CLI::App* kkt = nullptr;
@@ -107,11 +106,36 @@ Commands::Commands() {
 
   sweep = app.add_subcommand(
       "sweep", "Run a grid: key=v1,v2 or key=range(a,b,step); one run each plus sweep.csv");
-  add_config_arguments(*sweep, sweep_arguments);
+  sweep->add_option("config", sweep_arguments.config_path,
+                    "YAML config file (with --task: the sweep directory)");
+  sweep->add_option("overrides", sweep_arguments.overrides,
+                    "key=v1,v2 or key=range(a,b,step) axes and key=value overrides");
   add_output_arguments(*sweep, sweep_arguments);
   sweep->add_flag(
-      "--sequential", sequential,
+      "--sequential", sweep_arguments.sequential,
       "One run at a time (default: runs differing only in init.scale train as one ensemble)");
+  sweep->add_option("--launcher", sweep_arguments.launcher,
+                    "Run the tasks as processes here (local) or as a SLURM job array (slurm); "
+                    "default: one after another in this process");
+  sweep->add_option("--jobs", sweep_arguments.jobs,
+                    "--launcher local: tasks at once (default: the number of cores)");
+  sweep->add_option("--tasks", sweep_arguments.tasks,
+                    "Split the plan into this many tasks (default: one per batch, at most 1000 "
+                    "for SLURM)");
+  sweep->add_option("--sbatch", sweep_arguments.sbatch,
+                    "--launcher slurm: an sbatch option, e.g. --sbatch=--partition=gpu "
+                    "(repeat for more)");
+  sweep->add_flag("!--no-wait", sweep_arguments.wait,
+                  "--launcher slurm: return once submitted (collect later with --collect)");
+  sweep->add_option("--poll", sweep_arguments.poll_seconds,
+                    "--launcher slurm: seconds between two looks at squeue (default 5)");
+  sweep->add_option("--resume", sweep_arguments.resume,
+                    "Run what has not finished in SWEEP_DIR (with any launcher)");
+  sweep->add_option("--collect", sweep_arguments.collect,
+                    "Write SWEEP_DIR/sweep.csv from the runs that have finished; list the rest");
+  sweep->add_option("--task", sweep_arguments.task,
+                    "Run task I of the planned sweep directory given instead of CONFIG (what "
+                    "each launched task runs)");
 
   report = app.add_subcommand(
       "report",
@@ -154,8 +178,10 @@ int dispatch(Commands& c, std::ostream& out, std::ostream& err) {
     return outcome.signal != 0 ? 128 + outcome.signal : kExitSuccess;
   }
   if (c.sweep->parsed()) {
-    const auto outcome = sweep_command(c.sweep_arguments, c.sequential, out, err);
-    return outcome.signal != 0 ? 128 + outcome.signal : kExitSuccess;
+    const auto outcome = sweep_command(c.sweep_arguments, out, err);
+    if (outcome.signal != 0) return 128 + outcome.signal;
+    // Not every point finished (a run failed, a task died): the sweep is not done.
+    return outcome.complete || !c.sweep_arguments.wait ? kExitSuccess : kExitRuntimeFailure;
   }
   if (c.flow->parsed()) {
     flow_command(c.flow_arguments, out, err);

@@ -1,69 +1,184 @@
-// `ncflab sweep CONFIG key=v1,v2 ...`: the plan's batches run one after another, each
-// point into its own run directory, and sweep.csv rewritten after every batch.
+// `ncflab sweep`: a grid planned into its directory (plan.json, one run directory per
+// point), its tasks run by a launcher (this process, local processes or a SLURM job array),
+// and sweep.csv collected from the points' summaries. --resume, --collect and --task work on
+// a planned directory, so a sweep survives whatever stops it.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ostream>
+#include <thread>
 
 #include "ncflab/cli/commands.h"
-#include "ncflab/core/files.h"
+#include "ncflab/core/errors.h"
 #include "ncflab/experiment/run_directory.h"
-#include "ncflab/experiment/sweep_plan.h"
+#include "ncflab/experiment/sweep_directory.h"
+#include "ncflab/experiment/sweep_task.h"
+#include "sweep_launchers.h"
 
 namespace ncflab {
 namespace {
 
-// The runs of one batch, each in a fresh directory under `root`.
-std::vector<RunSpec> prepare_batch(const SweepPlan& plan, const std::vector<size_t>& batch,
-                                   const std::filesystem::path& root, std::ostream& out) {
-  std::vector<RunSpec> runs;
-  std::string labels;
-  for (size_t i : batch) {
-    const auto directory = root / point_name(i, plan.points[i]);
-    const auto prepared =
-        prepare_output_directory(plan.configs[i], "", directory.string(), true, kSummaryFile);
-    std::filesystem::remove(prepared / kCheckpointFile);
-    runs.push_back({plan.configs[i], prepared, plan.overrides[i]});
-    std::string label;
-    for (const auto& [key, value] : plan.points[i]) label += fmt::format(" {}={}", key, value);
-    labels += fmt::format("\n  run {}:{}", i + 1, label);
+// SLURM's default MaxArraySize is 1001: indices 0…1000.
+constexpr size_t kMaxSlurmTasks = 1000;
+
+const SourceLocation kCommandLine{"command line", 0};
+
+// A new sweep's directory: never one that already holds a sweep, unless --overwrite.
+std::filesystem::path prepare_sweep_directory(const SweepArguments& arguments,
+                                              const Config& config) {
+  if (!arguments.out.empty() && !arguments.overwrite &&
+      std::filesystem::exists(std::filesystem::path(arguments.out) / kSweepPlanFile)) {
+    throw InputError(kCommandLine, "--out", "a directory without a sweep (or --overwrite)",
+                     fmt::format("'{}' holds one; `ncflab sweep --resume {}` continues it",
+                                 arguments.out, arguments.out));
   }
-  out << fmt::format("sweep: {} run{} together:{}\n", batch.size(), batch.size() == 1 ? "" : "s",
-                     labels)
-      << std::flush;
-  return runs;
+  return prepare_output_directory(config, "sweep", arguments.out, arguments.overwrite,
+                                  kSweepCsvFile);
+}
+
+// Every task in this process, one after another; sweep.csv rewritten after each batch.
+int run_here(const std::filesystem::path& root, const SweepManifest& manifest,
+             const std::vector<size_t>& tasks, std::ostream& out, std::ostream& err) {
+  for (size_t task : tasks) {
+    const auto outcome =
+        run_sweep_task(root, manifest, task, out, err, [&] { collect_sweep(root, manifest); });
+    if (outcome.signal != 0) {
+      out << "sweep: interrupted; `ncflab sweep --resume " << root.string() << "` continues it\n";
+      return outcome.signal;
+    }
+  }
+  return 0;
+}
+
+// Runs `tasks` with the launcher the arguments name; returns the interrupting signal.
+int launch(const std::filesystem::path& root, const SweepManifest& manifest,
+           const std::vector<size_t>& tasks, const SweepArguments& arguments, std::ostream& out,
+           std::ostream& err) {
+  if (arguments.launcher.empty()) return run_here(root, manifest, tasks, out, err);
+  if (arguments.launcher == "local") {
+    const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+    const size_t jobs = arguments.jobs > 0 ? static_cast<size_t>(arguments.jobs) : cores;
+    return launch_local(root, tasks, jobs, out, err);
+  }
+  SlurmLaunch slurm;
+  slurm.options = arguments.sbatch;
+  slurm.wait = arguments.wait;
+  slurm.poll_seconds = arguments.poll_seconds;
+  return launch_slurm(root, manifest, tasks, slurm, out, err);
+}
+
+// sweep.csv from what has finished, and a word on what has not.
+SweepOutcome finish(const std::filesystem::path& root, const SweepManifest& manifest, int signal,
+                    std::ostream& out) {
+  const auto collection = collect_sweep(root, manifest);
+  out << fmt::format("sweep: wrote {} ({} of {} runs finished)\n", (root / kSweepCsvFile).string(),
+                     manifest.points.size() - collection.unfinished.size(), manifest.points.size());
+  if (!collection.unfinished.empty() && signal == 0) {
+    std::string names;
+    for (size_t k = 0; k < std::min<size_t>(collection.unfinished.size(), 5); ++k) {
+      names += (k == 0 ? "" : ", ") + manifest.names[collection.unfinished[k]];
+    }
+    if (collection.unfinished.size() > 5) names += ", …";
+    out << fmt::format("sweep: not finished: {}; `ncflab sweep --resume {}` runs them\n", names,
+                       root.string());
+  }
+  return {root, signal, collection.unfinished.empty()};
+}
+
+std::vector<size_t> unfinished_tasks(const std::filesystem::path& root,
+                                     const SweepManifest& manifest) {
+  std::vector<size_t> tasks;
+  for (size_t t = 0; t < manifest.tasks.size(); ++t) {
+    if (!task_finished(root, manifest, t)) tasks.push_back(t);
+  }
+  return tasks;
+}
+
+void check_arguments(const SweepArguments& arguments) {
+  const int modes = (arguments.resume.empty() ? 0 : 1) + (arguments.collect.empty() ? 0 : 1) +
+                    (arguments.task >= 0 ? 1 : 0);
+  if (modes > 1) {
+    throw InputError(kCommandLine, "sweep", "one of --resume, --collect or --task",
+                     "several of them");
+  }
+  if (modes == 1 && arguments.task < 0 &&
+      (!arguments.config_path.empty() || !arguments.overrides.empty())) {
+    throw InputError(kCommandLine, arguments.resume.empty() ? "--collect" : "--resume",
+                     "a sweep directory only (its plan.json holds the grid)",
+                     fmt::format("'{}'", arguments.config_path));
+  }
+  if (arguments.launcher != "" && arguments.launcher != "local" && arguments.launcher != "slurm") {
+    throw InputError(kCommandLine, "--launcher", "local or slurm",
+                     fmt::format("'{}'", arguments.launcher));
+  }
+  if (!arguments.sbatch.empty() && arguments.launcher != "slurm") {
+    throw InputError(kCommandLine, "--sbatch", "--launcher slurm with it", "no SLURM launcher");
+  }
+  if (arguments.jobs != 0 && arguments.launcher != "local") {
+    throw InputError(
+        kCommandLine, "--jobs", "--launcher local with it",
+        arguments.launcher.empty() ? "no launcher" : "--launcher " + arguments.launcher);
+  }
+  if (!arguments.wait && arguments.launcher != "slurm") {
+    throw InputError(kCommandLine, "--no-wait", "--launcher slurm with it", "no SLURM launcher");
+  }
 }
 
 }  // namespace
 
-SweepOutcome sweep_command(const CommandArguments& arguments, bool sequential, std::ostream& out,
-                           std::ostream& err) {
-  const SweepPlan plan = plan_sweep(arguments.config_path, arguments.overrides, sequential);
-  const auto root = prepare_output_directory(plan.configs.front(), "sweep", arguments.out,
-                                             arguments.overwrite, "sweep.csv");
-  out << fmt::format("sweep: {} runs into {} ({} batch{})\n", plan.points.size(), root.string(),
-                     plan.batches.size(), plan.batches.size() == 1 ? "" : "es");
-  const std::string header = sweep_csv_header(plan);
-  std::vector<std::string> rows(plan.points.size());
-  int signal = 0;
-  for (const auto& batch : plan.batches) {
-    const auto runs = prepare_batch(plan, batch, root, out);
-    const auto outcomes = run_batch(runs, RunSettings{}, out, err);
-    for (size_t b = 0; b < batch.size(); ++b) {
-      const size_t i = batch[b];
-      rows[i] = sweep_csv_row(i, runs[b].directory.filename().string(), plan.points[i],
-                              outcomes[b].summary);
-      if (outcomes[b].signal != 0) signal = outcomes[b].signal;
+SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, std::ostream& err) {
+  check_arguments(arguments);
+  if (arguments.task >= 0) {
+    // One task of a planned sweep (what a SLURM array task or a local process runs).
+    const std::filesystem::path root = arguments.config_path;
+    if (root.empty() || !arguments.overrides.empty()) {
+      throw InputError(kCommandLine, "--task", "--task I SWEEP_DIR", "other arguments");
     }
-    std::string csv = header;
-    for (const auto& row : rows) csv += row;
-    write_file_atomically(root / "sweep.csv", csv);
-    if (signal != 0) {
-      out << "sweep: interrupted; finished runs are in sweep.csv\n";
-      break;
+    const auto manifest = read_sweep_plan(root);
+    if (static_cast<size_t>(arguments.task) >= manifest.tasks.size()) {
+      throw InputError(kCommandLine, "--task",
+                       fmt::format("a task of the plan, 0 to {}", manifest.tasks.size() - 1),
+                       fmt::format("{}", arguments.task));
     }
+    const auto task = static_cast<size_t>(arguments.task);
+    const auto outcome = run_sweep_task(root, manifest, task, out, err);
+    return {root, outcome.signal, task_finished(root, manifest, task)};
   }
-  out << fmt::format("sweep: wrote {}\n", (root / "sweep.csv").string());
-  return {root, signal};
+  if (!arguments.collect.empty()) {
+    const std::filesystem::path root = arguments.collect;
+    return finish(root, read_sweep_plan(root), 0, out);
+  }
+  if (!arguments.resume.empty()) {
+    const std::filesystem::path root = arguments.resume;
+    const auto manifest = read_sweep_plan(root);
+    const auto tasks = unfinished_tasks(root, manifest);
+    out << fmt::format("sweep: resuming {}: {} of {} task{} not finished\n", root.string(),
+                       tasks.size(), manifest.tasks.size(), manifest.tasks.size() == 1 ? "" : "s");
+    const int signal = tasks.empty() ? 0 : launch(root, manifest, tasks, arguments, out, err);
+    if (!arguments.wait) return {root, 0, false};
+    return finish(root, manifest, signal, out);
+  }
+  if (arguments.config_path.empty()) {
+    throw InputError(kCommandLine, "CONFIG",
+                     "a config and key=v1,v2 ... (or --resume/--collect SWEEP_DIR)", "none");
+  }
+  const SweepPlan plan =
+      plan_sweep(arguments.config_path, arguments.overrides, arguments.sequential);
+  const auto root = prepare_sweep_directory(arguments, plan.configs.front());
+  size_t tasks = arguments.tasks > 0 ? static_cast<size_t>(arguments.tasks) : 0;
+  if (arguments.launcher == "slurm" && (tasks == 0 || tasks > kMaxSlurmTasks)) {
+    tasks = std::min(plan.batches.size(), kMaxSlurmTasks);
+  }
+  const auto manifest =
+      write_sweep_plan(plan, arguments.config_path, arguments.overrides, tasks, root);
+  out << fmt::format("sweep: {} runs into {} ({} batch{}, {} task{})\n", plan.points.size(),
+                     root.string(), plan.batches.size(), plan.batches.size() == 1 ? "" : "es",
+                     manifest.tasks.size(), manifest.tasks.size() == 1 ? "" : "s");
+  std::vector<size_t> all(manifest.tasks.size());
+  for (size_t t = 0; t < all.size(); ++t) all[t] = t;
+  const int signal = launch(root, manifest, all, arguments, out, err);
+  if (!arguments.wait) return {root, 0, false};
+  return finish(root, manifest, signal, out);
 }
 
 }  // namespace ncflab

@@ -3,13 +3,14 @@
 
 namespace ncflab {
 
-bool batchable(const Config& a, const Config& b) {
-  Config left = a;
-  Config right = b;
-  right.init.scale = left.init.scale;
-  if (a.data.source == DataSource::csv) right.seed = left.seed;
-  return config_to_yaml(left) == config_to_yaml(right);
+std::string batch_key(const Config& config) {
+  Config key = config;
+  key.init.scale = 1.0;
+  if (config.data.source == DataSource::csv) key.seed = 0;
+  return config_to_yaml(key);
 }
+
+bool batchable(const Config& a, const Config& b) { return batch_key(a) == batch_key(b); }
 
 BatchLayout::BatchLayout(const std::vector<Config>& configs) {
   for (const auto& config : configs) {

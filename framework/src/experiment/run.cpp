@@ -117,10 +117,12 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   const bool single = runs.size() == 1;
   Problem problem = build_batch_problem(runs, layout);
   auto& model = *problem.model;
+  const std::filesystem::path checkpoint_path = !settings.checkpoint.empty() ? settings.checkpoint
+                                                : single ? runs.front().directory / kCheckpointFile
+                                                         : std::filesystem::path();
   std::optional<Checkpoint> checkpoint;
   if (settings.resume) {
-    checkpoint = load_checkpoint(runs.front().directory / kCheckpointFile, layout.total,
-                                 model.layer_shapes());
+    checkpoint = load_checkpoint(checkpoint_path, layout.total, model.layer_shapes());
   } else {
     for (size_t r = 0; r < runs.size(); ++r) {
       write_run_inputs(runs[r].directory, layout.slice(model.weights(), r), problem.data,
@@ -163,12 +165,15 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   hook_inputs.ncf = ncf;
   hook_inputs.flow = reference;
   hook_inputs.deltas = layout.members.deltas;
-  if (single) hook_inputs.checkpoint = runs.front().directory / kCheckpointFile;
+  if (!checkpoint_path.empty()) hook_inputs.checkpoint = checkpoint_path;
   hook_inputs.terminal = settings.terminal;
   const RunHooks hooks = install_run_hooks(trainer, hook_inputs, out, err);
   const auto metrics = open_metrics(runs, checkpoint ? checkpoint->state.step : -1);
   trainer.set_metrics_sink(std::make_shared<BatchMetrics>(metrics, layout));
-  if (checkpoint) resume_from_checkpoint(trainer, model, *checkpoint, runs.front().directory, out);
+  if (checkpoint) {
+    resume_from_checkpoint(trainer, model, *checkpoint,
+                           single ? runs.front().directory : checkpoint_path, out);
+  }
 
   const TrainResult result = train_until_done_or_interrupted(trainer);
 
@@ -184,6 +189,8 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
     }
     outcomes.push_back({runs[r].directory, status, signal, summary});
   }
+  // Every run's results are written: the ensemble's state is no longer needed.
+  if (!result.interrupted && !checkpoint_path.empty()) std::filesystem::remove(checkpoint_path);
   if (!single) {
     out << fmt::format("run: {} runs as one ensemble of {} members ({}; {:.2f} s)\n", runs.size(),
                        layout.total, describe_speed(result), result.wall_seconds);
@@ -214,7 +221,6 @@ std::vector<RunOutcome> run_batch(const std::vector<RunSpec>& runs, const RunSet
     TORCH_CHECK(batchable(runs.front().config, run.config),
                 "run_batch – runs must differ only in init.scale (and seed for CSV data)");
   }
-  TORCH_CHECK(!settings.resume || runs.size() == 1, "run_batch – only a single run can resume");
   try {
     return train_runs(runs, settings, out, err);
   } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "ncflab/core/errors.h"
 #include "ncflab/experiment/batch_layout.h"
@@ -97,18 +98,19 @@ std::vector<SweepPoint> grid(
   return points;
 }
 
-// Runs that differ only in δ (and seed, for CSV data) train together as one ensemble.
+// Runs that differ only in δ (and seed, for CSV data) train together as one ensemble;
+// one pass over the points, so a 10 000-point grid groups at once.
 std::vector<std::vector<size_t>> batches_of(const std::vector<Config>& configs, bool sequential) {
   std::vector<std::vector<size_t>> batches;
+  std::unordered_map<std::string, size_t> batch_of_key;
   for (size_t i = 0; i < configs.size(); ++i) {
-    auto batch = std::find_if(batches.begin(), batches.end(), [&](const std::vector<size_t>& b) {
-      return !sequential && batchable(configs[b.front()], configs[i]);
-    });
-    if (batch == batches.end()) {
+    if (sequential) {
       batches.push_back({i});
-    } else {
-      batch->push_back(i);
+      continue;
     }
+    const auto [entry, added] = batch_of_key.emplace(batch_key(configs[i]), batches.size());
+    if (added) batches.emplace_back();
+    batches[entry->second].push_back(i);
   }
   return batches;
 }
@@ -204,9 +206,10 @@ const std::vector<std::string>& sweep_summary_fields() {
   return fields;
 }
 
-std::string sweep_csv_header(const SweepPlan& plan) {
+std::string sweep_csv_header(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& axes) {
   std::string header = "run,directory";
-  for (const auto& axis : plan.axes) header += "," + axis.first;
+  for (const auto& axis : axes) header += "," + axis.first;
   for (const auto& field : sweep_summary_fields()) header += "," + field;
   return header + "\n";
 }

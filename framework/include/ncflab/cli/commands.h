@@ -2,6 +2,7 @@
 // arguments and maps exceptions to exit codes, and tests call these directly.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <iosfwd>
 #include <string>
@@ -54,17 +55,36 @@ struct RunArguments : CommandArguments {
 /// trains and writes the run directory (SPEC §5). Returns the outcome (status, signal).
 RunOutcome run_command(const RunArguments& arguments, std::ostream& out, std::ostream& err);
 
-/// `ncflab sweep CONFIG key=v1,v2 key2=range(a,b,step) ... [--out DIR]`: one run
-/// directory per grid point under DIR and DIR/sweep.csv (one row per run: the swept
-/// values and the main summary fields). Runs that differ only in δ (and seed, for CSV
-/// data) train as one batched ensemble unless `sequential`. Returns DIR and the signal
-/// that interrupted it (0 if none).
+/// `ncflab sweep`: the grid (CommandArguments: CONFIG, key=v1,v2 ..., --out), how its tasks
+/// run, or a sweep directory to continue, collect, or run one task of.
+struct SweepArguments : CommandArguments {
+  bool sequential = false;          ///< one run per batch (no ensembles)
+  std::string launcher;             ///< "" (this process), "local" or "slurm"
+  int64_t jobs = 0;                 ///< --launcher local: processes at once (0: cores)
+  int64_t tasks = 0;                ///< shares of the plan (0: a batch each, at most 1000)
+  std::vector<std::string> sbatch;  ///< --launcher slurm: more sbatch options
+  bool wait = true;                 ///< --launcher slurm: until every task has ended
+  double poll_seconds = 5;          ///< --launcher slurm: between two looks at squeue
+  std::string resume;               ///< a sweep directory to continue
+  std::string collect;              ///< a sweep directory to write sweep.csv of
+  int64_t task = -1;                ///< run this task of the sweep directory `config_path`
+};
+
+/// What a sweep command left: its directory, the signal that interrupted it (0 if none)
+/// and whether every point of the grid has finished (false too when not waited for).
 struct SweepOutcome {
   std::filesystem::path directory;
   int signal = 0;
+  bool complete = false;
 };
-SweepOutcome sweep_command(const CommandArguments& arguments, bool sequential, std::ostream& out,
-                           std::ostream& err);
+
+/// `ncflab sweep CONFIG key=v1,v2 key2=range(a,b,step) ... [--out DIR]`: plans the grid
+/// into DIR (plan.json and one run directory per point), runs it here, as local processes
+/// or as a SLURM job array, and writes DIR/sweep.csv (one row per run: the swept values
+/// and the main summary fields). Runs that differ only in δ (and seed, for CSV data) train
+/// as one batched ensemble unless `sequential`. `--resume DIR` runs only what has not
+/// finished, `--collect DIR` writes sweep.csv of what has, `--task I DIR` is one task.
+SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, std::ostream& err);
 
 /// `ncflab report DIR [--python PATH]`: the directory to report on and the interpreter.
 struct ReportArguments {

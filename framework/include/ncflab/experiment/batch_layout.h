@@ -21,6 +21,11 @@ namespace ncflab {
 /// the seed). Member j of a run with seed s starts from w0 of seed s + j either way.
 bool batchable(const Config& a, const Config& b);
 
+/// The config with what a batch may vary (init.scale; seed for CSV data) set aside, as
+/// text: runs are batchable exactly when their keys are equal, so a sweep groups its
+/// points in one pass.
+std::string batch_key(const Config& config);
+
 /// Run r of a batch owns members [first[r], first[r] + count[r]); member j of run r has
 /// δ_r and seed_r + j, exactly as if the run were alone.
 struct BatchLayout {

@@ -13,8 +13,12 @@
 namespace ncflab {
 
 struct RunSettings {
-  /// Continue from DIRECTORY/checkpoint.pt instead of starting at w_0.
+  /// Continue from the checkpoint instead of starting at w_0.
   bool resume = false;
+  /// Where the whole ensemble's checkpoint goes (every train.checkpoint_every steps and on
+  /// an interrupt) and is resumed from; empty: DIRECTORY/checkpoint.pt for a single run,
+  /// none for a batch.
+  std::filesystem::path checkpoint;
   /// Redraw the progress line in place (stderr is a terminal).
   bool terminal = false;
   /// The command line's overrides, recorded in overrides.txt.
@@ -42,7 +46,8 @@ struct RunSpec {
 };
 
 /// Trains batchable runs (batch_layout.h) as one ensemble and writes each run's directory
-/// exactly as run_experiment would (no checkpoints: an interrupted batch is not resumable).
+/// exactly as run_experiment would; with `settings.checkpoint` an interrupted batch resumes
+/// (`settings.resume`) to the same weights as an uninterrupted one.
 std::vector<RunOutcome> run_batch(const std::vector<RunSpec>& runs, const RunSettings& settings,
                                   std::ostream& out, std::ostream& err);
 

@@ -43,7 +43,8 @@ std::string point_name(size_t index, const SweepPoint& point);
 const std::vector<std::string>& sweep_summary_fields();
 
 /// sweep.csv's header: run, directory, the swept keys, the summary fields.
-std::string sweep_csv_header(const SweepPlan& plan);
+std::string sweep_csv_header(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& axes);
 
 /// One row of sweep.csv for point `index` written into `directory`.
 std::string sweep_csv_row(size_t index, const std::string& directory, const SweepPoint& point,

@@ -19,31 +19,31 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }
 
-struct Row {
+struct BitExactRow {
   int64_t member;
   int64_t step;
   double time;
   std::vector<double> values;
-  bool operator==(const Row& other) const {
+  bool operator==(const BitExactRow& other) const {
     return member == other.member && step == other.step && time == other.time &&
            same_bits(values, other.values);
   }
 };
 
-class RecordingSink final : public MetricsSink {
+class BitExactRowSink final : public MetricsSink {
  public:
   void begin(const std::vector<std::string>& names) override {}
   void row(int64_t member, int64_t step, double time, const std::vector<double>& values) override {
     rows.push_back({member, step, time, values});
   }
   void flush() override {}
-  std::vector<Row> rows;
+  std::vector<BitExactRow> rows;
 };
 
 struct Outcome {
   TrainResult result;
   torch::Tensor weights;
-  std::vector<Row> rows;
+  std::vector<BitExactRow> rows;
 };
 
 // Six members of one net (L = 3) from δ = 0.02 … 2.5: they reach ‖w‖ = 3 at different steps,
@@ -61,7 +61,7 @@ Outcome train(int64_t sync_every, TrainerOptions options, std::shared_ptr<TrainH
   model->to(device);
   Trainer trainer(model, inputs.to(device), labels.to(device), LossKind::square, kDeltas,
                   options.engine(EngineKind::batched).sync_every(sync_every));
-  auto sink = std::make_shared<RecordingSink>();
+  auto sink = std::make_shared<BitExactRowSink>();
   trainer.set_metrics_sink(sink);
   if (hook) trainer.add_hook(hook);
   Outcome outcome;

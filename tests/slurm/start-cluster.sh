@@ -13,6 +13,7 @@ skip() { echo "start-cluster: skipped: $*" >&2; exit 77; }
 die() { echo "start-cluster: $*" >&2; exit 1; }
 
 [[ $# -eq 1 ]] || die "usage: $0 DIR"
+here=$(cd "$(dirname "$0")" && pwd)
 # slurmd must be root to run jobs as the submitting user.
 [[ $(id -u) -eq 0 ]] || skip "slurmd needs root"
 
@@ -29,8 +30,9 @@ if missing; then
   command -v apt-get >/dev/null || skip "slurm not installed and no apt-get"
   # A fresh CI image may have no package lists yet; only pay for update then.
   apt_install || { apt-get update -qq && apt_install; } || skip "could not install ${pkgs[*]}"
-  # Debian's packages start system-wide daemons via systemd where it exists;
-  # they use other ports/sockets than ours, so they do not get in the way.
+  ! missing || skip "slurm still missing after installing ${pkgs[*]}"
+  # The packages' own units skip slurmd/slurmctld without /etc/slurm/slurm.conf,
+  # and a system munged would use the default socket, not ours.
 fi
 
 mkdir -p "$1"
@@ -41,7 +43,8 @@ dir=$(realpath "$1")
 ((${#dir} <= 60)) || die "DIR too long for unix sockets (${#dir} > 60 chars): $dir"
 if [[ -s $dir/pids ]]; then
   while read -r pid; do
-    ! kill -0 "$pid" 2>/dev/null || die "a cluster already runs in $dir (stop-cluster.sh first)"
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+    [[ $cmd != *"$dir/"* ]] || die "a cluster already runs in $dir (stop-cluster.sh first)"
   done <"$dir/pids"
 fi
 rm -rf "$dir/munge" "$dir/state" "$dir/spool" "$dir/log" "$dir/pids"
@@ -61,13 +64,13 @@ setsid munged -F --force --socket="$sock" --key-file="$dir/munge/munge.key" \
   --seed-file="$dir/munge/munged.seed" </dev/null >>"$dir/log/munged.out" 2>&1 &
 echo $! >>"$dir/pids"
 
+# Listening TCP ports, as /proc/net/tcp* writes them (hex); needs no ss.
+listening=" $(awk '$4 == "0A" { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | tr '\n' ' ' || true)"
 free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 20000))
-    # /proc/net/tcp* lists listeners (state 0A) as hex ports; needs no ss.
-    awk '$4 == "0A" { print $2 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-      grep -qi ":$(printf %04X "$p")\$" || [[ " $* " == *" $p "* ]] || { echo "$p"; return; }
+    [[ $listening == *" $(printf %04X "$p") "* || " $* " == *" $p "* ]] || { echo "$p"; return; }
   done
 }
 ctld_port=$(free_port)
@@ -104,6 +107,8 @@ JobCompType=jobcomp/none
 SwitchType=switch/none
 MpiDefault=none
 SchedulerType=sched/backfill
+# Passes every 5 s, not 30/60: a job whose BeginTime passed (a requeue) starts soon.
+SchedulerParameters=bf_interval=5,sched_interval=5
 # CR_CPU: several 1-CPU array tasks can run side by side even on 2 cores.
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
@@ -126,10 +131,10 @@ export SLURM_CONF=$dir/slurm.conf
 
 stop_and_fail() {
   echo "start-cluster: $*" >&2
-  for f in "$dir"/log/*; do
+  for f in "$dir"/log/*.out; do # daemons in -D mode log everything to stderr too
     [[ -s $f ]] && { echo "==> $f <==" >&2; tail -n 20 "$f" >&2; }
   done
-  "$(dirname "$0")/stop-cluster.sh" "$dir" >&2 || true
+  "$here/stop-cluster.sh" "$dir" >&2 || true
   exit 1
 }
 
@@ -139,12 +144,12 @@ for _ in $(seq 50); do
 done
 munge -n -S "$sock" | unmunge -S "$sock" >/dev/null 2>&1 || stop_and_fail "munged did not come up"
 
+# Daemons (and every slurmstepd) keep their cwd: not the caller's directory.
+cd "$dir"
 # -c: ignore state from an earlier cluster in the same DIR.
 setsid slurmctld -D -c -f "$dir/slurm.conf" </dev/null >>"$dir/log/slurmctld.out" 2>&1 &
 echo $! >>"$dir/pids"
-# The marker is inherited by slurmstepd, so stop-cluster.sh can find jobs
-# that outlive slurmd (slurmstepd is not slurmd's child and has its own session).
-NCFLAB_SLURMD_OF=$dir setsid slurmd -D -f "$dir/slurm.conf" -N "$host" </dev/null >>"$dir/log/slurmd.out" 2>&1 &
+setsid slurmd -D -f "$dir/slurm.conf" -N "$host" </dev/null >>"$dir/log/slurmd.out" 2>&1 &
 echo $! >>"$dir/pids"
 
 state=

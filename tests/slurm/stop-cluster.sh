@@ -11,18 +11,20 @@ export PATH=$PATH:/usr/sbin SLURM_CONF=$dir/slurm.conf
 
 # A PID counts as ours only while its command line still names DIR, so a
 # recycled PID of an unrelated process is never signalled.
-ours() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$dir/"; }
+ours() { local c; c=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") && [[ $c == *"$dir/"* ]]; }
+
+mapfile -t pids < <(tac "$dir/pids") # slurmd, slurmctld, munged
 
 # Let slurmd end the jobs (TERM, KILL after KillWait) while it still can:
-# slurmstepd and the job survive slurmd's death by design.
-if timeout 10 scancel --partition=debug 2>/dev/null; then
+# slurmstepd and the job survive slurmd's death by design. Skipped when
+# slurmctld is gone, as scancel would then retry for its full timeout.
+if ours "${pids[1]:-0}" && timeout 10 scancel --partition=debug 2>/dev/null; then
   for _ in $(seq 30); do
     [[ -z $(timeout 5 squeue -h -t R,CG,S -o %i 2>/dev/null) ]] && break
     sleep 0.5
   done
 fi
 
-mapfile -t pids < <(tac "$dir/pids") # slurmd, slurmctld, munged
 for pid in "${pids[@]}"; do ! ours "$pid" || kill -TERM "$pid" 2>/dev/null || true; done
 for _ in $(seq 100); do
   alive=0
@@ -32,22 +34,23 @@ for _ in $(seq 100); do
 done
 for pid in "${pids[@]}"; do ! ours "$pid" || kill -KILL "$pid" 2>/dev/null || true; done
 
-# Jobs scancel could not end: every slurmstepd of ours carries the marker that
-# start-cluster.sh gave slurmd, and its job runs in the slurmstepd's session.
+# Jobs scancel could not end. Each slurmstepd keeps slurmd's log open (its
+# environ and cmdline are overwritten by its process title), and its job runs
+# in its session. Our own session is spared: the caller is never a job.
 sid_of() { # field 6 of /proc/PID/stat; the name in (...) may hold spaces
   local s f
   s=$(<"/proc/$1/stat") && read -r -a f <<<"${s##*) }" && [[ -n ${f[3]:-} ]] && echo "${f[3]}"
 }
+own=$(sid_of $$)
 sids=" "
-for env in /proc/[0-9]*/environ; do
-  tr '\0' '\n' 2>/dev/null <"$env" | grep -qxF "NCFLAB_SLURMD_OF=$dir" || continue
-  p=${env#/proc/}
-  if sid=$(sid_of "${p%/environ}" 2>/dev/null); then sids+="$sid "; fi
-done
+while read -r fd; do
+  p=${fd#/proc/} && p=${p%%/*}
+  if sid=$(sid_of "$p" 2>/dev/null) && [[ $sid != "$own" ]]; then sids+="$sid "; fi
+done < <(find /proc/[0-9]*/fd -lname "$dir/log/slurmd.log" 2>/dev/null || true)
 if [[ $sids != " " ]]; then
   for stat in /proc/[0-9]*/stat; do
     p=${stat#/proc/} && p=${p%/stat}
-    if [[ $p != "$$" ]] && sid=$(sid_of "$p" 2>/dev/null) && [[ $sids == *" $sid "* ]]; then
+    if sid=$(sid_of "$p" 2>/dev/null) && [[ $sids == *" $sid "* ]]; then
       kill -KILL "$p" 2>/dev/null || true
     fi
   done

@@ -272,6 +272,21 @@ TEST(Config, AReadErrorIsAnErrorNotTheEndOfTheFile) {
   }
 }
 
+TEST(Config, LauncherKeysBecomeSbatchOptionsInOrder) {
+  const Config config = parse_config(
+      "launcher:\n  slurm:\n    partition: gpu\n    time: \"1:00:00\"\n    cpus_per_task: 4\n"
+      "    extra: --exclusive  --nice=10\n",
+      "lab.yaml");
+  EXPECT_EQ(config.launcher.slurm.sbatch_options(),
+            (std::vector<std::string>{"--partition=gpu", "--time=1:00:00", "--cpus-per-task=4",
+                                      "--exclusive", "--nice=10"}));
+  EXPECT_TRUE(parse_config("name: lab\n", "plain.yaml").launcher.slurm.sbatch_options().empty());
+  // config.yaml keeps them, so a resumed sweep submits as the first one did.
+  EXPECT_EQ(parse_config(config_to_yaml(config), "again.yaml").launcher.slurm.sbatch_options(),
+            config.launcher.slurm.sbatch_options());
+  EXPECT_THROW(parse_config("launcher:\n  slurm:\n    extra: exclusive\n", "bad.yaml"), InputError);
+}
+
 TEST(Config, ReadmeDocumentsEveryKey) {
   std::ifstream readme(std::string(NCFLAB_SOURCE_DIR) + "/README.md");
   ASSERT_TRUE(readme) << "README.md not found";

@@ -41,8 +41,12 @@ same_points() {  # same_points REFERENCE OTHER
 # 1. The 2×3 grid: 3 batches (a seed each, its two δ together), 3 array tasks.
 grid=(init.scale=0.01,0.003 seed=1,2,3 hooks.progress=false)
 "$ncflab" sweep "$config" "${grid[@]}" --out "$dir/local" >/dev/null 2>&1
-"$ncflab" sweep "$config" "${grid[@]}" --launcher slurm --poll 0.5 --out "$dir/slurm" \
+# A lab's config keys reach the job script (and the job runs with them).
+"$ncflab" sweep "$config" "${grid[@]}" launcher.slurm.time=10:00 launcher.slurm.cpus_per_task=1 \
+  --launcher slurm --poll 0.5 --out "$dir/slurm" \
   >"$dir/slurm.log" 2>&1 || fail "the SLURM sweep failed: $(tail -5 "$dir/slurm.log")"
+grep -q -- "^#SBATCH --time=10:00$" "$dir/slurm/slurm/sweep.sbatch" ||
+  fail "launcher.slurm.time did not reach the job script"
 grep -q "tasks 0 pending, 0 running, 3 done, 0 failed" "$dir/slurm.log" ||
   fail "no final progress line: $(tail -3 "$dir/slurm.log")"
 [ "$(numbers "$dir/local" | wc -l)" -eq 7 ] || fail "expected 6 rows"

@@ -59,6 +59,8 @@ DEFAULTS = {
             "rank_one_tol": 1.0e-4},
     "flow": {"rtol": 1.0e-12, "direction_tol": 1.0e-10, "stall_tol": 1.0e-10, "max_norm": 1.0e4,
              "max_steps": 1000000, "max_time": 0.0, "record_every": 10, "enabled": True},
+    "launcher": {"slurm": {"partition": "", "account": "", "qos": "", "time": "", "mem": "",
+                           "gres": "", "constraint": "", "cpus_per_task": 0, "extra": ""}},
 }
 
 

@@ -61,7 +61,11 @@ int launch(const std::filesystem::path& root, const SweepManifest& manifest,
     return launch_local(root, tasks, jobs, out, err);
   }
   SlurmLaunch slurm;
-  slurm.options = arguments.sbatch;
+  // The config's launcher.slurm keys first: a later sbatch directive wins, so --sbatch can
+  // change what the lab's config sets.
+  const Config first = load_config((root / manifest.names.front() / kConfigFile).string());
+  slurm.options = first.launcher.slurm.sbatch_options();
+  slurm.options.insert(slurm.options.end(), arguments.sbatch.begin(), arguments.sbatch.end());
   slurm.wait = arguments.wait;
   slurm.poll_seconds = arguments.poll_seconds;
   return launch_slurm(root, manifest, tasks, slurm, out, err);

@@ -157,6 +157,24 @@ std::map<std::string, std::string> override_table(const std::vector<std::string>
 
 }  // namespace
 
+std::vector<std::string> SlurmLauncherConfig::sbatch_options() const {
+  std::vector<std::string> options;
+  const std::pair<const char*, const std::string*> named[] = {{"partition", &partition},
+                                                              {"account", &account},
+                                                              {"qos", &qos},
+                                                              {"time", &time},
+                                                              {"mem", &mem},
+                                                              {"gres", &gres},
+                                                              {"constraint", &constraint}};
+  for (const auto& [option, value] : named) {
+    if (!value->empty()) options.push_back(fmt::format("--{}={}", option, *value));
+  }
+  if (cpus_per_task > 0) options.push_back(fmt::format("--cpus-per-task={}", cpus_per_task));
+  std::istringstream words(extra);
+  for (std::string word; words >> word;) options.push_back(word);
+  return options;
+}
+
 SourceLocation Config::location_of(const std::string& key) const {
   const auto it = key_locations.find(key);
   return it != key_locations.end() ? it->second : SourceLocation{file, 0};

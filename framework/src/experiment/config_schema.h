@@ -169,6 +169,28 @@ void visit_flow(Config& c, Visitor& v) {
   });
 }
 
+/// launcher.*: how `ncflab sweep --launcher slurm` submits its job array.
+template <typename Visitor>
+void visit_launcher(Config& c, Visitor& v) {
+  v.section("launcher", [&] {
+    v.section("slurm", [&] {
+      auto& slurm = c.launcher.slurm;
+      v.field("partition", slurm.partition, anything());
+      v.field("account", slurm.account, anything());
+      v.field("qos", slurm.qos, anything());
+      v.field("time", slurm.time, anything());
+      v.field("mem", slurm.mem, anything());
+      v.field("gres", slurm.gres, anything());
+      v.field("constraint", slurm.constraint, anything());
+      v.field("cpus_per_task", slurm.cpus_per_task, within_int(0, 100000));
+      v.field("extra", slurm.extra, Check<std::string>([](const std::string& s) {
+                return s.empty() || s.rfind("-", 0) == 0 ? ""
+                                                         : "sbatch options, '--name=value ...'";
+              }));
+    });
+  });
+}
+
 /// The one list of config keys, in the order config.yaml shows them.
 template <typename Visitor>
 void visit_config(Config& c, Visitor& v) {
@@ -197,6 +219,7 @@ void visit_config(Config& c, Visitor& v) {
   visit_hooks(c, v);
   visit_kkt(c, v);
   visit_flow(c, v);
+  visit_launcher(c, v);
 }
 
 }  // namespace ncflab::config_schema

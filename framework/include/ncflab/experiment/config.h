@@ -87,6 +87,27 @@ struct FlowConfig : FlowOptions {
   bool enabled = true;  ///< ncflab run integrates the flow from its own w0
 };
 
+/// launcher.slurm.*: the sbatch options a lab sets once for `ncflab sweep --launcher slurm`
+/// (empty or 0: not given, SLURM's default).
+struct SlurmLauncherConfig {
+  std::string partition;
+  std::string account;
+  std::string qos;
+  std::string time;  ///< a SLURM time limit per task, e.g. "1:00:00"
+  std::string mem;   ///< memory per node, e.g. "4G"
+  std::string gres;  ///< generic resources, e.g. "gpu:1"
+  std::string constraint;
+  int64_t cpus_per_task = 0;
+  std::string extra;  ///< more sbatch options, separated by spaces: "--exclusive --nice=10"
+
+  /// The sbatch options these keys give, in this order: {"--partition=gpu", …}.
+  std::vector<std::string> sbatch_options() const;
+};
+
+struct LauncherConfig {
+  SlurmLauncherConfig slurm;
+};
+
 struct Config {
   std::string name = "quickstart";
   int64_t seed = 0;
@@ -102,6 +123,7 @@ struct Config {
   HooksConfig hooks;
   KktConfig kkt;
   FlowConfig flow;
+  LauncherConfig launcher;
 
   /// Where each key was set ("train.step" → file and line, or the override), so
   /// checks made after loading can still point at the right line.

@@ -9,7 +9,7 @@ config=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 # Two batches (one per seed) of two δ each, a few seconds of training per batch.
-grid=(init.scale=0.01,0.003 seed=1,2 hooks.progress=false train.stop_at_escape=false
+grid=("init.scale=0.01,0.003" "seed=1,2" hooks.progress=false train.stop_at_escape=false
       train.step=2e-3 train.max_steps=40000 train.log_every=500 train.checkpoint_every=2000)
 
 fail() { echo "sweep_resume: $*"; exit 1; }

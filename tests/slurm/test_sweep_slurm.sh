@@ -39,7 +39,7 @@ same_points() {  # same_points REFERENCE OTHER
 }
 
 # 1. The 2×3 grid: 3 batches (a seed each, its two δ together), 3 array tasks.
-grid=(init.scale=0.01,0.003 seed=1,2,3 hooks.progress=false)
+grid=("init.scale=0.01,0.003" "seed=1,2,3" hooks.progress=false)
 "$ncflab" sweep "$config" "${grid[@]}" --out "$dir/local" >/dev/null 2>&1
 # A lab's config keys reach the job script (and the job runs with them).
 "$ncflab" sweep "$config" "${grid[@]}" launcher.slurm.time=10:00 launcher.slurm.cpus_per_task=1 \
@@ -54,7 +54,7 @@ diff <(numbers "$dir/local") <(numbers "$dir/slurm") || fail "SLURM and local sw
 echo "2x3 grid: SLURM's sweep.csv equals the local one"
 
 # 2. scancel mid-run, then resume through SLURM.
-long=(init.scale=0.01,0.003 seed=1,2 hooks.progress=false train.stop_at_escape=false
+long=("init.scale=0.01,0.003" "seed=1,2" hooks.progress=false train.stop_at_escape=false
       train.step=2e-3 train.max_steps=40000 train.log_every=500 train.checkpoint_every=2000)
 "$ncflab" sweep "$config" "${long[@]}" --out "$dir/straight" >/dev/null 2>&1
 "$ncflab" sweep "$config" "${long[@]}" --launcher slurm --no-wait --out "$dir/cancel" \

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <map>
 #include <ostream>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -143,6 +142,9 @@ int launch_slurm(const std::filesystem::path& root, const SweepManifest& manifes
   InterruptHandler interrupts;
   std::string last_line;
   int failed_looks = 0;
+  // Whether a task that left the queue finished, read off its summaries once (a requeued
+  // task comes back to the queue and is read again when it leaves).
+  std::map<size_t, bool> ended;
   while (true) {
     bool ok = false;
     std::string error;
@@ -158,10 +160,13 @@ int launch_slurm(const std::filesystem::path& root, const SweepManifest& manifes
       for (size_t task : tasks) {
         const auto it = queued.find(task);
         if (it != queued.end()) {
+          ended.erase(task);
           (is_pending(it->second) ? pending : running) += 1;
-        } else {
-          (task_finished(root, manifest, task) ? done : failed) += 1;
+          continue;
         }
+        const auto [entry, first_look] = ended.emplace(task, false);
+        if (first_look) entry->second = task_finished(root, manifest, task);
+        (entry->second ? done : failed) += 1;
       }
       const std::string line =
           fmt::format("sweep: job {}: tasks {} pending, {} running, {} done, {} failed", job,

@@ -36,12 +36,18 @@ std::filesystem::path prepare_sweep_directory(const SweepArguments& arguments,
                                   kSweepCsvFile);
 }
 
-// Every task in this process, one after another; sweep.csv rewritten after each batch.
+// Every task in this process, one after another; sweep.csv rewritten after each batch,
+// from the rows read at the start and those of the batch that just ran.
 int run_here(const std::filesystem::path& root, const SweepManifest& manifest,
              const std::vector<size_t>& tasks, std::ostream& out, std::ostream& err) {
+  std::vector<std::string> rows(manifest.points.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = sweep_row(root, manifest, i);
+  const auto update_rows = [&](size_t batch) {
+    for (size_t i : manifest.batches[batch]) rows[i] = sweep_row(root, manifest, i);
+    write_sweep_csv(root, manifest, rows);
+  };
   for (size_t task : tasks) {
-    const auto outcome =
-        run_sweep_task(root, manifest, task, out, err, [&] { collect_sweep(root, manifest); });
+    const auto outcome = run_sweep_task(root, manifest, task, out, err, update_rows);
     if (outcome.signal != 0) {
       out << "sweep: interrupted; `ncflab sweep --resume " << root.string() << "` continues it\n";
       return outcome.signal;

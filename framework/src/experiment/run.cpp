@@ -72,7 +72,7 @@ TrainResult train_until_done_or_interrupted(Trainer& trainer) {
 }
 
 // Run r's summary.json, final weights and snapshots (not when interrupted: the
-// checkpoint holds the state then).
+// checkpoint holds the state then; train_runs removes it once every run is written).
 json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, const Config& config,
                 const FlowResult* flow, const RunHooks& hooks, const TrainResult& result,
                 const std::filesystem::path& directory) {
@@ -105,7 +105,6 @@ json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, con
       save_tensor_dict(directory / "weights_trajectory.pt",
                        hooks.snapshots->trajectory(layout.first[r], layout.count[r]));
     }
-    std::filesystem::remove(directory / kCheckpointFile);
   }
   write_file_atomically(directory / kSummaryFile, summary.dump(2) + "\n");
   return summary;

@@ -30,6 +30,13 @@ json point_summary(const std::filesystem::path& directory) {
   }
 }
 
+// A run has finished when its summary holds a final status (not interrupted or failed).
+bool has_final_status(const json& summary) {
+  if (!summary.is_object()) return false;
+  const std::string status = summary.value("status", std::string());
+  return !status.empty() && status != "interrupted" && status != "failed";
+}
+
 json manifest_to_json(const SweepManifest& manifest) {
   json points = json::array();
   for (size_t i = 0; i < manifest.points.size(); ++i) {
@@ -143,10 +150,7 @@ SweepManifest read_sweep_plan(const std::filesystem::path& root) {
 
 bool point_finished(const std::filesystem::path& root, const SweepManifest& manifest,
                     size_t point) {
-  const json summary = point_summary(root / manifest.names.at(point));
-  if (!summary.is_object()) return false;
-  const std::string status = summary.value("status", std::string());
-  return !status.empty() && status != "interrupted" && status != "failed";
+  return has_final_status(point_summary(root / manifest.names.at(point)));
 }
 
 bool batch_finished(const std::filesystem::path& root, const SweepManifest& manifest,
@@ -168,18 +172,32 @@ std::filesystem::path batch_checkpoint(const std::filesystem::path& root, size_t
   return root / "checkpoints" / fmt::format("batch_{:03}.pt", batch);
 }
 
+std::string sweep_row(const std::filesystem::path& root, const SweepManifest& manifest,
+                      size_t point) {
+  const json summary = point_summary(root / manifest.names.at(point));
+  if (!summary.is_object()) return "";
+  return sweep_csv_row(point, manifest.names[point], manifest.points[point], summary);
+}
+
+void write_sweep_csv(const std::filesystem::path& root, const SweepManifest& manifest,
+                     const std::vector<std::string>& rows) {
+  std::string csv = sweep_csv_header(manifest.axes);
+  for (const auto& row : rows) csv += row;
+  write_file_atomically(root / kSweepCsvFile, csv);
+}
+
 SweepCollection collect_sweep(const std::filesystem::path& root, const SweepManifest& manifest) {
   SweepCollection collection;
-  std::string csv = sweep_csv_header(manifest.axes);
+  std::vector<std::string> rows(manifest.points.size());
   for (size_t i = 0; i < manifest.points.size(); ++i) {
     const json summary = point_summary(root / manifest.names[i]);
     if (summary.is_object()) {
-      csv += sweep_csv_row(i, manifest.names[i], manifest.points[i], summary);
+      rows[i] = sweep_csv_row(i, manifest.names[i], manifest.points[i], summary);
       ++collection.rows;
     }
-    if (!point_finished(root, manifest, i)) collection.unfinished.push_back(i);
+    if (!has_final_status(summary)) collection.unfinished.push_back(i);
   }
-  write_file_atomically(root / kSweepCsvFile, csv);
+  write_sweep_csv(root, manifest, rows);
   return collection;
 }
 

@@ -38,7 +38,7 @@ std::string batch_label(const SweepManifest& manifest, size_t batch) {
 
 SweepTaskOutcome run_sweep_task(const std::filesystem::path& root, const SweepManifest& manifest,
                                 size_t task, std::ostream& out, std::ostream& err,
-                                const std::function<void()>& after_batch) {
+                                const std::function<void(size_t)>& after_batch) {
   SweepTaskOutcome outcome;
   for (size_t batch : manifest.tasks.at(task)) {
     if (batch_finished(root, manifest, batch)) continue;
@@ -60,7 +60,7 @@ SweepTaskOutcome run_sweep_task(const std::filesystem::path& root, const SweepMa
       err << fmt::format("sweep: batch {} failed: {}\n", batch, e.what()) << std::flush;
       ++outcome.failed_batches;
     }
-    if (after_batch) after_batch();
+    if (after_batch) after_batch(batch);
     if (outcome.signal != 0) break;
   }
   return outcome;

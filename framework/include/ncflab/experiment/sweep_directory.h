@@ -57,6 +57,14 @@ struct SweepCollection {
   std::vector<size_t> unfinished;  ///< points whose run has not finished
 };
 
+/// sweep.csv's row of `point`, from its summary.json; empty when it has none.
+std::string sweep_row(const std::filesystem::path& root, const SweepManifest& manifest,
+                      size_t point);
+
+/// Writes sweep.csv: the header and `rows` (one per point; empty: none).
+void write_sweep_csv(const std::filesystem::path& root, const SweepManifest& manifest,
+                     const std::vector<std::string>& rows);
+
 /// Writes sweep.csv from every point's summary.json (points without one have no row).
 SweepCollection collect_sweep(const std::filesystem::path& root, const SweepManifest& manifest);
 

@@ -18,11 +18,11 @@ struct SweepTaskOutcome {
 };
 
 /// Runs task `task` of the sweep in `root`: finished batches are skipped, interrupted ones
-/// continue from their checkpoint, the others start afresh; `after_batch` is called after
-/// each batch that ran. Stops at an interrupt; a failed batch is reported on `err` and the
+/// continue from their checkpoint, the others start afresh; `after_batch(b)` is called
+/// after each batch b that ran. Stops at an interrupt; a failed batch is reported on `err` and the
 /// next one runs.
 SweepTaskOutcome run_sweep_task(const std::filesystem::path& root, const SweepManifest& manifest,
                                 size_t task, std::ostream& out, std::ostream& err,
-                                const std::function<void()>& after_batch = {});
+                                const std::function<void(size_t)>& after_batch = {});
 
 }  // namespace ncflab

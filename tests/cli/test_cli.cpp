@@ -189,7 +189,8 @@ TEST(Cli, KktWritesTheSpecKeysAndRefusesToOverwrite) {
   }
   EXPECT_TRUE(std::filesystem::exists(out + "/config.yaml"));
   EXPECT_TRUE(std::filesystem::exists(out + "/kkt_points.pt"));
-  expect_bad_input(run_ncflab({"kkt", kQuickstart, "--out", out}), "already holds one");
+  expect_bad_input(run_ncflab({"kkt", kQuickstart, "--out", out}),
+                   "(or --overwrite to replace them)");
   EXPECT_EQ(run_ncflab({"kkt", kQuickstart, "kkt.restarts=2", "--out", out, "--overwrite"}).code,
             0);
 }

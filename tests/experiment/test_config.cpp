@@ -181,7 +181,7 @@ TEST(Config, OutOfRangeValuesAreRejected) {
   EXPECT_THAT(config_error("model: {widths: []}\n"),
               HasSubstr("model.widths: expected a non-empty list"));
   EXPECT_THAT(config_error("model: {activation: {p: 0}}\n"),
-              HasSubstr("model.activation.p: expected an integer >= 1, found '0'"));
+              HasSubstr("model.activation.p: expected an integer in [1, 100], found '0'"));
   EXPECT_THAT(config_error("model: {activation: {alpha: 1.5}}\n"),
               HasSubstr("model.activation.alpha: expected a number in [-1, 1], found '1.5'"));
   EXPECT_THAT(config_error("train: {step: 0}\n"), HasSubstr("train.step: expected a number > 0"));
@@ -233,16 +233,30 @@ TEST(Config, SingleLayerModelNeedsExactlyOneWidth) {
 
 TEST(Config, WarnsWhenFloat32WouldUnderflow) {
   testing::CapturedLog log;
-  parse_config(
-      "dtype: float32\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n",
-      "exp.yaml");
-  ASSERT_EQ(log.warnings.size(), 1u);  // L = 15: δ^L = 1e-45
+  // L = 1 + 10 = 11: outputs δ^L = 1e-33 (below float32's ~1e-30 comfort), gradients
+  // δ^(L-1) = 1e-30 still normal.
+  const std::string yaml = "init: {scale: 1.0e-3}\nmodel: {widths: [4], activation: {p: 10}}\n";
+  parse_config("dtype: float32\n" + yaml, "exp.yaml");
+  ASSERT_EQ(log.warnings.size(), 1u);
   EXPECT_THAT(log.warnings[0], HasSubstr("float32"));
   testing::CapturedLog none;
-  parse_config(
-      "dtype: float64\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n",
-      "exp.yaml");
+  parse_config("dtype: float64\n" + yaml, "exp.yaml");
   EXPECT_TRUE(none.warnings.empty());
+}
+
+TEST(Config, RefusesADeltaWhoseGradientsUnderflow) {
+  // L = 15 in float32: δ^(L-1) = 1e-42 is below float32's smallest normal (1.2e-38).
+  EXPECT_THAT(config_error("dtype: float32\ninit: {scale: 1.0e-3}\n"
+                           "model: {widths: [4, 4, 4], activation: {p: 2}}\n"),
+              HasSubstr("init.scale: expected delta with delta^(L-1) above float32's smallest "
+                        "normal number"));
+  // L = 3 in float64: δ = 1e-160 gives δ^2 = 1e-320 (denormal); 1e-150 gives 1e-300 (normal).
+  EXPECT_THAT(config_error("init: {scale: 1.0e-160}\nmodel: {widths: [4], activation: {p: 2}}\n"),
+              HasSubstr("delta^(L-1) = 1e-320, nothing would train"));
+  testing::CapturedLog log;
+  parse_config("init: {scale: 1.0e-150}\nmodel: {widths: [4], activation: {p: 2}}\n", "exp.yaml");
+  ASSERT_EQ(log.warnings.size(), 1u);  // outputs δ^3 = 1e-450 underflow: a warning only
+  EXPECT_THAT(log.warnings[0], HasSubstr("close to float64's underflow"));
 }
 
 TEST(Config, RelativeDataPathsAreRelativeToTheConfigFile) {

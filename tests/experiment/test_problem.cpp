@@ -112,5 +112,28 @@ TEST(Problem, ABatchGivesEachMemberItsOwnDeltaAndSeed) {
   EXPECT_TRUE(torch::equal(alone.model->initial_directions(), w0.narrow(0, 0, 2)));
 }
 
+TEST(Problem, MemoryEstimateCountsEveryParameterAndActivation) {
+  // d = 3, widths [4, 5]: P = 3·4 + 4·5 + 5 = 37 per member, 9 hidden units per sample.
+  const Config config = small_config("", "{widths: [4, 5]}");
+  const auto one = estimate_memory(config, 10, 3, 1);
+  const auto eight = estimate_memory(config, 10, 3, 8);
+  EXPECT_DOUBLE_EQ(static_cast<double>(one.weights), 37.0 * 8 * 12);
+  EXPECT_DOUBLE_EQ(static_cast<double>(one.activations), 10.0 * 9 * 8 * 4);
+  EXPECT_DOUBLE_EQ(static_cast<double>(eight.weights), 8 * static_cast<double>(one.weights));
+  EXPECT_DOUBLE_EQ(static_cast<double>(eight.data), static_cast<double>(one.data));
+}
+
+TEST(Problem, RefusesWhatCannotFitBeforeAllocating) {
+  // 1e8 × 1e8 weights (8e16 bytes): refused by the estimate, not by the allocator.
+  const Config config = small_config("", "{widths: [100000000, 100000000]}");
+  try {
+    build_problem(config);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("model.widths: expected a problem "
+                                                            "that fits in memory"));
+  }
+}
+
 }  // namespace
 }  // namespace ncflab

@@ -1,6 +1,7 @@
 // Data: synthetic teachers are deterministic and shaped as documented; the CSV
 // reader parses good files and names file, line and column for each bad kind.
 #include "ncflab/core/errors.h"
+#include "ncflab/core/files.h"
 #include "ncflab/model/data.h"
 #include "support.h"
 
@@ -129,17 +130,22 @@ TEST(CsvData, EachBadInputHasItsOwnClearError) {
 }
 
 TEST(CsvData, AReadErrorIsAnErrorNotTheEndOfTheFile) {
-  // A directory opens like a file and fails on the first read (EISDIR): the same path a read
-  // error in the middle of a file takes, which used to read as its end.
-  TempDir dir;
+  // /proc/self/mem is a regular file whose first read fails (EIO at address 0): the same
+  // path a read error in the middle of a file takes, which used to read as its end.
+  // (tests/faults/test_io_faults.sh injects EIO into a real CSV file mid-read.)
   try {
-    load_csv_data(dir.path(""), "");
+    load_csv_data("/proc/self/mem", "");
     FAIL() << "no error";
   } catch (const InputError& e) {
     FAIL() << "a read error reported as bad input: " << e.what();
-  } catch (const std::runtime_error& e) {
+  } catch (const IoError& e) {
     EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("read error"));
   }
+}
+
+TEST(CsvData, ADirectoryIsBadInput) {
+  TempDir dir;
+  EXPECT_THROW(load_csv_data(dir.path(""), ""), InputError);
 }
 
 TEST(CsvData, MissingFileIsAnInputError) {

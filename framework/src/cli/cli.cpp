@@ -103,6 +103,9 @@ Commands::Commands() {
   add_output_arguments(*run, run_arguments);
   run->add_option("--resume", run_arguments.resume,
                   "Continue the interrupted run in RUN_DIR from its checkpoint");
+  run->add_flag("--force", run_arguments.force,
+                "With --resume: continue although config.yaml or the data changed since the "
+                "run started");
 
   sweep = app.add_subcommand(
       "sweep", "Run a grid: key=v1,v2 or key=range(a,b,step); one run each plus sweep.csv");
@@ -146,6 +149,12 @@ Commands::Commands() {
       ->required();
   report->add_option("--python", report_arguments.python,
                      "Python with matplotlib (default: $NCFLAB_PYTHON, else /usr/bin/python3)");
+}
+
+// A failure is one line on the console, whatever the exception carried.
+std::string console_line(const std::string& message) {
+  const auto end = message.find('\n');
+  return end == std::string::npos ? message : message.substr(0, end);
 }
 
 // CLI11 would call an unknown command "a missing subcommand"; name it instead.
@@ -218,8 +227,12 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } catch (const InputError& e) {
     err << "ncflab: error: " << e.what() << '\n';
     return kExitBadInput;
+  } catch (const c10::Error& e) {
+    // LibTorch appends a C++ backtrace to what(): its message is the first line.
+    err << "ncflab: failed: " << console_line(e.what_without_backtrace()) << '\n';
+    return kExitRuntimeFailure;
   } catch (const std::exception& e) {
-    err << "ncflab: failed: " << e.what() << '\n';
+    err << "ncflab: failed: " << console_line(e.what()) << '\n';
     return kExitRuntimeFailure;
   }
 }

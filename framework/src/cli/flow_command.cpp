@@ -34,8 +34,9 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
   const auto started = std::chrono::steady_clock::now();
   const Config config = load_config(arguments.config_path, arguments.overrides);
   const Problem problem = build_problem(config);
-  const auto directory =
-      prepare_output_directory(config, "flow", arguments.out, arguments.overwrite, "flow.json");
+  const OutputDirectory output =
+      prepare_output_directory(config, OutputKind::flow, arguments.out, arguments.overwrite, err);
+  const auto& directory = output.path;
   const Ncf ncf(problem.model->options, problem.data.inputs, problem.ncf_labels);
   // The flow starts at the unit direction w0 of each member: training starts at δ·w0.
   const auto& w0 = problem.model->initial_directions();

@@ -71,8 +71,9 @@ std::filesystem::path kkt_command(const CommandArguments& arguments, std::ostrea
   const auto started = std::chrono::steady_clock::now();
   const Config config = load_config(arguments.config_path, arguments.overrides);
   const Problem problem = build_problem(config);
-  const auto directory =
-      prepare_output_directory(config, "kkt", arguments.out, arguments.overwrite, "kkt.json");
+  const OutputDirectory output =
+      prepare_output_directory(config, OutputKind::kkt, arguments.out, arguments.overwrite, err);
+  const auto& directory = output.path;
   const Ncf ncf(problem.model->options, problem.data.inputs, problem.ncf_labels);
   const auto options = kkt_search_options(config);
   out << fmt::format("kkt: {} starts on {} (L = {}, P = {}), tol {:g}\n", options.restarts(),

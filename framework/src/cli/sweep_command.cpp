@@ -24,16 +24,16 @@ constexpr size_t kMaxSlurmTasks = 1000;
 const SourceLocation kCommandLine{"command line", 0};
 
 // A new sweep's directory: never one that already holds a sweep, unless --overwrite.
-std::filesystem::path prepare_sweep_directory(const SweepArguments& arguments,
-                                              const Config& config) {
+OutputDirectory prepare_sweep_directory(const SweepArguments& arguments, const Config& config,
+                                        std::ostream& err) {
   if (!arguments.out.empty() && !arguments.overwrite &&
       std::filesystem::exists(std::filesystem::path(arguments.out) / kSweepPlanFile)) {
     throw InputError(kCommandLine, "--out", "a directory without a sweep (or --overwrite)",
                      fmt::format("'{}' holds one; `ncflab sweep --resume {}` continues it",
                                  arguments.out, arguments.out));
   }
-  return prepare_output_directory(config, "sweep", arguments.out, arguments.overwrite,
-                                  kSweepCsvFile);
+  return prepare_output_directory(config, OutputKind::sweep, arguments.out, arguments.overwrite,
+                                  err);
 }
 
 // Every task in this process, one after another; sweep.csv rewritten after each batch,
@@ -156,11 +156,14 @@ SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, s
   }
   if (!arguments.collect.empty()) {
     const std::filesystem::path root = arguments.collect;
-    return finish(root, read_sweep_plan(root), 0, out);
+    const auto manifest = read_sweep_plan(root);
+    const auto lock = DirectoryLock::acquire(root);
+    return finish(root, manifest, 0, out);
   }
   if (!arguments.resume.empty()) {
     const std::filesystem::path root = arguments.resume;
     const auto manifest = read_sweep_plan(root);
+    const auto lock = DirectoryLock::acquire(root);
     const auto tasks = unfinished_tasks(root, manifest);
     out << fmt::format("sweep: resuming {}: {} of {} task{} not finished\n", root.string(),
                        tasks.size(), manifest.tasks.size(), manifest.tasks.size() == 1 ? "" : "s");
@@ -174,7 +177,8 @@ SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, s
   }
   const SweepPlan plan =
       plan_sweep(arguments.config_path, arguments.overrides, arguments.sequential);
-  const auto root = prepare_sweep_directory(arguments, plan.configs.front());
+  const OutputDirectory output = prepare_sweep_directory(arguments, plan.configs.front(), err);
+  const auto& root = output.path;
   size_t tasks = arguments.tasks > 0 ? static_cast<size_t>(arguments.tasks) : 0;
   if (arguments.launcher == "slurm" && (tasks == 0 || tasks > kMaxSlurmTasks)) {
     tasks = std::min(plan.batches.size(), kMaxSlurmTasks);

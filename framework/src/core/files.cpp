@@ -1,52 +1,121 @@
-// Atomic writes and tensor dicts that Python's torch.load reads.
+// Checked reads and writes, atomic files and tensor dicts that Python's torch.load reads.
 #include "ncflab/core/files.h"
 
 #include <caffe2/serialize/inline_container.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickler.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
-#include <memory>
-#include <stdexcept>
+#include <system_error>
 
 #include "ncflab/core/errors.h"
 
 namespace ncflab {
 
+namespace {
+
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& what, int error) {
+  throw IoError(fmt::format("{}: {} ({})", path.string(), what, std::strerror(error)));
+}
+
+// fsync of the directory holding `path`, so that a rename into it survives a crash.
+void sync_parent_directory(const std::filesystem::path& path) {
+  const auto parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // best effort: the file itself is already on disk
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
 std::string read_whole_file(const std::filesystem::path& path) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
-  if (!file) {
-    throw std::runtime_error(
-        fmt::format("{}: cannot open ({})", path.string(), std::strerror(errno)));
-  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path, "cannot open", errno);
   std::string text;
   char buffer[1 << 16];
-  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, file.get())) > 0;) {
-    text.append(buffer, got);
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got == 0) break;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      ::close(fd);
+      fail(path, fmt::format("read error after {} bytes", text.size()), error);
+    }
+    text.append(buffer, static_cast<size_t>(got));
   }
-  // fread stops at the end of the file and at a read error alike: only the first is an end.
-  if (std::ferror(file.get())) {
-    throw std::runtime_error(fmt::format("{}: read error after {} bytes ({})", path.string(),
-                                         text.size(), std::strerror(errno)));
-  }
+  ::close(fd);
   return text;
 }
 
-void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  const auto temporary = path.string() + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    TORCH_CHECK(file, "cannot write ", temporary);
-    file << text;
-    file.flush();
-    TORCH_CHECK(file, "failed writing ", temporary);
+OutputFile::OutputFile(std::filesystem::path path, Mode mode) : path_(std::move(path)) {
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode == Mode::append ? O_APPEND : O_TRUNC);
+  fd_ = ::open(path_.c_str(), flags, 0644);
+  if (fd_ < 0) fail(path_, "cannot open for writing", errno);
+  const off_t end = ::lseek(fd_, 0, SEEK_END);
+  committed_ = end > 0 ? end : 0;
+}
+
+OutputFile::~OutputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void OutputFile::write(std::string_view text) {
+  buffer_.append(text);
+  if (buffer_.size() >= (1 << 16)) flush();
+}
+
+void OutputFile::flush() {
+  TORCH_CHECK(fd_ >= 0, "OutputFile::flush after close: ", path_.string());
+  size_t written = 0;
+  while (written < buffer_.size()) {
+    const ssize_t put = ::write(fd_, buffer_.data() + written, buffer_.size() - written);
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) {
+      const int error = put < 0 ? errno : EIO;
+      // Back to what the last successful flush left (whole lines, for a CSV): a full disk
+      // must not leave half a row behind.
+      [[maybe_unused]] const int ignored = ::ftruncate(fd_, committed_);
+      buffer_.clear();
+      fail(path_, "write failed", error);
+    }
+    written += static_cast<size_t>(put);
   }
-  std::filesystem::rename(temporary, path);
+  committed_ += static_cast<off_t>(written);
+  buffer_.clear();
+}
+
+void OutputFile::close() {
+  flush();
+  if (::fsync(fd_) != 0 && errno != EINVAL) fail(path_, "write failed", errno);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0 && errno != EINTR) fail(path_, "write failed", errno);
+}
+
+void write_file_atomically(const std::filesystem::path& path, std::string_view text) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  try {
+    OutputFile file(temporary, OutputFile::Mode::truncate);
+    file.write(text);
+    file.close();
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw;
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    fail(path, "cannot replace", error);
+  }
+  sync_parent_directory(path);
 }
 
 namespace {
@@ -92,12 +161,11 @@ void save_tensor_dict(const std::filesystem::path& path,
 
 std::vector<std::pair<std::string, torch::Tensor>> load_tensor_dict(
     const std::filesystem::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
+  if (!std::filesystem::is_regular_file(path)) {
     throw InputError({path.string(), 0}, "", "a readable tensor file", "no such file");
   }
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
-                                std::istreambuf_iterator<char>());
+  const std::string text = read_whole_file(path);
+  const std::vector<char> bytes(text.begin(), text.end());
   c10::IValue value;
   try {
     value = torch::pickle_load(bytes);

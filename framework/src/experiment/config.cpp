@@ -9,12 +9,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "config_reader.h"
 #include "config_schema.h"
 #include "ncflab/core/files.h"
 #include "ncflab/core/log.h"
+#include "ncflab/core/text.h"
 #include "ncflab/train/gradient_flow.h"
 #include "yaml_document.h"
 
@@ -128,8 +130,30 @@ void check_config(Config& config) {
                      fmt::format("p = {} with depth {}", model.activation.p(), depth));
   }
   const double degree = static_cast<double>(total);
+  // The gradients at w_0 scale like δ^(L-1): below the dtype's smallest normal number they
+  // are zero or denormal and nothing trains, however long (the run would "finish" at w_0).
+  const bool float32 = config.dtype == torch::kFloat32;
+  const double smallest =
+      float32 ? std::numeric_limits<float>::min() : std::numeric_limits<double>::min();
+  const double log_gradient = (degree - 1) * std::log10(config.init.scale);
+  if (degree > 1 && log_gradient < std::log10(smallest)) {
+    throw InputError(
+        config.location_of("init.scale"), "init.scale",
+        fmt::format("delta with delta^(L-1) above {}'s smallest normal number {:.3g} (the "
+                    "gradients at w_0 scale like it)",
+                    float32 ? "float32" : "float64", smallest),
+        fmt::format("{:g} with L = {:g}: delta^(L-1) = 1e{:.0f}, nothing would train{}",
+                    config.init.scale, degree, log_gradient,
+                    float32 ? " (dtype: float64 reaches 2.2e-308)" : ""));
+  }
   const double output_scale = std::pow(config.init.scale, degree);
-  if (config.dtype == torch::kFloat32 && output_scale < 1.0e-30) {
+  if (!float32 && output_scale < 1.0e-290) {
+    log_warning(
+        "{}: init.scale {:g} and total degree L = {:g}: outputs start near delta^L = {:.3g}, "
+        "close to float64's underflow (~2.2e-308); the NCF's values lose precision",
+        config.file, config.init.scale, degree, output_scale);
+  }
+  if (float32 && output_scale < 1.0e-30) {
     log_warning(
         "{}: dtype float32 with init.scale {:g} and total degree L = {:g}: outputs start near "
         "delta^L = {:.3g}, at or below float32's underflow (~1e-38); use dtype: float64",
@@ -216,7 +240,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (!stream || std::filesystem::is_directory(path)) {
     throw InputError({path, 0}, "", "a readable YAML config file", "no such file");
   }
-  return parse_config(read_whole_file(path), path, overrides);
+  std::string text = read_whole_file(path);
+  require_utf8_text(text, path);
+  return parse_config(text, path, overrides);
 }
 
 std::string config_to_yaml(const Config& config) {

@@ -42,9 +42,16 @@ std::string describe_node(const YAML::Node& node) {
       return fmt::format("'{}'", node.Scalar());
     case YAML::NodeType::Sequence:
     case YAML::NodeType::Map: {
+      // On one line, nested collections too, and short: it goes into a one-line message.
       YAML::Emitter flow;
-      flow << YAML::Flow << node;
-      return flow.c_str();
+      flow.SetSeqFormat(YAML::Flow);
+      flow.SetMapFormat(YAML::Flow);
+      flow << node;
+      std::string text = flow.c_str();
+      for (char& c : text) {
+        if (c == '\n') c = ' ';
+      }
+      return text.size() > 80 ? text.substr(0, 77) + "..." : text;
     }
     case YAML::NodeType::Null:
       return "nothing";

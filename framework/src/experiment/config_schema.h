@@ -95,7 +95,7 @@ void visit_model(Config& c, Visitor& v) {
     v.field("widths", c.model.widths, positive_widths());
     v.section("activation", [&] {
       v.field("alpha", c.model.activation.alpha(), within(-1.0, 1.0));
-      v.field("p", c.model.activation.p(), at_least_int(1));
+      v.field("p", c.model.activation.p(), within_int(1, 100));
     });
   });
 }

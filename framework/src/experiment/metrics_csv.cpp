@@ -36,22 +36,23 @@ void MetricsCsv::begin(const std::vector<std::string>& names) {
   for (const auto& name : names) header += "," + name;
   std::string kept;
   if (resume_step_ >= 0 && std::filesystem::exists(path_)) {
-    std::ifstream old(path_);
+    std::istringstream old(read_whole_file(path_));
     std::string line;
     std::getline(old, line);
     if (line != header) {
       throw InputError({path_.string(), 1}, "metrics.csv", "the columns this config writes",
                        "other columns (was the config changed?)");
     }
+    // A line cut by a crash has no newline after it: getline still returns it, so rows
+    // are kept only when the file went on past them.
     while (std::getline(old, line)) {
       const int64_t step = step_of(line);
-      if (step >= 0 && step < resume_step_) kept += line + "\n";
+      if (step >= 0 && step < resume_step_ && !old.eof()) kept += line + "\n";
     }
   }
-  file_.open(path_, std::ios::trunc);
-  TORCH_CHECK(file_, "cannot write ", path_.string());
-  file_ << header << '\n' << kept;
-  file_.flush();
+  file_ = std::make_unique<OutputFile>(path_, OutputFile::Mode::truncate);
+  file_->write(header + "\n" + kept);
+  file_->flush();
 }
 
 void MetricsCsv::row(int64_t member, int64_t step, double time, const std::vector<double>& values) {
@@ -59,10 +60,18 @@ void MetricsCsv::row(int64_t member, int64_t step, double time, const std::vecto
   for (double value : values) {
     line += std::isnan(value) ? std::string(",nan") : fmt::format(",{}", value);
   }
-  file_ << line << '\n';
+  line += '\n';
+  file_->write(line);
   if (member == 0) kept_.push_back({step, time, values});
 }
 
-void MetricsCsv::flush() { file_.flush(); }
+void MetricsCsv::flush() {
+  if (file_) file_->flush();
+}
+
+void MetricsCsv::close() {
+  if (file_) file_->close();
+  file_.reset();
+}
 
 }  // namespace ncflab

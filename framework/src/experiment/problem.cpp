@@ -4,10 +4,13 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "ncflab/core/errors.h"
@@ -82,13 +85,80 @@ int64_t default_threads() {
   return static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+namespace {
+
+// Memory this machine can give a new process now: MemAvailable, else all of it.
+long double available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  long double kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(256, '\n');
+  }
+  return static_cast<long double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+}
+
+std::string gib(long double bytes) {
+  return fmt::format("{:.3g} GiB", static_cast<double>(bytes / (1 << 30)));
+}
+
+}  // namespace
+
+MemoryEstimate estimate_memory(const Config& config, int64_t n, int64_t d, int64_t members) {
+  const long double element = config.dtype == torch::kFloat64 ? 8 : 4;
+  long double parameters = 0;  // per member
+  long double units = 0;       // hidden units per sample
+  long double previous = static_cast<long double>(d);
+  for (const int64_t width : config.model.widths) {
+    parameters += previous * static_cast<long double>(width);
+    units += static_cast<long double>(width);
+    previous = static_cast<long double>(width);
+  }
+  parameters += previous;  // the output row
+  MemoryEstimate estimate;
+  // The data in float64 while read or generated, in the run's dtype, and as data.pt.
+  estimate.data = static_cast<long double>(n) * static_cast<long double>(d + 1) * 8 * 3;
+  // Weights, gradients, directions, checkpoint and snapshots, the flow's stages.
+  estimate.weights = static_cast<long double>(members) * parameters * element * 12;
+  // Pre-activations, activations and their gradients of every member on every sample.
+  estimate.activations =
+      static_cast<long double>(members) * static_cast<long double>(n) * units * element * 4;
+  return estimate;
+}
+
+void check_fits_in_memory(const Config& config, int64_t n, int64_t d, int64_t members) {
+  const auto estimate = estimate_memory(config, n, d, members);
+  const long double available = available_memory_bytes();
+  if (estimate.total() <= available) return;
+  const char* key = estimate.data >= std::max(estimate.weights, estimate.activations) ? "data.n"
+                    : estimate.weights >= estimate.activations ? "model.widths"
+                    : members > 1                              ? "ensemble.seeds"
+                                                               : "data.n";
+  throw InputError(
+      config.location_of(key), key,
+      fmt::format("a problem that fits in memory ({} available)", gib(available)),
+      fmt::format("an estimated {} (data {}, weights {}, activations {}; n = {}, d = {}, "
+                  "{} member{})",
+                  gib(estimate.total()), gib(estimate.data), gib(estimate.weights),
+                  gib(estimate.activations), n, d, members, members == 1 ? "" : "s"));
+}
+
 Problem build_problem(const Config& config, const EnsembleInit& members) {
   at::set_num_threads(static_cast<int>(config.threads > 0 ? config.threads : default_threads()));
   Problem problem;
   problem.config = config;
   problem.device = resolve_device(config);
   problem.dtype = config.dtype;
+  const int64_t member_count =
+      members.deltas.empty() ? config.ensemble.seeds : static_cast<int64_t>(members.deltas.size());
+  // Refused before anything is allocated (synthetic data) or right after reading (a CSV
+  // file's size is known only then), rather than failing inside LibTorch's allocator.
+  if (config.data.source == DataSource::synthetic) {
+    check_fits_in_memory(config, config.data.n(), config.data.d(), member_count);
+  }
   problem.data = load_data(config);
+  check_fits_in_memory(config, problem.data.size(), problem.data.dim(), member_count);
   const auto to_run = torch::TensorOptions().device(problem.device).dtype(problem.dtype);
   problem.data.inputs = problem.data.inputs.to(to_run);
   problem.data.labels = problem.data.labels.to(to_run);

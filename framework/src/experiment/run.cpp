@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 
+#include "ncflab/core/directory_lock.h"
 #include "ncflab/core/errors.h"
 #include "ncflab/core/files.h"
 #include "ncflab/core/signals.h"
@@ -110,8 +111,12 @@ json finish_run(size_t r, const BatchLayout& layout, const Problem& problem, con
   return summary;
 }
 
+// `started` turns true once a resumed run's checkpoint has been read (a fresh run starts
+// so): a failure after that point is the run's failure.
 std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSettings& settings,
-                                   std::ostream& out, std::ostream& err) {
+                                   bool& started, std::ostream& out, std::ostream& err) {
+  std::vector<DirectoryLock> locks;  // one writer per run directory, for the whole run
+  for (const auto& run : runs) locks.push_back(DirectoryLock::acquire(run.directory));
   const BatchLayout layout(configs_of(runs));
   const bool single = runs.size() == 1;
   Problem problem = build_batch_problem(runs, layout);
@@ -120,8 +125,14 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
                                                 : single ? runs.front().directory / kCheckpointFile
                                                          : std::filesystem::path();
   std::optional<Checkpoint> checkpoint;
+  std::vector<InputFingerprints> inputs;
+  for (const auto& run : runs) inputs.push_back(fingerprint_inputs(run.directory, problem.data));
   if (settings.resume) {
+    for (size_t r = 0; r < runs.size(); ++r) {
+      check_inputs_unchanged(runs[r].directory, inputs[r], settings.force, err);
+    }
     checkpoint = load_checkpoint(checkpoint_path, layout.total, model.layer_shapes());
+    started = true;
   } else {
     for (size_t r = 0; r < runs.size(); ++r) {
       write_run_inputs(runs[r].directory, layout.slice(model.weights(), r), problem.data,
@@ -153,9 +164,9 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
 
   Trainer trainer(problem.model, problem.data.inputs, problem.data.labels, config.loss,
                   layout.members.deltas, config.train);
-  for (const auto& run : runs) {
-    write_run_meta(run.directory, problem.device, problem.dtype,
-                   resolve_engine_kind(config.train.engine(), problem.device));
+  for (size_t r = 0; r < runs.size(); ++r) {
+    write_run_meta(runs[r].directory, problem.device, problem.dtype,
+                   resolve_engine_kind(config.train.engine(), problem.device), inputs[r]);
   }
   const FlowResult* reference = flow ? &*flow : nullptr;
   HookInputs hook_inputs;
@@ -175,6 +186,9 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   }
 
   const TrainResult result = train_until_done_or_interrupted(trainer);
+  // On disk before any summary says the run ended: a run whose metrics could not be
+  // written has failed, whatever its training did.
+  for (const auto& run_metrics : metrics) run_metrics->close();
 
   std::vector<RunOutcome> outcomes;
   for (size_t r = 0; r < runs.size(); ++r) {
@@ -197,11 +211,8 @@ std::vector<RunOutcome> train_runs(const std::vector<RunSpec>& runs, const RunSe
   return outcomes;
 }
 
-// Never leave a directory that looks complete (or still running) after a failure. A bad
-// checkpoint must not overwrite the summary of the run it belongs to, though.
-void mark_failed(const std::vector<RunSpec>& runs, const RunSettings& settings,
-                 const std::string& error) {
-  if (settings.resume) return;
+// Never leave a directory that looks complete (or still running) after a failure.
+void mark_failed(const std::vector<RunSpec>& runs, const std::string& error) {
   for (const auto& run : runs) {
     try {
       write_file_atomically(run.directory / kSummaryFile,
@@ -220,10 +231,13 @@ std::vector<RunOutcome> run_batch(const std::vector<RunSpec>& runs, const RunSet
     TORCH_CHECK(batchable(runs.front().config, run.config),
                 "run_batch – runs must differ only in init.scale (and seed for CSV data)");
   }
+  bool started = !settings.resume;
   try {
-    return train_runs(runs, settings, out, err);
+    return train_runs(runs, settings, started, out, err);
   } catch (const std::exception& e) {
-    mark_failed(runs, settings, e.what());
+    // A resume refused before it began (a bad checkpoint, changed inputs) leaves the
+    // interrupted run's summary as it was: it can still be resumed.
+    if (started) mark_failed(runs, e.what());
     throw;
   }
 }

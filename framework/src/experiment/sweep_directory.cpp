@@ -117,10 +117,8 @@ SweepManifest write_sweep_plan(const SweepPlan& plan, const std::string& config_
   for (size_t i = 0; i < plan.points.size(); ++i) {
     manifest.names.push_back(point_name(i, plan.points[i]));
     const auto directory = root / manifest.names.back();
-    prepare_output_directory(plan.configs[i], "", directory.string(), true, kSummaryFile);
-    for (const char* stale : {kSummaryFile, kCheckpointFile, kMetricsFile}) {
-      std::filesystem::remove(directory / stale);
-    }
+    std::filesystem::create_directories(directory);
+    write_file_atomically(directory / kConfigFile, config_to_yaml(plan.configs[i]));
   }
   write_file_atomically(root / kSweepPlanFile, manifest_to_json(manifest).dump(1) + "\n");
   return manifest;

@@ -9,17 +9,20 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 
 #include "ncflab/core/errors.h"
+#include "ncflab/core/files.h"
+#include "ncflab/core/log.h"
 #include "ncflab/core/random.h"
+#include "ncflab/core/text.h"
 
 namespace ncflab {
 namespace {
 
-torch::Tensor unit_rows(const torch::Tensor& rows) {
+torch::Tensor normalized_rows(const torch::Tensor& rows) {
   return rows / rows.norm(2, /*dim=*/1, /*keepdim=*/true);
 }
 
@@ -28,11 +31,11 @@ torch::Tensor teacher_labels(const SyntheticDataOptions& options, const torch::T
   const auto float64 = torch::TensorOptions(torch::kFloat64);
   switch (options.teacher()) {
     case TeacherKind::neuron: {
-      auto b = unit_rows(at::normal(0.0, 1.0, {1, options.d()}, generator, float64));
+      auto b = normalized_rows(at::normal(0.0, 1.0, {1, options.d()}, generator, float64));
       return poly_leaky_relu(torch::matmul(inputs, b.t()).squeeze(1), options.teacher_activation());
     }
     case TeacherKind::two_layer: {
-      auto w = unit_rows(
+      auto w = normalized_rows(
           at::normal(0.0, 1.0, {options.teacher_width(), options.d()}, generator, float64));
       auto a =
           at::bernoulli(torch::full({options.teacher_width()}, 0.5, float64), generator) * 2 - 1;
@@ -97,7 +100,7 @@ Dataset make_synthetic_data(const SyntheticDataOptions& options) {
 
   Dataset data;
   data.inputs = at::normal(0.0, 1.0, {options.n(), options.d()}, generator, float64);
-  if (options.inputs() == InputDistribution::sphere) data.inputs = unit_rows(data.inputs);
+  if (options.inputs() == InputDistribution::sphere) data.inputs = normalized_rows(data.inputs);
 
   auto teacher_generator = make_generator(options.seed(), RandomStream::teacher);
   data.labels = teacher_labels(options, data.inputs, teacher_generator);
@@ -121,16 +124,13 @@ Dataset make_synthetic_data(const SyntheticDataOptions& options) {
 namespace {
 
 // The first non-blank line: the column names, none empty, at least two.
-std::vector<std::string> read_csv_header(std::ifstream& file, const std::string& path,
+std::vector<std::string> read_csv_header(std::istream& file, const std::string& path,
                                          int& line_number) {
   std::string line;
   bool have_header = false;
   while (!have_header && std::getline(file, line)) {
     ++line_number;
     have_header = !is_blank(line);
-  }
-  if (file.bad()) {
-    throw std::runtime_error(fmt::format("{}: read error ({})", path, std::strerror(errno)));
   }
   if (!have_header)
     throw InputError({path, 0}, "", "a header row of column names", "an empty file");
@@ -174,7 +174,7 @@ size_t label_index_of(const std::vector<std::string>& header, const std::string&
 }
 
 // Every data row's cells as finite numbers, row after row; returns the number of rows.
-int64_t read_csv_rows(std::ifstream& file, const std::string& path,
+int64_t read_csv_rows(std::istream& file, const std::string& path,
                       const std::vector<std::string>& header, int& line_number,
                       std::vector<double>& values) {
   std::string line;
@@ -194,21 +194,19 @@ int64_t read_csv_rows(std::ifstream& file, const std::string& path,
       errno = 0;
       const double value = cell.empty() ? 0.0 : std::strtod(cell.c_str(), &end);
       const std::string column = fmt::format("column '{}'", header[j]);
-      if (cell.empty() || end != cell.c_str() + cell.size()) {
+      // Decimal numbers only: strtod also reads hex ("0x10").
+      const bool decimal = cell.find_first_not_of("0123456789+-.eE") == std::string::npos;
+      const bool parsed = !cell.empty() && end == cell.c_str() + cell.size();
+      if (parsed && !std::isfinite(value)) {
+        throw InputError({path, line_number}, column, "a finite number", fmt::format("'{}'", cell));
+      }
+      if (!parsed || !decimal) {
         throw InputError({path, line_number}, column, "a number",
                          cell.empty() ? "an empty cell" : fmt::format("'{}'", cell));
-      }
-      if (!std::isfinite(value)) {
-        throw InputError({path, line_number}, column, "a finite number", fmt::format("'{}'", cell));
       }
       values.push_back(value);
     }
     ++rows;
-  }
-  // getline stops at the end of the file and at a read error alike: only the first is an end.
-  if (file.bad()) {
-    throw std::runtime_error(
-        fmt::format("{}: read error after line {} ({})", path, line_number, std::strerror(errno)));
   }
   return rows;
 }
@@ -216,11 +214,16 @@ int64_t read_csv_rows(std::ifstream& file, const std::string& path,
 }  // namespace
 
 Dataset load_csv_data(const std::string& path, const std::string& label_column) {
-  std::ifstream file(path);
-  if (!file) {
-    throw InputError({path, 0}, "data.path", "a readable CSV file",
-                     fmt::format("'{}' ({})", path, std::strerror(errno)));
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    throw InputError(
+        {path, 0}, "data.path", "a readable CSV file",
+        fmt::format("'{}' ({})", path,
+                    std::filesystem::exists(path, error) ? "not a regular file" : "no such file"));
   }
+  std::string text = read_whole_file(path);  // a read error is an IoError, not an end
+  require_utf8_text(text, path);
+  std::istringstream file(text);
   int line_number = 0;
   const std::vector<std::string> header = read_csv_header(file, path, line_number);
   const size_t label_index = label_index_of(header, label_column, path, line_number);
@@ -251,20 +254,41 @@ void normalize_inputs(Dataset& data, InputNormalization normalization) {
     case InputNormalization::none:
       return;
     case InputNormalization::standardize: {
-      auto centred = data.inputs - data.inputs.mean(0, /*keepdim=*/true);
+      if (data.size() < 2) {
+        throw InputError({data.origin, 0}, "data.normalize",
+                         "at least two rows to standardize (one row centres to all zeros)",
+                         fmt::format("{} row", data.size()));
+      }
+      // Columns beyond 1e150 are scaled down first: their squares would overflow the spread
+      // to inf (and the column to 0). Scaling by 1 elsewhere keeps ordinary data bit-exact.
+      const auto magnitude = data.inputs.abs().amax(0, /*keepdim=*/true);
+      const auto inputs =
+          data.inputs / torch::where(magnitude > 1e150, magnitude, torch::ones_like(magnitude));
+      auto centred = inputs - inputs.mean(0, /*keepdim=*/true);
       auto spread = centred.std(0, /*unbiased=*/false, /*keepdim=*/true);
+      const auto constant = (spread.squeeze(0) == 0).nonzero();
+      for (int64_t i = 0; i < constant.size(0); ++i) {
+        const auto j = static_cast<size_t>(constant[i].item<int64_t>());
+        log_warning(
+            "data.normalize: standardize: column '{}' is constant; it becomes 0 and "
+            "carries nothing",
+            j < data.feature_names.size() ? data.feature_names[j] : std::to_string(j + 1));
+      }
       data.inputs = centred / torch::where(spread > 0, spread, torch::ones_like(spread));
       data.origin += ", standardized";
       return;
     }
     case InputNormalization::sphere: {
-      auto norms = data.inputs.norm(2, 1, /*keepdim=*/true);
+      const auto magnitude = data.inputs.abs().amax(1, /*keepdim=*/true);
+      const auto scaled =
+          data.inputs / torch::where(magnitude > 1e150, magnitude, torch::ones_like(magnitude));
+      auto norms = scaled.norm(2, 1, /*keepdim=*/true);
       const auto zero_rows = (norms.squeeze(1) == 0).nonzero();
       if (zero_rows.numel() > 0) {
         throw InputError({data.origin, 0}, "data.normalize", "inputs without all-zero rows",
                          fmt::format("row {} all zero", zero_rows[0].item<int64_t>() + 1));
       }
-      data.inputs = data.inputs / norms;
+      data.inputs = scaled / norms;
       data.origin += ", rows on the unit sphere";
       return;
     }

@@ -48,6 +48,7 @@ std::filesystem::path flow_command(const CommandArguments& arguments, std::ostre
 /// `ncflab run`: the CommandArguments, plus --resume and whether stderr is a terminal.
 struct RunArguments : CommandArguments {
   std::string resume;     ///< run directory to continue (then no config or overrides)
+  bool force = false;     ///< resume although the config or data changed since the start
   bool terminal = false;  ///< redraw the progress line in place
 };
 

@@ -1,22 +1,59 @@
-// How ncflab writes files: atomically (temporary file + rename, so a reader never sees
-// half a file), and tensors as dicts that Python's torch.load reads (torch::pickle_save's format).
+// How ncflab reads and writes files: every read and write checked (a full disk or a read
+// error is an IoError naming the path, never a short file or a silent success), whole files
+// atomically (temporary file, fsync, rename: a reader never sees half a file), and tensors as
+// dicts that Python's torch.load reads (torch::pickle_save's format).
 #pragma once
 
+#include <sys/types.h>
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace ncflab {
 
-/// The whole of the file at `path` (opened: the caller has checked it exists). A read error
-/// is std::runtime_error "PATH: read error (...)", never a short file.
+/// A read or write that failed (exit 1): "PATH: write failed (No space left on device)".
+class IoError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The whole of the file at `path`. A file that cannot be opened or read is an IoError
+/// "PATH: read error after N bytes (Input/output error)", never a short file.
 std::string read_whole_file(const std::filesystem::path& path);
 
-/// Writes `text` to `path` through a temporary file and a rename.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text);
+/// A file written front to back through its own buffer, every system call checked: a failed
+/// write is an IoError naming the path and the system's reason. close() syncs it to disk.
+class OutputFile {
+ public:
+  enum class Mode { truncate, append };
+  OutputFile(std::filesystem::path path, Mode mode);
+  ~OutputFile();  // closes quietly: errors surface from write, flush and close
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  void write(std::string_view text);
+  /// Hands the buffer to the kernel. A failed flush cuts the file back to where the last
+  /// successful one left it, so it never ends inside one flush's text.
+  void flush();
+  /// Flushes, fsyncs (a delayed-allocation filesystem reports a full disk only here) and closes.
+  void close();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  off_t committed_ = 0;  // the file's size after the last successful flush
+  std::string buffer_;
+};
+
+/// Writes `text` to `path` through a temporary file, fsync and a rename; on failure the
+/// temporary file is removed and `path` is left as it was.
+void write_file_atomically(const std::filesystem::path& path, std::string_view text);
 
 /// Saves {name: tensor} as torch::pickle_save does, untagged (floating point as float64, integers
 /// kept; CPU); Python reads it with torch.load(path). Written atomically.

@@ -4,10 +4,11 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "ncflab/core/files.h"
 #include "ncflab/train/metrics_sink.h"
 
 namespace ncflab {
@@ -21,6 +22,8 @@ class MetricsCsv final : public MetricsSink {
   void begin(const std::vector<std::string>& names) override;
   void row(int64_t member, int64_t step, double time, const std::vector<double>& values) override;
   void flush() override;
+  /// Flushes, syncs to disk and closes: a run reports success only after this returned.
+  void close();
 
   /// Rows of member 0 kept for the console report: (step, time, values).
   struct KeptRow {
@@ -33,7 +36,7 @@ class MetricsCsv final : public MetricsSink {
 
  private:
   std::filesystem::path path_;
-  std::ofstream file_;
+  std::unique_ptr<OutputFile> file_;
   int64_t resume_step_;
   std::vector<std::string> names_;
   std::vector<KeptRow> kept_;

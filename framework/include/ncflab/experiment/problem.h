@@ -58,8 +58,23 @@ KktSearchOptions kkt_search_options(const Config& config);
 /// positive integer, otherwise every logical core.
 int64_t default_threads();
 
+/// Bytes a run of `config` needs, by what holds them (a generous estimate: copies the
+/// engines, checkpoints and the flow make included).
+struct MemoryEstimate {
+  long double data = 0;
+  long double weights = 0;
+  long double activations = 0;
+  long double total() const { return data + weights + activations; }
+};
+MemoryEstimate estimate_memory(const Config& config, int64_t n, int64_t d, int64_t members);
+
+/// Refuses (InputError at the largest part's key, naming the estimate) a problem whose
+/// estimate exceeds the memory this machine has available now.
+void check_fits_in_memory(const Config& config, int64_t n, int64_t d, int64_t members);
+
 /// Data, model and NCF labels for `config`, on its device and dtype (threads set: config's
-/// `threads`, or default_threads()). The weights are drawn here, once.
+/// `threads`, or default_threads()). The weights are drawn here, once, after
+/// check_fits_in_memory.
 Problem build_problem(const Config& config, const EnsembleInit& members = {});
 
 /// A few lines a researcher reads before a run: data, model, degrees, scales.

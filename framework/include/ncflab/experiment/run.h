@@ -23,6 +23,8 @@ struct RunSettings {
   bool terminal = false;
   /// The command line's overrides, recorded in overrides.txt.
   std::vector<std::string> overrides;
+  /// Resume even when the config or the data changed since the run started.
+  bool force = false;
 };
 
 struct RunOutcome {

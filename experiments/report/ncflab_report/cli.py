@@ -1,27 +1,23 @@
-"""Which kind of directory DIR is, and main(argv): write DIR/report/ (figures and report.md).
-report.py calls main once it has made sure matplotlib imports; exit codes as ncflab's.
+"""main(argv): read and check DIR's files (inputs.py), then write DIR/report/ (figures and
+report.md). report.py calls it; exit codes as ncflab's: 0 done, 2 bad input, 1 failure.
 """
+import importlib
 import os
 import sys
 
-from .common import EXIT_BAD_INPUT, BadInput
-from .flow import report_flow
-from .kkt import report_kkt
-from .run import report_run
-from .sweep import report_sweep
+from .common import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput
+from .inputs import kind_of, read_inputs
 
 
-def kind_of(directory):
-    """(kind, its report function) by the files DIR holds; (None, None) for none of the four."""
-    if os.path.exists(os.path.join(directory, "sweep.csv")):
-        return "sweep", report_sweep
-    if any(os.path.exists(os.path.join(directory, name)) for name in ("metrics.csv", "summary.json")):
-        return "run", report_run
-    if os.path.exists(os.path.join(directory, "kkt.json")):
-        return "kkt", report_kkt
-    if os.path.exists(os.path.join(directory, "flow.json")):
-        return "flow", report_flow
-    return None, None
+def missing_matplotlib(reason):
+    """The one line for a Python that cannot import matplotlib."""
+    return (f"ncflab: error: {sys.executable} cannot import matplotlib ({reason}); "
+            "install it with `apt-get install python3-matplotlib`")
+
+
+def report_function(kind):
+    """report_<kind> of the module that draws it; importing it imports matplotlib."""
+    return getattr(importlib.import_module(f".{kind}", __package__), f"report_{kind}")
 
 
 def main(argv):
@@ -33,21 +29,30 @@ def main(argv):
         print(f"ncflab: error: {directory}: expected a directory ncflab wrote, found "
               f"{'a file' if os.path.exists(directory) else 'nothing'}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    kind, report = kind_of(directory)
+    kind = kind_of(directory)
     if kind is None:
         print(f"ncflab: error: {directory}: expected a run directory (metrics.csv, summary.json), "
               "a sweep (sweep.csv), kkt.json or flow.json, found none of them", file=sys.stderr)
         return EXIT_BAD_INPUT
+    notes = []  # (path, text) of files read in part: warnings here and in report.md
+    try:
+        inputs = read_inputs(kind, directory, notes)
+    except BadInput as error:  # before anything is written
+        print(f"ncflab: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        report = report_function(kind)
+    except ImportError as error:
+        print(missing_matplotlib(error), file=sys.stderr)
+        return EXIT_FAILURE
     out_dir = os.path.join(directory, "report")
     os.makedirs(out_dir, exist_ok=True)
     for name in os.listdir(out_dir):  # the previous report's figures
         if name.endswith(".png") or name == "report.md":
             os.remove(os.path.join(out_dir, name))
-    try:
-        lines, figures = report(directory, out_dir)
-    except BadInput as error:
-        print(f"ncflab: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    lines, figures = report(directory, out_dir, inputs, notes)
+    for path, text in notes:
+        print(f"ncflab: warning: {path}: {text}", file=sys.stderr)
     path = os.path.join(out_dir, "report.md")
     with open(path, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")

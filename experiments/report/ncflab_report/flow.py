@@ -4,7 +4,7 @@
 import math
 import os
 
-from .common import config_name, get, num, positive, read_json, read_metrics, table
+from .common import config_name, get, notes_markdown, num, positive, table
 from .plotting import Figures, legend, member_colors, member_label, new_axes
 
 
@@ -40,23 +40,23 @@ def plot_trajectory(trajectory, members, figures):
                                   "the KKT residual against flow time; dashed: T*")
 
 
-def report_flow(flow_dir, out_dir):
-    data = read_json(os.path.join(flow_dir, "flow.json"))
+def report_flow(flow_dir, out_dir, inputs, notes):
+    """report.md's lines and the figures of a flow directory: `inputs` is (flow.json, trajectory)."""
+    data, trajectory = inputs
     members = data.get("members") or [data]
     figures = Figures(out_dir)
-    trajectory_path = os.path.join(flow_dir, "flow_trajectory.csv")
-    trajectory = read_metrics(trajectory_path) if os.path.exists(trajectory_path) else {}
     if trajectory:
         plot_trajectory(trajectory, members, figures)
 
     lines = [f"# NCF flow report: {config_name(flow_dir)}", "",
-             f"Directory: `{os.path.abspath(flow_dir)}`", "",
-             f"L = {get(data, 'homogeneity.total', '—')}, "
-             f"integrated in the blow-up-free variables (û, ln‖u‖, t) until the direction's residual is "
-             f"below {num(data.get('direction_tol'))}: T\\* is the time integral itself (SPEC §1); "
-             f"escape time: where ‖u‖ = {num(data.get('max_norm'))}.", "",
-             "Outcomes: blew_up (N\\* > 0, T\\* finite for L > 2), collapsed (N\\* < 0, u → 0), "
-             "stalled (u stops at a non-zero critical point of N, N\\* = 0).", ""]
+             f"Directory: `{os.path.abspath(flow_dir)}`", ""]
+    lines += notes_markdown(notes, flow_dir)
+    lines += [f"L = {get(data, 'homogeneity.total', '—')}, "
+              f"integrated in the blow-up-free variables (û, ln‖u‖, t) until the direction's residual "
+              f"is below {num(data.get('direction_tol'))}: T\\* is the time integral itself (SPEC §1); "
+              f"escape time: where ‖u‖ = {num(data.get('max_norm'))}.", "",
+              "Outcomes: blew_up (N\\* > 0, T\\* finite for L > 2), collapsed (N\\* < 0, u → 0), "
+              "stalled (u stops at a non-zero critical point of N, N\\* = 0).", ""]
     rows = [(s, m.get("outcome"), m.get("blowup_time"), m.get("escape_time"),
              m.get("norm"), m.get("ncf"), m.get("residual"), m.get("accepted_steps"), m.get("rejected_steps"))
             for s, m in enumerate(members)]

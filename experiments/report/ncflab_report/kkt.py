@@ -4,7 +4,7 @@ values of each KKT point found, and tables of the search and the points.
 import math
 import os
 
-from .common import config_name, facts_table, finite, get, positive, read_json, table
+from .common import config_name, facts_table, finite, get, notes_markdown, num, positive, table
 from .plotting import Figures, legend, member_colors, new_axes
 
 SV_FLOOR = 1e-20  # exact zeros on a log axis
@@ -162,8 +162,8 @@ def points_section(points):
                      p.get("rank_one"), p.get("found_by"), p.get("balance_error")] +
                     [layers[l].get("sv_ratio") if l < len(layers) else None for l in sv_layers] +
                     [" ".join(f"{h.get('support')}/{h.get('units')}" for h in hidden) or None,
-                     " ".join(f"{h.get('sign_fraction', math.nan):.3g}" for h in hidden) or None,
-                     " ".join(f"{h.get('magnitude_spread', math.nan):.3g}" for h in hidden) or None,
+                     " ".join(num(h.get("sign_fraction"), 3) for h in hidden) or None,
+                     " ".join(num(h.get("magnitude_spread"), 3) for h in hidden) or None,
                      get(p, "single_neuron.kink_residual", p.get("single_neuron_residual")),
                      " ".join(f"{e:+d}" for e in p.get("chain_signs", [])) or None,
                      p.get("construction_distance"), p.get("single_neuron_construction")])
@@ -183,12 +183,13 @@ def points_section(points):
             "kkt.rank_one_tol (SPEC §1; README \"What a run writes\").", "", table(header, rows), ""]
 
 
-def report_kkt(kkt_dir, out_dir):
-    data = read_json(os.path.join(kkt_dir, "kkt.json"))
+def report_kkt(kkt_dir, out_dir, data, notes):
+    """report.md's lines and the figures of a kkt directory: `data` is its kkt.json."""
     points = data.get("points", [])
     figures = Figures(out_dir)
     plot_kkt(data, points, figures)
     lines = [f"# KKT report: {config_name(kkt_dir)}", "", f"Directory: `{os.path.abspath(kkt_dir)}`", ""]
+    lines += notes_markdown(notes, kkt_dir)
     lines += [search_facts(data, points), ""]
     lines += points_section(points)
     lines.append(figures.markdown())

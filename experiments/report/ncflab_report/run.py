@@ -4,7 +4,7 @@ One function per figure, so each stays short; sweep.py reuses the run's summary 
 import math
 import os
 
-from .common import config_name, facts_table, finite, get, positive, read_run_files, run_members, table
+from .common import config_name, facts_table, finite, get, notes_markdown, positive, run_members, table
 from .plotting import (Figures, legend, member_colors, member_label, new_axes, rescaled_label,
                        style_legend)
 
@@ -283,13 +283,15 @@ def layers_section(summary):
     return lines
 
 
-def report_run(run_dir, out_dir):
-    summary, metrics = read_run_files(run_dir)
+def report_run(run_dir, out_dir, inputs, notes):
+    """report.md's lines and the figures of a run: `inputs` is (summary, metrics) (inputs.py)."""
+    summary, metrics = inputs
     figures = Figures(out_dir)
     if metrics:
         plot_run(summary, metrics, figures)
     lines = [f"# Run report: {config_name(run_dir)}", "",
              f"Run directory: `{os.path.abspath(run_dir)}`", ""]
+    lines += notes_markdown(notes, run_dir)
     lines += [run_facts(summary), ""]
     lines += escape_section(summary)
     lines += layers_section(summary)

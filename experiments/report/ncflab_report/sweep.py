@@ -1,40 +1,11 @@
 """The report of a sweep directory (sweep.csv and one run per grid point): the escape-time
 law across δ, directional convergence, every run's ‖w‖/δ, and a table of the runs.
 """
-import csv
 import math
 import os
 
-from .common import (BadInput, escape_radius, config_name, get, positive, read_overrides,
-                     read_run_files, run_members, table)
+from .common import config_name, escape_radius, get, notes_markdown, num, positive, run_members, table
 from .plotting import Figures, delta_axis, legend, member_colors, new_axes, plt, rescaled_label
-
-
-def read_sweep(sweep_dir):
-    """sweep.csv → (swept keys, [{"run", "directory", "values": {key: text}}, ...])."""
-    path = os.path.join(sweep_dir, "sweep.csv")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or rows[0][:2] != ["run", "directory"] or "status" not in rows[0]:
-        raise BadInput(f"{path}: expected a header 'run,directory,<swept keys>,status,...', "
-                       f"found '{','.join(rows[0]) if rows else ''}'")
-    header = rows[0]
-    keys = header[2:header.index("status")]
-    runs = []
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) < 2:
-            continue
-        run_dir = os.path.join(sweep_dir, row[1])
-        if not os.path.isdir(run_dir):
-            raise BadInput(f"{path}:{line}: expected the run directory '{row[1]}', found none")
-        # A swept value can hold commas ([4,4]); the run's overrides.txt holds it whole.
-        overrides = read_overrides(run_dir)
-        values = {}
-        for k, key in enumerate(keys):
-            cell = row[2 + k] if len(row) == len(header) else None
-            values[key] = overrides.get(key, cell)
-        runs.append({"run": row[0], "directory": run_dir, "name": row[1], "values": values})
-    return keys, runs
 
 
 def finite_radius_ratio(member, radius, total_degree):
@@ -51,10 +22,8 @@ def finite_radius_ratio(member, radius, total_degree):
 class Sweep:
     """A sweep's runs with their summaries and metrics, and how they group across δ."""
 
-    def __init__(self, sweep_dir):
-        self.keys, self.runs = read_sweep(sweep_dir)
-        for run in self.runs:
-            run["summary"], run["metrics"] = read_run_files(run["directory"])
+    def __init__(self, keys, runs):
+        self.keys, self.runs = keys, runs  # as inputs.read_sweep read them
         self.deltas = {run["summary"].get("delta") for run in self.runs}
         self.varies_delta = len(self.deltas - {None}) > 1
         # Runs that differ only in δ form a group: one line each in the escape-law figures.
@@ -161,7 +130,7 @@ def plot_direction(sweep, figures):
         columns = run["metrics"][min(run["metrics"])]
         color = cmap(i / max(len(order) - 1, 1))
         t = columns.get("rescaled_time", [])
-        label = f"δ = {run['summary'].get('delta'):g}"
+        label = f"δ = {num(run['summary'].get('delta'))}"
         axes[0].plot(t, columns.get("cos_to_flow", []), color=color, label=label)
         if "cos_to_flow_now" in columns:
             axes[1].plot(t, positive([1 - c for c in columns["cos_to_flow_now"]]), color=color, label=label)
@@ -258,13 +227,15 @@ def runs_table(sweep):
     return table(header, rows, ["---"] + ["---:"] * (len(header) - 1))
 
 
-def report_sweep(sweep_dir, out_dir):
-    sweep = Sweep(sweep_dir)
+def report_sweep(sweep_dir, out_dir, inputs, notes):
+    """report.md's lines and the figures of a sweep: `inputs` is (keys, runs) (inputs.py)."""
+    sweep = Sweep(*inputs)
     figures = Figures(out_dir)
     plot_sweep(sweep, figures)
     lines = [f"# Sweep report: {config_name(sweep_dir)}", "",
              f"Sweep directory: `{os.path.abspath(sweep_dir)}` — {len(sweep.runs)} runs over "
              + ", ".join(f"`{k}`" for k in sweep.keys), ""]
+    lines += notes_markdown(notes, sweep_dir)
     if sweep.varies_delta:
         lines += ["As δ → 0 the paper predicts δ^(L−2)·t_esc → T\\* (ratio → 1) and cos_to_flow → 1.",
                   ""]

@@ -15,6 +15,7 @@
 #include "ncflab/cli/commands.h"
 #include "ncflab/core/errors.h"
 #include "ncflab/core/log.h"
+#include "ncflab/core/signals.h"
 #include "ncflab/core/version.h"
 
 namespace ncflab {
@@ -223,7 +224,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return kExitBadInput;
   }
   try {
+    // SIGINT/SIGTERM become a flag for the whole command: long loops stop between steps
+    // (Interrupted, or a run's checkpoint) instead of dying mid-write.
+    const InterruptHandler interrupts;
     return dispatch(commands, out, err);
+  } catch (const Interrupted& e) {
+    err << "ncflab: " << e.what() << '\n';
+    return 128 + e.signal();
   } catch (const InputError& e) {
     err << "ncflab: error: " << e.what() << '\n';
     return kExitBadInput;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ostream>
 #include <thread>
 
@@ -175,8 +176,19 @@ SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, s
     throw InputError(kCommandLine, "CONFIG",
                      "a config and key=v1,v2 ... (or --resume/--collect SWEEP_DIR)", "none");
   }
+  // A line a second while planning a large grid (every point is parsed and checked).
+  const auto started = std::chrono::steady_clock::now();
+  auto next_line = started + std::chrono::seconds(1);
+  const auto planning = [&](size_t done, size_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_line && done < total) return;
+    if (now >= next_line || now - started >= std::chrono::seconds(1)) {
+      err << fmt::format("sweep: planning: {} of {} points checked\n", done, total);
+    }
+    next_line = now + std::chrono::seconds(1);
+  };
   const SweepPlan plan =
-      plan_sweep(arguments.config_path, arguments.overrides, arguments.sequential);
+      plan_sweep(arguments.config_path, arguments.overrides, arguments.sequential, planning);
   const OutputDirectory output = prepare_sweep_directory(arguments, plan.configs.front(), err);
   const auto& root = output.path;
   size_t tasks = arguments.tasks > 0 ? static_cast<size_t>(arguments.tasks) : 0;

@@ -90,20 +90,22 @@ void OutputFile::flush() {
   buffer_.clear();
 }
 
-void OutputFile::close() {
+void OutputFile::close(bool sync) {
   flush();
-  if (::fsync(fd_) != 0 && errno != EINVAL) fail(path_, "write failed", errno);
+  if (sync && ::fsync(fd_) != 0 && errno != EINVAL) fail(path_, "write failed", errno);
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0 && errno != EINTR) fail(path_, "write failed", errno);
 }
 
-void write_file_atomically(const std::filesystem::path& path, std::string_view text) {
+void write_file_atomically(const std::filesystem::path& path, std::string_view text,
+                           Durability durability) {
+  const bool sync = durability == Durability::synced;
   const std::filesystem::path temporary = path.string() + ".tmp";
   try {
     OutputFile file(temporary, OutputFile::Mode::truncate);
     file.write(text);
-    file.close();
+    file.close(sync);
   } catch (...) {
     std::error_code ignored;
     std::filesystem::remove(temporary, ignored);
@@ -115,7 +117,7 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view t
     std::filesystem::remove(temporary, ignored);
     fail(path, "cannot replace", error);
   }
-  sync_parent_directory(path);
+  if (sync) sync_parent_directory(path);
 }
 
 namespace {

@@ -234,6 +234,18 @@ std::vector<RunOutcome> run_batch(const std::vector<RunSpec>& runs, const RunSet
   bool started = !settings.resume;
   try {
     return train_runs(runs, settings, started, out, err);
+  } catch (const Interrupted& e) {
+    // Stopped before training began (during the reference flow): no checkpoint yet, so
+    // `run --resume` starts these runs over.
+    std::vector<RunOutcome> outcomes;
+    for (const auto& run : runs) {
+      const json summary{{"status", "interrupted"}, {"signal", e.signal()}, {"error", e.what()}};
+      if (started) write_file_atomically(run.directory / kSummaryFile, summary.dump(2) + "\n");
+      outcomes.push_back({run.directory, "interrupted", e.signal(), summary});
+    }
+    err << fmt::format("ncflab: {}; `ncflab run --resume DIR` starts {} over\n", e.what(),
+                       runs.size() == 1 ? "the run" : "these runs");
+    return outcomes;
   } catch (const std::exception& e) {
     // A resume refused before it began (a bad checkpoint, changed inputs) leaves the
     // interrupted run's summary as it was: it can still be resumed.

@@ -118,7 +118,8 @@ SweepManifest write_sweep_plan(const SweepPlan& plan, const std::string& config_
     manifest.names.push_back(point_name(i, plan.points[i]));
     const auto directory = root / manifest.names.back();
     std::filesystem::create_directories(directory);
-    write_file_atomically(directory / kConfigFile, config_to_yaml(plan.configs[i]));
+    write_file_atomically(directory / kConfigFile, config_to_yaml(plan.configs[i]),
+                          Durability::unsynced);
   }
   write_file_atomically(root / kSweepPlanFile, manifest_to_json(manifest).dump(1) + "\n");
   return manifest;

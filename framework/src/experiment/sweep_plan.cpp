@@ -12,6 +12,9 @@
 #include <unordered_map>
 
 #include "ncflab/core/errors.h"
+#include "ncflab/core/files.h"
+#include "ncflab/core/signals.h"
+#include "ncflab/core/text.h"
 #include "ncflab/experiment/batch_layout.h"
 
 namespace ncflab {
@@ -171,16 +174,27 @@ std::string point_name(size_t index, const SweepPoint& point) {
 }
 
 SweepPlan plan_sweep(const std::string& config_path, const std::vector<std::string>& assignments,
-                     bool sequential) {
+                     bool sequential,
+                     const std::function<void(size_t done, size_t total)>& progress) {
   SweepPlan plan;
   split_assignments(assignments, plan);
   plan.points = grid(plan.axes);
-  // Check every grid point before running any: a typo must not surface after hours.
-  for (const auto& point : plan.points) {
+  // Check every grid point before running any: a typo must not surface after hours. The
+  // file is read once (load_config's checks on the first point) and parsed per point.
+  std::string text;
+  for (size_t i = 0; i < plan.points.size(); ++i) {
+    stop_if_interrupted("sweep planning");
     auto overrides = plan.fixed;
-    for (const auto& [key, value] : point) overrides.push_back(key + "=" + value);
-    plan.configs.push_back(load_config(config_path, overrides));
+    for (const auto& [key, value] : plan.points[i]) overrides.push_back(key + "=" + value);
+    if (i == 0) {
+      plan.configs.push_back(load_config(config_path, overrides));
+      text = read_whole_file(config_path);
+      require_utf8_text(text, config_path);
+    } else {
+      plan.configs.push_back(parse_config(text, config_path, overrides));
+    }
     plan.overrides.push_back(overrides);
+    if (progress) progress(i + 1, plan.points.size());
   }
   plan.batches = batches_of(plan.configs, sequential);
   return plan;

@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "flow_integrator.h"
+#include "ncflab/core/signals.h"
 
 namespace ncflab {
 namespace {
@@ -94,6 +95,7 @@ FlowResult integrate_ncf_flow(const Ncf& ncf, const torch::Tensor& u0, const Flo
   FlowIntegrator integrator(ncf, u0, options);
   for (int64_t iteration = 1; integrator.step(); ++iteration) {
     if (progress && iteration % kProgressEvery == 0) progress(integrator.progress());
+    stop_if_interrupted("the NCF flow");
   }
   return std::move(integrator).result();
 }

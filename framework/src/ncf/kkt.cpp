@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ncflab/core/signals.h"
 #include "ncflab/ncf/kink_newton.h"
 
 namespace ncflab {
@@ -57,6 +58,7 @@ StartState smooth_ascent(const Ncf& ncf, torch::Tensor u, const KktSearchOptions
   auto iterations = torch::zeros({restarts}, torch::kLong).to(u.device());
   auto window_start = eval.value.clone();
   for (int64_t iteration = 0; iteration < max_iterations; ++iteration) {
+    stop_if_interrupted("the KKT search");
     const auto residual = tangent_sq.sqrt() / eval.gradient.norm(2, -1).clamp_min(1e-300);
     active = active & (residual >= options.tol()) & (step > 1e-30);
     if (detect_stall && iteration > 0 && iteration % kStallWindow == 0) {
@@ -165,6 +167,7 @@ KktSearchResult search_kkt_points(const Ncf& ncf, const KktSearchOptions& option
   const auto smooth = ncf.smooth_residual(state.u).cpu();
   const auto values = ncf.value(state.u).cpu();
   for (int64_t r = 0; r < options.restarts(); ++r) {
+    stop_if_interrupted("the KKT search");
     auto row = state.u[r];
     int64_t iterations = state.iterations[r].item<int64_t>();
     if (kinked && smooth[r].item<double>() >= options.tol() &&

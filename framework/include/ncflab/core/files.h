@@ -40,8 +40,9 @@ class OutputFile {
   /// Hands the buffer to the kernel. A failed flush cuts the file back to where the last
   /// successful one left it, so it never ends inside one flush's text.
   void flush();
-  /// Flushes, fsyncs (a delayed-allocation filesystem reports a full disk only here) and closes.
-  void close();
+  /// Flushes, fsyncs (a delayed-allocation filesystem reports a full disk only here; not
+  /// when `sync` is false) and closes.
+  void close(bool sync = true);
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -51,9 +52,15 @@ class OutputFile {
   std::string buffer_;
 };
 
+/// Whether a file must be on disk (fsync) before it replaces the old one: results and
+/// checkpoints must; files that can be rewritten from others (a sweep's point configs,
+/// 10 000 of them in a big grid) need not pay two fsyncs each.
+enum class Durability { synced, unsynced };
+
 /// Writes `text` to `path` through a temporary file, fsync and a rename; on failure the
 /// temporary file is removed and `path` is left as it was.
-void write_file_atomically(const std::filesystem::path& path, std::string_view text);
+void write_file_atomically(const std::filesystem::path& path, std::string_view text,
+                           Durability durability = Durability::synced);
 
 /// Saves {name: tensor} as torch::pickle_save does, untagged (floating point as float64, integers
 /// kept; CPU); Python reads it with torch.load(path). Written atomically.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -32,9 +33,11 @@ std::vector<std::string> sweep_values(const std::string& key, const std::string&
 
 /// The grid of `assignments` (key=v1,v2 or key=range(...)) over the config at
 /// `config_path`, every point loaded (a typo fails before anything runs) and grouped
-/// into batches of batchable points unless `sequential`.
+/// into batches of batchable points unless `sequential`. `progress(done, total)` is called
+/// after each point (planning 10 000 points takes seconds; the caller shows a line).
 SweepPlan plan_sweep(const std::string& config_path, const std::vector<std::string>& assignments,
-                     bool sequential);
+                     bool sequential,
+                     const std::function<void(size_t done, size_t total)>& progress = {});
 
 /// A directory name for point `index`: "003_init.scale=0.001_seed=2" (safe characters only).
 std::string point_name(size_t index, const SweepPoint& point);

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ncflab builds and tests with; a quick no-op when
-# every one is present. Run as root, or as a user with sudo.
+# every one is present. Run as root, or as a user with sudo. clang-14 with its runtimes
+# (ASan, UBSan, libFuzzer: libclang-rt-14-dev, which apt only recommends) and OpenMP
+# (libomp-14-dev) are for the `sanitize` preset.
 set -euo pipefail
 packages=(g++ cmake make ccache libtorch-dev libfmt-dev libyaml-cpp-dev
           libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev clang-format python3-torch
-          python3-matplotlib python3-venv)
+          python3-matplotlib python3-venv
+          clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

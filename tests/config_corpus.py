@@ -107,7 +107,12 @@ BAD = [
     bad("model:\n  activation: {alpha: 1.5}\n", "model.activation.alpha: expected a number in [-1, 1]"),
     bad("model:\n  activation: {p: 0}\n", "model.activation.p: expected an integer >= 1"),
     bad("model:\n  activation: {p: 1.5}\n", "model.activation.p: expected an integer, found '1.5'"),
-    bad("model: {widths: [4, 4, 4, 4, 4], activation: {p: 1000}}\n", "model: expected a total degree L"),
+    bad("model: {widths: [4, 4, 4, 4, 4], activation: {p: 1000}}\n", "model.activation.p: expected an integer in [1, 100]"),
+    # Gradients at w_0 scale like delta^(L-1): below the dtype's smallest normal nothing trains.
+    bad("init: {scale: 1.0e-160}\nmodel: {widths: [4], activation: {p: 2}}\n",
+        "init.scale: expected delta with delta^(L-1) above float64's smallest normal number"),
+    bad("dtype: float32\ninit: {scale: 1.0e-3}\nmodel: {widths: [4, 4, 4], activation: {p: 2}}\n",
+        "init.scale: expected delta with delta^(L-1) above float32's smallest normal number"),
     bad("model: {kind: single_layer, widths: [20, 20]}\n", "model.widths: expected exactly one hidden width"),
     bad("init:\n  scale: -1.0e-3\n", "init.scale: expected a number > 0"),
     bad("train:\n  step: 0\n", "train.step: expected a number > 0"),

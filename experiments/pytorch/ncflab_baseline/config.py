@@ -119,7 +119,7 @@ RULES = {
     "data.teacher_width": _at_least(1), "data.label_noise": _at_least(0.0),
     "data.normalize": ("none", "standardize", "sphere"),
     "model.kind": ("feedforward", "single_layer"), "model.widths": _widths,
-    "model.activation.alpha": _within(-1.0, 1.0), "model.activation.p": _at_least(1),
+    "model.activation.alpha": _within(-1.0, 1.0), "model.activation.p": _within(1, 100),
     "loss": ("square", "logistic"), "init.scale": _above(0.0),
     "train.integrator": ("gd", "flow"), "train.step": _above(0.0), "train.max_steps": _at_least(1),
     "train.max_time": _at_least(0.0), "train.escape_radius": _above(0.0), "train.log_every": _at_least(1),
@@ -318,6 +318,13 @@ def check_config(path, config):
     if total > 1e15:
         raise InputError(f"{path}: model: expected a total degree L = sum p^(K-l) below 1e15, "
                          f"found p = {p} with depth {depth}")
+    # Gradients at w_0 scale like delta^(L-1): below the dtype's smallest normal nothing trains.
+    smallest = 1.1754943508222875e-38 if config["dtype"] == "float32" else 2.2250738585072014e-308
+    delta = config["init"]["scale"]
+    if total > 1 and (total - 1) * math.log10(delta) < math.log10(smallest):
+        raise InputError(f"{path}: init.scale: expected delta with delta^(L-1) above "
+                         f"{config['dtype']}'s smallest normal number {smallest:.3g}, found {delta:g} "
+                         f"with L = {total:g}")
 
 
 def write_config(config, path):

@@ -105,7 +105,7 @@ BAD = [
     bad("model:\n  widths: []\n", "model.widths: expected a non-empty list of hidden widths"),
     bad("model:\n  widths: [20, 0]\n", "model.widths: expected hidden widths >= 1"),
     bad("model:\n  activation: {alpha: 1.5}\n", "model.activation.alpha: expected a number in [-1, 1]"),
-    bad("model:\n  activation: {p: 0}\n", "model.activation.p: expected an integer >= 1"),
+    bad("model:\n  activation: {p: 0}\n", "model.activation.p: expected an integer in [1, 100]"),
     bad("model:\n  activation: {p: 1.5}\n", "model.activation.p: expected an integer, found '1.5'"),
     bad("model: {widths: [4, 4, 4, 4, 4], activation: {p: 1000}}\n", "model.activation.p: expected an integer in [1, 100]"),
     # Gradients at w_0 scale like delta^(L-1): below the dtype's smallest normal nothing trains.

@@ -54,7 +54,7 @@ BAD = [
     bad("train:\n\tstep: 0.1\n", "expected valid YAML"),
     bad("train:\n  step: 0.1\n   max_steps: 10\n", "expected valid YAML"),
     bad("init: {scale: *delta}\n", "expected valid YAML"),
-    bad("name: x\n---\nseed: 2\n", ":3: expected one YAML document"),
+    bad("name: x\n---\nseed: 2\n", ":2: expected one YAML document"),
     bad("name: x\n...\nseed: 2\n", "expected one YAML document"),
     bad("", "expected a mapping of config keys, found an empty document"),
     bad("seed:5\n", "expected a mapping of config keys"),

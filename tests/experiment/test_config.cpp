@@ -121,7 +121,7 @@ TEST(Config, StrictYamlRefusesDuplicateKeysSecondDocumentsAndUnclosedQuotes) {
   EXPECT_THAT(config_error("train:\n  step: 0.1\n  step: 0.2\n"),
               HasSubstr("exp.yaml:3: train.step: expected each key once"));
   EXPECT_THAT(config_error("name: x\n---\nseed: 2\n"),
-              HasSubstr("exp.yaml:3: expected one YAML document, found a second document"));
+              HasSubstr("exp.yaml:2: expected one YAML document, found a second document"));
   EXPECT_THAT(config_error("name: \"base\nseed: 3\n"),
               HasSubstr("exp.yaml:1: name: expected a quoted value closed on its line, found an "
                         "unclosed quote"));

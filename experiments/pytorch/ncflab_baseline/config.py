@@ -100,8 +100,9 @@ def _within(low, high):
 
 
 def _name(s):
-    return "" if s and "/" not in s and len(s.encode()) <= 200 else \
-        "a non-empty name without '/' of at most 200 characters"
+    control = any(ord(c) < 0x20 or ord(c) == 0x7f for c in s)
+    return "" if s and "/" not in s and len(s.encode()) <= 200 and not control else \
+        "a non-empty name without '/' of at most 200 characters (and no control characters)"
 
 
 def _widths(widths):

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -196,8 +197,12 @@ template <typename Visitor>
 void visit_config(Config& c, Visitor& v) {
   // The name becomes a directory name (with a suffix for sweeps): well inside NAME_MAX = 255.
   v.field("name", c.name, Check<std::string>([](const std::string& s) {
-            return s.empty() || s.find('/') != std::string::npos || s.size() > 200
-                       ? "a non-empty name without '/' of at most 200 characters"
+            const bool control = std::any_of(s.begin(), s.end(), [](char character) {
+              return static_cast<unsigned char>(character) < 0x20 || character == 0x7f;
+            });
+            return s.empty() || s.find('/') != std::string::npos || s.size() > 200 || control
+                       ? "a non-empty name without '/' of at most 200 characters (and no "
+                         "control characters)"
                        : "";
           }));
   v.field("seed", c.seed, at_least_int(0));

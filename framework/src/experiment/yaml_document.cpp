@@ -2,8 +2,11 @@
 #include "yaml_document.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -37,6 +40,40 @@ bool closes_on_its_line(const std::string& line, size_t column) {
     }
   }
   return false;
+}
+
+// Counts documents without building them. YAML::LoadAll of yaml-cpp 0.7 (Debian 12) never
+// returns on some inputs, e.g. a lone ',' (jbeder/yaml-cpp#1040, found by fuzz_config):
+// its loop keeps getting "another document" without one starting. Here each call must start
+// a document, and two are enough to know.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Where a second document starts, if the text holds one.
+std::optional<YAML::Mark> second_document_start(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentCounter counter;
+  for (size_t calls = 0; calls < 2 && counter.starts.size() < 2; ++calls) {
+    const size_t before = counter.starts.size();
+    if (!parser.HandleNextDocument(counter) || counter.starts.size() == before) break;
+  }
+  if (counter.starts.size() < 2) return std::nullopt;
+  return counter.starts[1];
 }
 
 struct Source {
@@ -82,18 +119,24 @@ void check_node(const YAML::Node& node, const std::string& path, const Source& s
 YAML::Node load_strict_yaml(const std::string& text, const std::string& source,
                             const std::string& prefix, bool with_lines) {
   const Source where{source, with_lines, lines_of(text)};
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(text);
+    if (const auto second = second_document_start(text)) {
+      // A '---' or '...' line after the first starts a second document; without one it is
+      // yaml-cpp restarting on text it cannot read (a stray ',').
+      const bool marker =
+          std::any_of(where.lines.begin() + (where.lines.empty() ? 0 : 1), where.lines.end(),
+                      [](const std::string& line) {
+                        return line.rfind("---", 0) == 0 || line.rfind("...", 0) == 0;
+                      });
+      throw InputError(where.at(second->is_null() ? 0 : second->line + 1), prefix,
+                       marker ? "one YAML document" : "valid YAML",
+                       marker ? "a second document ('---')" : "text YAML cannot read");
+    }
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     throw InputError(where.at(e.mark.is_null() ? 0 : e.mark.line + 1), prefix, "valid YAML", e.msg);
   }
-  if (documents.size() > 1) {
-    const auto mark = documents[1].Mark();
-    throw InputError(where.at(mark.is_null() ? 0 : mark.line + 1), prefix, "one YAML document",
-                     "a second document ('---')");
-  }
-  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
   check_node(root, prefix, where);
   return root;
 }

@@ -235,14 +235,18 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
   return config;
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+std::string read_config_text(const std::string& path) {
   std::ifstream stream(path);
   if (!stream || std::filesystem::is_directory(path)) {
     throw InputError({path, 0}, "", "a readable YAML config file", "no such file");
   }
   std::string text = read_whole_file(path);
   require_utf8_text(text, path);
-  return parse_config(text, path, overrides);
+  return text;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse_config(read_config_text(path), path, overrides);
 }
 
 std::string config_to_yaml(const Config& config) {

@@ -12,9 +12,7 @@
 #include <unordered_map>
 
 #include "ncflab/core/errors.h"
-#include "ncflab/core/files.h"
 #include "ncflab/core/signals.h"
-#include "ncflab/core/text.h"
 #include "ncflab/experiment/batch_layout.h"
 
 namespace ncflab {
@@ -180,19 +178,13 @@ SweepPlan plan_sweep(const std::string& config_path, const std::vector<std::stri
   split_assignments(assignments, plan);
   plan.points = grid(plan.axes);
   // Check every grid point before running any: a typo must not surface after hours. The
-  // file is read once (load_config's checks on the first point) and parsed per point.
-  std::string text;
+  // file is read once and parsed per point.
+  const std::string text = read_config_text(config_path);
   for (size_t i = 0; i < plan.points.size(); ++i) {
     stop_if_interrupted("sweep planning");
     auto overrides = plan.fixed;
     for (const auto& [key, value] : plan.points[i]) overrides.push_back(key + "=" + value);
-    if (i == 0) {
-      plan.configs.push_back(load_config(config_path, overrides));
-      text = read_whole_file(config_path);
-      require_utf8_text(text, config_path);
-    } else {
-      plan.configs.push_back(parse_config(text, config_path, overrides));
-    }
+    plan.configs.push_back(parse_config(text, config_path, overrides));
     plan.overrides.push_back(overrides);
     if (progress) progress(i + 1, plan.points.size());
   }

@@ -135,6 +135,10 @@ struct Config {
   std::string file;
 };
 
+/// The text of the config file at `path`: a missing file or a directory is an InputError,
+/// a read error an IoError, text that is not UTF-8 an InputError at its line.
+std::string read_config_text(const std::string& path);
+
 /// Reads `path`, applies `overrides` ("key.path=value", value in YAML syntax:
 /// `model.widths=[12,12]`), checks types, ranges and cross-key rules.
 /// Throws InputError naming file, line, key, expectation and what was found.

@@ -140,6 +140,94 @@ TEST(Config, SectionOverridesMergeIntoTheFilesSection) {
   EXPECT_EQ(config.data.d(), 3);
 }
 
+TEST(Config, AMappingReplacesAValueThatWasNotOne) {
+  // train=5 then train={step: 0.5}: the mapping replaces 5, so nothing of the file's train
+  // section shows through (max_steps back to its default), as when the overrides are merged
+  // one after another into the file's tree.
+  const Config defaults;
+  const Config config = parse_config("train: {max_steps: 123, step: 0.1}\n", "exp.yaml",
+                                     {"train=5", "train={step: 0.5}"});
+  EXPECT_EQ(config.train.step_size(), 0.5);
+  EXPECT_EQ(config.train.max_steps(), defaults.train.max_steps());
+  // A key below a value that is not a mapping, in the file or set by an override, is refused.
+  EXPECT_THAT(config_error("train: 5\n", {"train.step=0.5"}),
+              HasSubstr("expected 'train' to be a section"));
+  EXPECT_THAT(config_error("name: x\n", {"train=5", "train.step=0.5"}),
+              HasSubstr("expected 'train' to be a section"));
+  // A section left empty in the file (`model:`) takes the override's keys.
+  EXPECT_EQ(parse_config("model:\n", "exp.yaml", {"model.widths=[7]"}).model.widths,
+            (std::vector<int64_t>{7}));
+  // Nested mappings merge level by level.
+  const Config nested = parse_config("model: {widths: [4], activation: {alpha: 0.3, p: 2}}\n",
+                                     "exp.yaml", {"model={activation: {p: 3}}"});
+  EXPECT_EQ(nested.model.activation.p(), 3);
+  EXPECT_EQ(nested.model.activation.alpha(), 0.3);
+  EXPECT_EQ(nested.model.widths, (std::vector<int64_t>{4}));
+}
+
+TEST(Config, AParsedConfigResolvesEachSetOfOverridesAsParseConfigDoes) {
+  const std::string yaml =
+      "name: many\nseed: 3\ntrain: {step: 0.1, max_steps: 50}\nmodel: {widths: [5]}\n";
+  const ParsedConfig parsed(yaml, "exp.yaml");
+  const std::vector<std::vector<std::string>> override_sets = {
+      {"seed=7", "init.scale=0.01"}, {},          {"train={step: 0.5}", "model.widths=[3,3]"},
+      {"seed=7", "init.scale=0.02"}, {"train=4"},  // an error: the file's tree must come out of it
+                                                   // unchanged
+      {"model.activation={p: 3}"},   {}};
+  for (const auto& overrides : override_sets) {
+    std::string expected;
+    std::string resolved;
+    try {
+      expected = config_to_yaml(parse_config(yaml, "exp.yaml", overrides));
+    } catch (const InputError& e) {
+      expected = e.what();
+    }
+    try {
+      resolved = config_to_yaml(parsed.resolve(overrides));
+    } catch (const InputError& e) {
+      resolved = e.what();
+    }
+    EXPECT_EQ(resolved, expected) << ::testing::PrintToString(overrides);
+  }
+  // Lines still point into the file after many resolves.
+  EXPECT_EQ(parsed.resolve({"seed=1"}).location_of("train.step").line, 3);
+  EXPECT_EQ(parsed.resolve({"seed=1"}).location_of("seed").file, "override 'seed=1'");
+}
+
+TEST(Config, StringsNeedingQuotesReadBackFromTheResolvedYaml) {
+  for (const std::string text : {"plain_name-1.0",
+                                 "yes",
+                                 "No",
+                                 "null",
+                                 "1e3",
+                                 "0x10",
+                                 "a: b",
+                                 "#tag",
+                                 "- item",
+                                 "[x]",
+                                 "quote\"and\\backslash",
+                                 "tab\tinside",
+                                 "trailing ",
+                                 " leading",
+                                 "~",
+                                 "d\u00e9j\u00e0",
+                                 "100%",
+                                 "@at",
+                                 "&anchor",
+                                 "*alias",
+                                 "!tag",
+                                 "'single'",
+                                 "a,b",
+                                 "{x}"}) {
+    Config config;
+    config.data.label = text;
+    config.launcher.slurm.partition = text;
+    const Config again = parse_config(config_to_yaml(config), "again.yaml");
+    EXPECT_EQ(again.data.label, text);
+    EXPECT_EQ(again.launcher.slurm.partition, text);
+  }
+}
+
 TEST(Config, RemovedKeysSayWhatReplacedThem) {
   // Configs of earlier versions fail with a pointer, not a bare "unknown key".
   const std::string message = config_error("flow:\n  kink_step: 1.0e-3\n");

@@ -189,6 +189,7 @@ SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, s
   };
   const SweepPlan plan =
       plan_sweep(arguments.config_path, arguments.overrides, arguments.sequential, planning);
+  const std::chrono::duration<double> planned = std::chrono::steady_clock::now() - started;
   const OutputDirectory output = prepare_sweep_directory(arguments, plan.configs.front(), err);
   const auto& root = output.path;
   size_t tasks = arguments.tasks > 0 ? static_cast<size_t>(arguments.tasks) : 0;
@@ -197,9 +198,10 @@ SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, s
   }
   const auto manifest =
       write_sweep_plan(plan, arguments.config_path, arguments.overrides, tasks, root);
-  out << fmt::format("sweep: {} runs into {} ({} batch{}, {} task{})\n", plan.points.size(),
-                     root.string(), plan.batches.size(), plan.batches.size() == 1 ? "" : "es",
-                     manifest.tasks.size(), manifest.tasks.size() == 1 ? "" : "s");
+  out << fmt::format("sweep: {} runs into {} ({} batch{}, {} task{}; planned in {:.2f} s)\n",
+                     plan.points.size(), root.string(), plan.batches.size(),
+                     plan.batches.size() == 1 ? "" : "es", manifest.tasks.size(),
+                     manifest.tasks.size() == 1 ? "" : "s", planned.count());
   std::vector<size_t> all(manifest.tasks.size());
   for (size_t t = 0; t < all.size(); ++t) all[t] = t;
   const int signal = launch(root, manifest, all, arguments, out, err);

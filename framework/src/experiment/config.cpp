@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -26,47 +27,82 @@ using namespace config_schema;  // the schema and reader are this file's own int
 
 namespace {
 
-/// Writes a Config as YAML, every key with its value.
+/// A string as a YAML scalar: plain where that cannot be read as anything else, otherwise
+/// double-quoted with escapes. Written by hand rather than with YAML::Emitter, whose
+/// per-string checks made writing a 10 000-point sweep's configs take seconds.
+std::string yaml_string(const std::string& value) {
+  static const char* const kReserved[] = {"null", "true", "false", "yes", "no",
+                                          "on",   "off",  "y",     "n"};
+  bool plain = !value.empty() && (std::isalpha(static_cast<unsigned char>(value[0])) ||
+                                  value[0] == '/' || value[0] == '_');
+  for (char c : value) {
+    plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+                      c == '/' || c == '-' || c == '+');
+  }
+  std::string lower;
+  for (char c : value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* reserved : kReserved) plain = plain && lower != reserved;
+  if (plain) return value;
+  std::string quoted = "\"";
+  for (char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += c;
+    } else if (c == '\n') {
+      quoted += "\\n";
+    } else if (c == '\t') {
+      quoted += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      quoted += fmt::format("\\x{:02x}", byte);
+    } else {
+      quoted += c;  // UTF-8 is valid inside a double-quoted scalar
+    }
+  }
+  return quoted + "\"";
+}
+
+/// Writes a Config as block YAML, every key with its value, two spaces per level.
 class YamlWriter {
  public:
-  explicit YamlWriter(YAML::Emitter& out) : out_(out) {}
-
   template <typename T, typename... Checks>
   void field(const char* key, const T& value, const Checks&...) {
-    out_ << YAML::Key << key << YAML::Value;
-    emit(value);
+    line(key, scalar(value));
   }
 
   template <typename E>
   void choice(const char* key, const E& value, const Choices<E>& choices) {
     for (const auto& [name, option] : choices) {
-      if (option == value) out_ << YAML::Key << key << YAML::Value << name;
+      if (option == value) line(key, name);
     }
   }
 
   template <typename Body>
   void section(const char* key, Body&& body) {
-    out_ << YAML::Key << key << YAML::Value << YAML::BeginMap;
+    text.append(indent_, ' ').append(key).append(":\n");
+    indent_ += 2;
     body();
-    out_ << YAML::EndMap;
+    indent_ -= 2;
   }
+
+  std::string text;
 
  private:
-  void emit(const std::string& value) { out_ << value; }
-  void emit(bool value) { out_ << (value ? "true" : "false"); }
-  void emit(int64_t value) { out_ << value; }
+  void line(const char* key, const std::string& value) {
+    text.append(indent_, ' ').append(key).append(": ").append(value).append("\n");
+  }
+  static std::string scalar(const std::string& value) { return yaml_string(value); }
+  static std::string scalar(bool value) { return value ? "true" : "false"; }
+  static std::string scalar(int64_t value) { return fmt::format("{}", value); }
   // Shortest text that reads back to the same double.
-  void emit(double value) { out_ << fmt::format("{}", value); }
-  void emit(const std::vector<int64_t>& value) {
-    out_ << YAML::Flow << YAML::BeginSeq;
-    for (int64_t item : value) out_ << item;
-    out_ << YAML::EndSeq;
+  static std::string scalar(double value) { return fmt::format("{}", value); }
+  static std::string scalar(const std::vector<int64_t>& value) {
+    return fmt::format("[{}]", fmt::join(value, ", "));
   }
 
-  YAML::Emitter& out_;
+  size_t indent_ = 0;
 };
 
-/// Collects the key paths of the walk.
 /// Collects the key paths of the walk and the kind of value each takes.
 class KeyLister {
  public:
@@ -172,13 +208,6 @@ void check_config(Config& config) {
   }
 }
 
-std::map<std::string, std::string> override_table(const std::vector<std::string>& overrides,
-                                                  YAML::Node& root) {
-  std::map<std::string, std::string> table;
-  for (const auto& assignment : overrides) table[apply_override(root, assignment)] = assignment;
-  return table;
-}
-
 }  // namespace
 
 std::vector<std::string> SlurmLauncherConfig::sbatch_options() const {
@@ -204,19 +233,29 @@ SourceLocation Config::location_of(const std::string& key) const {
   return it != key_locations.end() ? it->second : SourceLocation{file, 0};
 }
 
-Config parse_config(const std::string& yaml_text, const std::string& file,
-                    const std::vector<std::string>& overrides) {
-  YAML::Node root = config_schema::load_strict_yaml(yaml_text, file);
-  if (root.IsNull() || !root.IsDefined()) {
-    throw InputError({file, 0}, "", "a mapping of config keys", "an empty document");
+ParsedConfig::ParsedConfig(const std::string& yaml_text, std::string file)
+    : file_(std::move(file)),
+      root_(std::make_shared<const YAML::Node>(load_strict_yaml(yaml_text, file_))) {
+  if (root_->IsNull() || !root_->IsDefined()) {
+    throw InputError({file_, 0}, "", "a mapping of config keys", "an empty document");
   }
-  if (!root.IsMap())
-    throw InputError({file, 1}, "", "a mapping of config keys", describe_node(root));
+  if (!root_->IsMap())
+    throw InputError({file_, 1}, "", "a mapping of config keys", describe_node(*root_));
+  index_ = std::make_shared<const IndexedMapping>(*root_);
+}
 
+Config ParsedConfig::resolve(const std::vector<std::string>& overrides) const {
   Config config;
-  config.file = file;
-  const auto overridden = override_table(overrides, root);
-  YamlReader reader(config, root, overridden);
+  config.file = file_;
+  // The overrides' own tree, read over the file's: the file's tree is shared by every
+  // resolve() and never written (yaml-cpp nodes share data when assigned).
+  YAML::Node override_root(YAML::NodeType::Map);
+  std::map<std::string, std::string> overridden;  // key path → "key=value" as typed
+  for (const auto& assignment : overrides) {
+    overridden[apply_override(override_root, *root_, assignment)] = assignment;
+  }
+  const IndexedMapping override_index(override_root);
+  YamlReader reader(config, *index_, override_index, overridden);
   visit_config(config, reader);
   reader.reject_unknown_keys();
 
@@ -228,11 +267,16 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
     const bool from_command_line = overridden.count("data.path") || overridden.count("data");
     const std::filesystem::path base = from_command_line
                                            ? std::filesystem::current_path()
-                                           : std::filesystem::path(file).parent_path();
+                                           : std::filesystem::path(file_).parent_path();
     config.data.path = std::filesystem::absolute(base / data_path).lexically_normal().string();
   }
   check_config(config);
   return config;
+}
+
+Config parse_config(const std::string& yaml_text, const std::string& file,
+                    const std::vector<std::string>& overrides) {
+  return ParsedConfig(yaml_text, file).resolve(overrides);
 }
 
 std::string read_config_text(const std::string& path) {
@@ -250,12 +294,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 }
 
 std::string config_to_yaml(const Config& config) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  YamlWriter writer(out);
+  YamlWriter writer;
   visit_config(const_cast<Config&>(config), writer);  // the writer only reads
-  out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  return writer.text;
 }
 
 std::vector<std::pair<std::string, std::string>> config_keys() {

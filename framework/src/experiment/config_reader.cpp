@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <sstream>
+#include <unordered_map>
+#include <utility>
 
 #include "yaml_document.h"
 
@@ -63,6 +65,18 @@ std::string describe_node(const YAML::Node& node) {
 
 namespace {
 
+// Put into the overrides' tree: `parent[key] = value`, marking a mapping that replaces a value
+// that was not one, so that the file's section below does not show through (Hydra: a
+// mapping merges into a section, and replaces anything else).
+void set_override(YAML::Node parent, const std::string& key, const YAML::Node& value) {
+  const bool replaces = [&] {
+    const YAML::Node previous = std::as_const(parent)[key];
+    return previous.IsDefined() && !previous.IsMap();
+  }();
+  parent[key] = value;
+  if (replaces && value.IsMap()) parent[key].SetTag(kReplacesSection);
+}
+
 // Every key of `value` into the section `target`, sections into sections.
 void merge_into(YAML::Node target, const YAML::Node& value) {
   for (const auto& entry : value) {
@@ -71,15 +85,36 @@ void merge_into(YAML::Node target, const YAML::Node& value) {
     if (entry.second.IsMap() && child.IsDefined() && child.IsMap()) {
       merge_into(child, entry.second);
     } else {
-      target[key] = entry.second;
+      set_override(target, key, entry.second);
     }
   }
 }
 
+// The YAML value of an override, parsed once per text: the points of a sweep repeat the same
+// few assignments thousands of times. A fresh copy each time, since the caller's tree takes
+// ownership (yaml-cpp merges the memory of nodes assigned into a tree).
+YAML::Node override_value(const std::string& assignment, const std::string& path,
+                          const std::string& text) {
+  thread_local std::unordered_map<std::string, YAML::Node> parsed;
+  auto it = parsed.find(assignment);
+  if (it == parsed.end()) {
+    YAML::Node value;
+    try {
+      value = load_strict_yaml(text, fmt::format("override '{}'", assignment), path, false);
+    } catch (const YAML::Exception& e) {
+      throw InputError({fmt::format("override '{}'", assignment), 0}, path, "a YAML value", e.msg);
+    }
+    if (parsed.size() >= 4096) parsed.clear();
+    it = parsed.emplace(assignment, value).first;
+  }
+  return YAML::Clone(it->second);
+}
+
 }  // namespace
 
-/// "a.b=value" → (path "a.b", YAML value), inserted into `root`.
-std::string apply_override(YAML::Node& root, const std::string& assignment) {
+/// "a.b=value" → (path "a.b", YAML value), inserted into `override_root`.
+std::string apply_override(YAML::Node& override_root, const YAML::Node& file_root,
+                           const std::string& assignment) {
   const SourceLocation where{"command line", 0};
   const auto equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0) {
@@ -100,28 +135,29 @@ std::string apply_override(YAML::Node& root, const std::string& assignment) {
     throw InputError(where, path, "a dotted key path like train.step",
                      fmt::format("'{}'", assignment));
   }
-  YAML::Node value;
-  try {
-    value = load_strict_yaml(text, fmt::format("override '{}'", assignment), path, false);
-  } catch (const YAML::Exception& e) {
-    throw InputError({fmt::format("override '{}'", assignment), 0}, path, "a YAML value", e.msg);
-  }
+  const YAML::Node value = override_value(assignment, path, text);
   if (value.IsNull()) {
     throw InputError({fmt::format("override '{}'", assignment), 0}, path, "a value after '='",
                      "nothing");
   }
-  // Walk with fresh handles: assigning to a yaml-cpp Node handle rebinds shared data.
-  std::vector<YAML::Node> chain{root};
+  // Walk both trees: the overrides' own (sections created as needed) and the file's, which is
+  // only read. Fresh handles throughout: assigning to a yaml-cpp Node rebinds shared data.
+  std::vector<YAML::Node> chain{override_root};
+  std::vector<YAML::Node> file_chain{file_root};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    YAML::Node child = chain.back()[parts[i]];
-    if (!child.IsDefined() || child.IsNull()) {
-      chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
-      child = chain.back()[parts[i]];
-    } else if (!child.IsMap()) {
+    const YAML::Node overridden = std::as_const(chain.back())[parts[i]];
+    const YAML::Node in_file = std::as_const(file_chain.back())[parts[i]];
+    const YAML::Node& current = overridden.IsDefined() ? overridden : in_file;
+    if (current.IsDefined() && !current.IsNull() && !current.IsMap()) {
       throw InputError({fmt::format("override '{}'", assignment), 0}, path,
-                       fmt::format("'{}' to be a section", parts[i]), describe_node(child));
+                       fmt::format("'{}' to be a section", parts[i]), describe_node(current));
     }
-    chain.push_back(child);
+    if (!overridden.IsDefined()) chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    chain.push_back(chain.back()[parts[i]]);
+    file_chain.push_back(in_file.IsDefined() && in_file.IsMap() &&
+                                 std::as_const(chain.back()).Tag() != kReplacesSection
+                             ? in_file
+                             : YAML::Node(YAML::NodeType::Map));
   }
   // A mapping merges into the section it names (Hydra): train={step: 0.5} changes the step and
   // keeps the file's other train keys.
@@ -129,7 +165,7 @@ std::string apply_override(YAML::Node& root, const std::string& assignment) {
   if (value.IsMap() && target.IsDefined() && target.IsMap()) {
     merge_into(target, value);
   } else {
-    chain.back()[parts.back()] = value;
+    set_override(chain.back(), parts.back(), value);
   }
   return path;
 }

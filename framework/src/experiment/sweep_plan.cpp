@@ -178,13 +178,13 @@ SweepPlan plan_sweep(const std::string& config_path, const std::vector<std::stri
   split_assignments(assignments, plan);
   plan.points = grid(plan.axes);
   // Check every grid point before running any: a typo must not surface after hours. The
-  // file is read once and parsed per point.
-  const std::string text = read_config_text(config_path);
+  // file is read and parsed once, and resolved per point.
+  const ParsedConfig parsed(read_config_text(config_path), config_path);
   for (size_t i = 0; i < plan.points.size(); ++i) {
     stop_if_interrupted("sweep planning");
     auto overrides = plan.fixed;
     for (const auto& [key, value] : plan.points[i]) overrides.push_back(key + "=" + value);
-    plan.configs.push_back(parse_config(text, config_path, overrides));
+    plan.configs.push_back(parsed.resolve(overrides));
     plan.overrides.push_back(overrides);
     if (progress) progress(i + 1, plan.points.size());
   }

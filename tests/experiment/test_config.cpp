@@ -169,11 +169,16 @@ TEST(Config, AParsedConfigResolvesEachSetOfOverridesAsParseConfigDoes) {
   const std::string yaml =
       "name: many\nseed: 3\ntrain: {step: 0.1, max_steps: 50}\nmodel: {widths: [5]}\n";
   const ParsedConfig parsed(yaml, "exp.yaml");
+  // {"train=4"} is an error: the file's tree must come out of it unchanged.
   const std::vector<std::vector<std::string>> override_sets = {
-      {"seed=7", "init.scale=0.01"}, {},          {"train={step: 0.5}", "model.widths=[3,3]"},
-      {"seed=7", "init.scale=0.02"}, {"train=4"},  // an error: the file's tree must come out of it
-                                                   // unchanged
-      {"model.activation={p: 3}"},   {}};
+      {"seed=7", "init.scale=0.01"},
+      {},
+      {"train={step: 0.5}", "model.widths=[3,3]"},
+      {"seed=7", "init.scale=0.02"},
+      {"train=4"},
+      {"model.activation={p: 3}"},
+      {},
+  };
   for (const auto& overrides : override_sets) {
     std::string expected;
     std::string resolved;

@@ -3,7 +3,6 @@
 #include "ncflab/train/engine.h"
 
 #include "aten_engines.h"
-#include "fused_engine.h"
 
 namespace ncflab {
 
@@ -51,7 +50,8 @@ std::unique_ptr<TrainingEngine> make_training_engine(EngineKind kind, FeedForwar
               inputs.scalar_type(), " and ", model->weights().front().scalar_type());
   switch (resolve_engine_kind(kind, inputs.device())) {
     case EngineKind::fused:
-      return make_fused_engine(std::move(model), std::move(inputs), std::move(labels), loss);
+      return make_fused_engine(std::move(model), std::move(inputs), std::move(labels), loss,
+                               active_cpu_isa());
     case EngineKind::autograd:
       return make_autograd_engine(std::move(model), std::move(inputs), std::move(labels), loss);
     case EngineKind::batched:

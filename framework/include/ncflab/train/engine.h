@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ncflab/core/cpu_isa.h"
 #include "ncflab/model/feedforward.h"
 #include "ncflab/model/loss.h"
 
@@ -77,6 +78,12 @@ class TrainingEngine {
 std::unique_ptr<TrainingEngine> make_training_engine(EngineKind kind, FeedForward model,
                                                      torch::Tensor inputs, torch::Tensor labels,
                                                      LossKind loss);
+
+/// The fused engine with its kernels compiled for `isa` instead of the widest this CPU runs
+/// (active_cpu_isa()): to compare instruction sets. Throws c10::Error when this CPU or build
+/// lacks `isa`, or for a non-CPU device.
+std::unique_ptr<TrainingEngine> make_fused_engine(FeedForward model, torch::Tensor inputs,
+                                                  torch::Tensor labels, LossKind loss, CpuIsa isa);
 
 /// The kind `automatic` resolves to on `device` (other kinds are returned as they are).
 EngineKind resolve_engine_kind(EngineKind kind, const torch::Device& device);

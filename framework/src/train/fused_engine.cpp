@@ -3,14 +3,9 @@
 // almost no arithmetic; doing the whole step in loops per member removes the dispatch.
 // The loops are fused_kernels*: one member alone, or a group of members interleaved in the
 // lanes of SIMD registers, for the widest instruction set the CPU has. Work items (groups
-// and single members) run in parallel on OpenMP threads (as many as LibTorch's intra-op
-// threads) when the build has OpenMP.
+// and single members) run on a WorkTeam of as many threads as LibTorch's intra-op threads,
+// which, unlike an OpenMP team, never waits for a thread another process keeps off its core.
 #include <ATen/Parallel.h>
-
-#include "ncflab/train/engine.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -18,6 +13,8 @@
 #include <vector>
 
 #include "fused_kernels.h"
+#include "ncflab/core/work_team.h"
+#include "ncflab/train/engine.h"
 
 namespace ncflab {
 namespace {
@@ -33,7 +30,10 @@ class FusedEngine final : public TrainingEngine {
  public:
   FusedEngine(FeedForward model, torch::Tensor inputs, torch::Tensor labels, LossKind loss,
               CpuIsa isa)
-      : model_(std::move(model)), inputs_(inputs.contiguous()), labels_(labels.contiguous()) {
+      : model_(std::move(model)),
+        inputs_(inputs.contiguous()),
+        labels_(labels.contiguous()),
+        team_(at::get_num_threads()) {
     for (const auto& w : model_->weights()) {
       TORCH_CHECK(w.is_contiguous(), "fused engine – weights must be contiguous");
       gradients_.push_back(torch::zeros_like(w));
@@ -58,7 +58,7 @@ class FusedEngine final : public TrainingEngine {
     gradient_blocks_.resize(net_.layers);
     net_.weights = weights_.data();
     net_.gradients = gradient_blocks_.data();
-    for (int t = 0; t < at::get_num_threads(); ++t)
+    for (int t = 0; t < team_.threads(); ++t)
       kernels_.push_back(fused::make_member_kernel(isa, net_));
   }
 
@@ -78,18 +78,8 @@ class FusedEngine final : public TrainingEngine {
     losses_.resize(members_.size());
     // Every member is computed by the same operations whichever item, lane or thread it
     // lands in (fused_kernels.h), so the results do not depend on the number of threads.
-    const auto items = static_cast<int64_t>(items_.size());
-    const auto threads =
-        static_cast<int>(std::min<int64_t>(static_cast<int64_t>(kernels_.size()), items));
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-#endif
-    for (int64_t k = 0; k < items; ++k) {
-#ifdef _OPENMP
-      auto& kernel = *kernels_[static_cast<size_t>(omp_get_thread_num())];
-#else
-      auto& kernel = *kernels_.front();
-#endif
+    team_.run(static_cast<int64_t>(items_.size()), [&](int64_t k, int thread) {
+      auto& kernel = *kernels_[static_cast<size_t>(thread)];
       const WorkItem& item = items_[static_cast<size_t>(k)];
       kernel.evaluate(net_, members_.data() + item.first, item.count, losses_.data() + item.first);
       for (size_t m = item.first; m < item.first + static_cast<size_t>(item.count); ++m) {
@@ -100,24 +90,35 @@ class FusedEngine final : public TrainingEngine {
         statistics.norm[index] = std::sqrt(weight_norm2);
         statistics.gradient_norm[index] = std::sqrt(gradient_norm2);
       }
-    }
-    (void)threads;
+    });
   }
 
   void update(double step_size, const std::vector<uint8_t>& active) override {
     const auto members = static_cast<int64_t>(active.size());
     const T eta = static_cast<T>(step_size);
-    for (size_t l = 0; l < net_.layers; ++l) {
-      const int64_t size = shapes_[2 * l] * shapes_[2 * l + 1];
-      T* w = model_->weights()[l].template data_ptr<T>();
-      const T* g = gradients_[l].template data_ptr<T>();
-      for (int64_t s = 0; s < members; ++s) {
-        if (!active[static_cast<size_t>(s)]) continue;
-        T* ws = w + s * size;
-        const T* gs = g + s * size;
-        // w − (η·g): the same rounding as the batched engine's sub_(g * η).
-        for (int64_t i = 0; i < size; ++i) ws[i] -= eta * gs[i];
+    // Elementwise, so any split over threads gives the same weights; chunks of members big
+    // enough that handing one out costs little next to its work.
+    constexpr int64_t kChunk = 32;
+    const auto update_members = [&](int64_t chunk, int /*thread*/) {
+      const int64_t end = std::min(members, (chunk + 1) * kChunk);
+      for (size_t l = 0; l < net_.layers; ++l) {
+        const int64_t size = shapes_[2 * l] * shapes_[2 * l + 1];
+        T* w = model_->weights()[l].template data_ptr<T>();
+        const T* g = gradients_[l].template data_ptr<T>();
+        for (int64_t s = chunk * kChunk; s < end; ++s) {
+          if (!active[static_cast<size_t>(s)]) continue;
+          T* ws = w + s * size;
+          const T* gs = g + s * size;
+          // w − (η·g): the same rounding as the batched engine's sub_(g * η).
+          for (int64_t i = 0; i < size; ++i) ws[i] -= eta * gs[i];
+        }
       }
+    };
+    const int64_t chunks = (members + kChunk - 1) / kChunk;
+    if (chunks == 1) {
+      update_members(0, 0);
+    } else {
+      team_.run(chunks, update_members);
     }
   }
 
@@ -168,6 +169,7 @@ class FusedEngine final : public TrainingEngine {
   std::vector<int64_t> members_;                                  // the active ones
   std::vector<WorkItem> items_;
   std::vector<double> losses_;  // per active member
+  WorkTeam team_;               // as many threads as LibTorch's intra-op threads
 };
 
 }  // namespace

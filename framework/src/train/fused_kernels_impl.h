@@ -168,32 +168,43 @@ class Kernel final : public MemberKernel<T> {
     for (size_t l = 0; l < net.layers; ++l)
       shapes_.push_back({net.shapes[2 * l], net.shapes[2 * l + 1]});
     const auto n = static_cast<size_t>(samples_);
-    size_t largest = 0;
-    for (size_t l = 0; l < shapes_.size(); ++l) {
-      const auto size = static_cast<size_t>(shapes_[l].rows * shapes_[l].cols);
-      largest = size > largest ? size : largest;
+    size_t widest = 0;
+    for (const auto& shape : shapes_) {
+      const auto size = static_cast<size_t>(shape.rows * shape.cols);
       lane_weights_.emplace_back(size);
       lane_gradients_.emplace_back(size);
+      // Each layer its own padded copies, so their padding stays zero.
+      const auto padded = static_cast<size_t>(stride(shape.rows) * stride(shape.cols));
+      transposed_.emplace_back(padded);
+      padded_weights_.emplace_back(padded);
+      const auto width = static_cast<size_t>(
+          stride(shape.rows) > stride(shape.cols) ? stride(shape.rows) : stride(shape.cols));
+      widest = width > widest ? width : widest;
     }
     for (size_t l = 0; l < hidden_; ++l) {
       const auto size = n * static_cast<size_t>(shapes_[l].rows);
-      activations_.emplace_back(size);
-      slopes_.emplace_back(size);
-      deltas_.emplace_back(size);
+      const auto padded = n * static_cast<size_t>(stride(shapes_[l].rows));
+      activations_.emplace_back(padded);
+      slopes_.emplace_back(padded);
+      deltas_.emplace_back(padded);
       lane_activations_.emplace_back(size);
       lane_slopes_.emplace_back(size);
       lane_deltas_.emplace_back(size);
     }
-    transposed_ = Buffer<T>(largest);
+    gradient_row_ = Buffer<T>(widest);
     residual_ = Buffer<T>(n);
     lane_residual_ = Buffer<V>(n);
-    const auto last_width = static_cast<size_t>(shapes_[hidden_ - 1].rows);
-    ones_ = Buffer<T>(last_width);
-    lane_ones_ = Buffer<V>(last_width);
-    for (size_t j = 0; j < last_width; ++j) {
-      ones_.data()[j] = T(1);
-      lane_ones_.data()[j] = splat(T(1));
+    const auto d = shapes_.front().cols;
+    padded_inputs_ = Buffer<T>(n * static_cast<size_t>(stride(d)));
+    for (size_t i = 0; i < n; ++i) {
+      for (int64_t c = 0; c < d; ++c)
+        padded_inputs_.data()[i * static_cast<size_t>(stride(d)) + static_cast<size_t>(c)] =
+            net.inputs[i * static_cast<size_t>(d) + static_cast<size_t>(c)];
     }
+    const auto last_width = static_cast<size_t>(shapes_[hidden_ - 1].rows);
+    padded_output_ = Buffer<T>(static_cast<size_t>(stride(shapes_[hidden_ - 1].rows)));
+    lane_ones_ = Buffer<V>(last_width);
+    for (size_t j = 0; j < last_width; ++j) lane_ones_.data()[j] = splat(T(1));
   }
 
   int lanes() const override { return kLanes; }
@@ -249,101 +260,142 @@ class Kernel final : public MemberKernel<T> {
     slope = side * (splat(static_cast<T>(p_)) * power);
   }
 
-  // ---- one member ----
+  // ---- one member: vectors of its units ----
+  //
+  // Rows of activations, slopes and deltas are padded to whole vectors (stride(k) ≥ k), as
+  // are the weights' rows in their copies: padded units have zero weights, so they add
+  // nothing anywhere; only real entries are ever written back.
+
+  static int64_t blocks(int64_t k) { return (k + kLanes - 1) / kLanes; }
+  static int64_t stride(int64_t k) { return blocks(k) * kLanes; }
+  static V load(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
 
   double evaluate_member(const Net<T>& net, int64_t s) {
     const int64_t n = samples_;
-    // Forward through the hidden layers: z_l[i, :] = Σ_c a_{l−1}[i, c]·W_lᵀ[c, :], then
-    // a_l = σ(z_l) and σ'(z_l) in place.
-    const T* previous = net.inputs;
+    // Forward: z_l[i, j] = Σ_c a_{l−1}[i, c]·W_l[j, c], c ascending from 0, a vector of units
+    // at a time; then a_l = σ(z_l) and σ'(z_l).
+    const T* previous = padded_inputs_.data();
     for (size_t l = 0; l < hidden_; ++l) {
       const int64_t rows = shapes_[l].rows;
       const int64_t cols = shapes_[l].cols;
+      const int64_t in_stride = stride(cols);
+      const int64_t out_stride = stride(rows);
       const T* w = net.weights[l] + s * rows * cols;
-      T* wt = transposed_.data();
-      for (int64_t j = 0; j < rows; ++j) {
-        for (int64_t c = 0; c < cols; ++c) wt[c * rows + j] = w[j * cols + c];
+      T* wt = transposed_[l].data();  // [cols, stride(rows)]: W_lᵀ, padded with zeros
+      for (int64_t c = 0; c < cols; ++c) {
+        for (int64_t j = 0; j < rows; ++j) wt[c * out_stride + j] = w[j * cols + c];
       }
       T* a = activations_[l].data();
       T* slope = slopes_[l].data();
       for (int64_t i = 0; i < n; ++i) {
-        T* z = a + i * rows;
-        for (int64_t j = 0; j < rows; ++j) z[j] = 0;
-        const T* in = previous + i * cols;
-        for (int64_t c = 0; c < cols; ++c) {
-          const T value = in[c];
-          const T* column = wt + c * rows;
-          for (int64_t j = 0; j < rows; ++j) z[j] = madd(value, column[j], z[j]);
+        const T* in = previous + i * in_stride;
+        int64_t jb = 0;
+        for (; jb + 2 <= blocks(rows); jb += 2) {
+          V z0 = {}, z1 = {};
+          for (int64_t c = 0; c < cols; ++c) {
+            const V x = splat(in[c]);
+            z0 = vector_madd<T>(x, load(wt + c * out_stride + jb * kLanes), z0);
+            z1 = vector_madd<T>(x, load(wt + c * out_stride + (jb + 1) * kLanes), z1);
+          }
+          activate_into(z0, a + i * out_stride + jb * kLanes, slope + i * out_stride + jb * kLanes);
+          activate_into(z1, a + i * out_stride + (jb + 1) * kLanes,
+                        slope + i * out_stride + (jb + 1) * kLanes);
         }
-        T* sl = slope + i * rows;
-        for (int64_t j = 0; j < rows; ++j) activate(z[j], z[j], sl[j]);
+        for (; jb < blocks(rows); ++jb) {
+          V z = {};
+          for (int64_t c = 0; c < cols; ++c)
+            z = vector_madd<T>(splat(in[c]), load(wt + c * out_stride + jb * kLanes), z);
+          activate_into(z, a + i * out_stride + jb * kLanes, slope + i * out_stride + jb * kLanes);
+        }
       }
       previous = a;
     }
     // Output H_i = W_K·a_{K−1}[i, :] (W_K = ones for a single-layer model), loss, residual.
     const size_t output = shapes_.size() - 1;
     const int64_t last_width = shapes_[hidden_ - 1].rows;
-    const T* output_weights = learned_output_ ? net.weights[output] + s * last_width : ones_.data();
+    const int64_t last_stride = stride(last_width);
+    T* output_weights = padded_output_.data();  // [stride(last_width)], zero-padded
+    for (int64_t j = 0; j < last_width; ++j)
+      output_weights[j] = learned_output_ ? net.weights[output][s * last_width + j] : T(1);
     T* r = residual_.data();
     double loss = 0;
     for (int64_t i = 0; i < n; ++i) {
-      const T* a = previous + i * last_width;
+      const T* a = previous + i * last_stride;
       T h = 0;
       for (int64_t j = 0; j < last_width; ++j) h = madd(output_weights[j], a[j], h);
       add_loss_term(net.logistic, h, net.labels[i], loss, r[i]);
     }
-    // ∇W_K = Σ_i r_i a_{K−1}[i, :]; δ_{K−1}[i, j] = r_i·W_K[j]·σ'(z_{K−1}[i, j]).
-    T* grad_last = learned_output_ ? net.gradients[output] + s * last_width : nullptr;
-    if (grad_last != nullptr) {
-      for (int64_t j = 0; j < last_width; ++j) grad_last[j] = 0;
-    }
+    // ∇W_K[j] = Σ_i r_i·a_{K−1}[i, j] (i ascending); δ_{K−1}[i, j] = r_i·W_K[j]·σ'(z_{K−1}[i, j]).
     T* delta = deltas_[hidden_ - 1].data();
     const T* last_slope = slopes_[hidden_ - 1].data();
-    for (int64_t i = 0; i < n; ++i) {
-      const T* a = previous + i * last_width;
-      const T ri = r[i];
-      T* d = delta + i * last_width;
-      const T* sl = last_slope + i * last_width;
-      if (grad_last != nullptr) {
-        for (int64_t j = 0; j < last_width; ++j) grad_last[j] = madd(ri, a[j], grad_last[j]);
+    for (int64_t jb = 0; jb < blocks(last_width); ++jb) {
+      const V wk = load(output_weights + jb * kLanes);
+      V gradient = {};
+      for (int64_t i = 0; i < n; ++i) {
+        const V ri = splat(r[i]);
+        const int64_t at = i * last_stride + jb * kLanes;
+        gradient = vector_madd<T>(ri, load(previous + at), gradient);
+        store(delta + at, ri * wk * load(last_slope + at));
       }
-      for (int64_t j = 0; j < last_width; ++j) d[j] = ri * output_weights[j] * sl[j];
+      if (learned_output_) store(gradient_row_.data() + jb * kLanes, gradient);
     }
-    // Hidden layers, last to first: ∇W_l[j, :] = Σ_i δ_l[i, j]·a_{l−1}[i, :], and
-    // δ_{l−1}[i, :] = (Σ_j δ_l[i, j]·W_l[j, :]) ⊙ σ'(z_{l−1}[i, :]).
+    if (learned_output_) {
+      T* grad_last = net.gradients[output] + s * last_width;
+      for (int64_t j = 0; j < last_width; ++j) grad_last[j] = gradient_row_.data()[j];
+    }
+    // Hidden layers, last to first: ∇W_l[j, c] = Σ_i δ_l[i, j]·a_{l−1}[i, c] (i ascending), and
+    // δ_{l−1}[i, c] = (Σ_j δ_l[i, j]·W_l[j, c], j ascending)·σ'(z_{l−1}[i, c]).
     for (size_t l = hidden_; l-- > 0;) {
       const int64_t rows = shapes_[l].rows;
       const int64_t cols = shapes_[l].cols;
-      const T* w = net.weights[l] + s * rows * cols;
-      T* grad = net.gradients[l] + s * rows * cols;
-      for (int64_t k = 0; k < rows * cols; ++k) grad[k] = 0;
-      const T* below = l == 0 ? net.inputs : activations_[l - 1].data();
+      const int64_t in_stride = stride(cols);
+      const int64_t out_stride = stride(rows);
+      const T* below = l == 0 ? padded_inputs_.data() : activations_[l - 1].data();
       const T* d = deltas_[l].data();
-      T* next_delta = l == 0 ? nullptr : deltas_[l - 1].data();
-      for (int64_t i = 0; i < n; ++i) {
-        const T* in = below + i * cols;
-        const T* di = d + i * rows;
-        T* nd = next_delta == nullptr ? nullptr : next_delta + i * cols;
-        if (nd != nullptr) {
-          for (int64_t c = 0; c < cols; ++c) nd[c] = 0;
-        }
-        for (int64_t j = 0; j < rows; ++j) {
-          const T dij = di[j];
-          if (dij == T(0)) continue;  // dead units (ReLU) contribute nothing
-          T* g = grad + j * cols;
-          for (int64_t c = 0; c < cols; ++c) g[c] = madd(dij, in[c], g[c]);
-          if (nd != nullptr) {
-            const T* wj = w + j * cols;
-            for (int64_t c = 0; c < cols; ++c) nd[c] = madd(dij, wj[c], nd[c]);
+      T* grad = net.gradients[l] + s * rows * cols;
+      for (int64_t j = 0; j < rows; ++j) {
+        for (int64_t cb = 0; cb < blocks(cols); ++cb) {
+          V sum = {};
+          for (int64_t i = 0; i < n; ++i) {
+            sum = vector_madd<T>(splat(d[i * out_stride + j]),
+                                 load(below + i * in_stride + cb * kLanes), sum);
           }
+          store(gradient_row_.data() + cb * kLanes, sum);
         }
-        if (nd != nullptr) {
-          const T* sl = slopes_[l - 1].data() + i * cols;
-          for (int64_t c = 0; c < cols; ++c) nd[c] *= sl[c];
+        for (int64_t c = 0; c < cols; ++c) grad[j * cols + c] = gradient_row_.data()[c];
+      }
+      if (l == 0) continue;
+      const T* w = net.weights[l] + s * rows * cols;
+      T* wp = padded_weights_[l].data();  // [rows, stride(cols)]: W_l, padded with zeros
+      for (int64_t j = 0; j < rows; ++j) {
+        for (int64_t c = 0; c < cols; ++c) wp[j * in_stride + c] = w[j * cols + c];
+      }
+      T* next_delta = deltas_[l - 1].data();
+      const T* slope = slopes_[l - 1].data();
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t cb = 0; cb < blocks(cols); ++cb) {
+          V sum = {};
+          for (int64_t j = 0; j < rows; ++j)
+            sum = vector_madd<T>(splat(d[i * out_stride + j]),
+                                 load(wp + j * in_stride + cb * kLanes), sum);
+          const int64_t at = i * in_stride + cb * kLanes;
+          store(next_delta + at, sum * load(slope + at));
         }
       }
     }
     return loss;
+  }
+
+  void activate_into(V z, T* value, T* slope) const {
+    V a, sl;
+    activate(z, a, sl);
+    store(value, a);
+    store(slope, sl);
   }
 
   // ---- kLanes members interleaved ----
@@ -543,9 +595,9 @@ class Kernel final : public MemberKernel<T> {
   int64_t p_;
   T negative_;
   std::vector<Shape> shapes_;
-  // One member.
-  std::vector<Buffer<T>> activations_, slopes_, deltas_;
-  Buffer<T> transposed_, residual_, ones_;
+  // One member (rows padded to whole vectors).
+  std::vector<Buffer<T>> activations_, slopes_, deltas_, transposed_, padded_weights_;
+  Buffer<T> gradient_row_, residual_, padded_inputs_, padded_output_;
   // Lanes.
   std::vector<Buffer<V>> lane_weights_, lane_gradients_;
   std::vector<Buffer<V>> lane_activations_, lane_slopes_, lane_deltas_;

@@ -13,6 +13,7 @@
 #include <ostream>
 
 #include "ncflab/cli/commands.h"
+#include "ncflab/core/cpu_isa.h"
 #include "ncflab/core/errors.h"
 #include "ncflab/core/log.h"
 #include "ncflab/core/signals.h"
@@ -205,8 +206,8 @@ int dispatch(Commands& c, std::ostream& out, std::ostream& err) {
 }  // namespace
 
 std::string version_line() {
-  return fmt::format("ncflab {} (LibTorch {}, {})", NCFLAB_VERSION, TORCH_VERSION,
-                     torch::cuda::is_available() ? "CUDA available" : "CPU");
+  return fmt::format("ncflab {} (LibTorch {}, {}; CPU kernels {})", NCFLAB_VERSION, TORCH_VERSION,
+                     torch::cuda::is_available() ? "CUDA available" : "CPU", cpu_isa_summary());
 }
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

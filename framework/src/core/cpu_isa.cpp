@@ -11,6 +11,9 @@ namespace ncflab {
 namespace {
 
 bool cpu_supports(CpuIsa isa) {
+#if defined(NCFLAB_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();  // idempotent; needed when asked before static constructors ran
+#endif
   switch (isa) {
     case CpuIsa::generic:
       return true;

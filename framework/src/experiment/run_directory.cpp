@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "ncflab/core/cpu_isa.h"
 #include "ncflab/core/errors.h"
 #include "ncflab/core/files.h"
 #include "ncflab/core/fingerprint.h"
@@ -220,6 +221,7 @@ void write_run_meta(const fs::path& directory, const torch::Device& device, torc
                                {"cuda_available", torch::cuda::is_available()},
                                {"threads", at::get_num_threads()},
                                {"engine", engine_name(engine)},
+                               {"cpu_isa", cpu_isa_name(active_cpu_isa())},
                                {"dtype", dtype == torch::kFloat64 ? "float64" : "float32"},
                                {"config_fingerprint", inputs.config},
                                {"data_fingerprint", inputs.data}};

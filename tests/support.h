@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -31,8 +32,11 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    // The process id too: two test runs at once (two build trees, or CI beside a developer)
+    // must not share, and clear, each other's directories.
     path_ = std::filesystem::temp_directory_path() /
-            (std::string("ncflab_") + info->test_suite_name() + "_" + info->name());
+            (std::string("ncflab_") + info->test_suite_name() + "_" + info->name() + "_" +
+             std::to_string(::getpid()));
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }

@@ -159,6 +159,36 @@ def model_parameters(run_dir):
             "--step", repr(float(config["train"]["step"]))]
 
 
+def flops_per_member_step(run_dir):
+    """Floating-point operations of one gradient-descent step of one member, from the run's
+    config.yaml: per layer of P_l = rows·cols weights, 2nP_l for the forward sums, 2nP_l for the
+    gradient and (above the first layer) 2nP_l for the deltas; activations and loss not counted."""
+    with open(os.path.join(run_dir, "config.yaml")) as f:
+        config = yaml.safe_load(f)
+    n, d = int(config["data"]["n"]), int(config["data"]["d"])
+    widths = [int(w) for w in config["model"]["widths"]]
+    sizes = [a * b for a, b in zip(widths + [1], [d] + widths)]
+    return 2 * n * (3 * sum(sizes) - sizes[0])
+
+
+FLOPS_PER_CYCLE = {"avx512": 32, "avx2": 16, "generic": 4}  # float64, per core, two FMA units
+
+
+def peak_gflops(ncflab_line):
+    """The machine's float64 peak from the instruction set ncflab's kernels use (its --version
+    line) and the clock /proc/cpuinfo reports, or None: cores × GHz × flops per cycle."""
+    isa = next((name for name in FLOPS_PER_CYCLE if f"kernels {name}" in ncflab_line), None)
+    mhz = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = next((float(line.split(":", 1)[1]) for line in f if line.startswith("cpu MHz")), None)
+    except OSError:
+        pass
+    if isa is None or mhz is None:
+        return None, isa, mhz
+    return os.cpu_count() * mhz / 1000 * FLOPS_PER_CYCLE[isa], isa, mhz
+
+
 def load_weights(path):
     if path.endswith(".npz"):
         with np.load(path) as saved:
@@ -221,6 +251,7 @@ def measure(ncflab, work, model, seeds, steps, baseline_steps):
         return reference[count]
 
     row = {"model": model, "seeds": seeds, "engine": timed["engine"], "ncflab": timed["steps_per_second"],
+           "gflops": timed["steps_per_second"] * seeds * flops_per_member_step(ours) / 1e9,
            "steps": steps, "baseline_steps": baseline_steps, "norm": largest_norm(timed),
            "motion": smallest_motion(ours), "anchors": {}}
 
@@ -319,17 +350,27 @@ def table(rows, versions, load_before, load_after, ncflab):
         "Every implementation runs float64 on all cores. Steps/s of the whole ensemble: one step advances all "
         "S members.",
         "",
-        "| model | S | ncflab engine | ncflab steps/s | " + " | ".join(titles[a] for a in ANCHORS) + " |",
-        "| --- | ---: | --- | ---: | " + " | ".join("---:" for _ in ANCHORS) + " |",
+        "| model | S | ncflab engine | ncflab steps/s | ncflab GFLOP/s (% of peak) | "
+        + " | ".join(titles[a] for a in ANCHORS) + " |",
+        "| --- | ---: | --- | ---: | ---: | " + " | ".join("---:" for _ in ANCHORS) + " |",
     ]
+    peak, isa, mhz = peak_gflops(ncflab)
     for r in rows:
+        share = f" ({100 * r['gflops'] / peak:.0f} %)" if peak else ""
         lines.append(f"| {MODELS[r['model']]['label']} | {r['seeds']} | {r['engine']} | {r['ncflab']:,.1f} | "
-                     + " | ".join(cell(r, a) for a in ANCHORS) + " |")
+                     f"{r['gflops']:.1f}{share} | " + " | ".join(cell(r, a) for a in ANCHORS) + " |")
     lines += [
         "",
         "Cells: steps/s · ncflab's steps/s ÷ the anchor's · largest relative difference "
         "‖w − w_ncflab‖/‖w_ncflab‖ of a member's layer after the same number of steps, all from ncflab's "
         f"weights_init.pt and data.pt (above {AGREEMENT:.0e}: marked DISAGREES).",
+        "",
+        "GFLOP/s: the multiply-adds of the forward sums, the gradients and the deltas (2nP per layer of P "
+        "weights each, activations and loss not counted) × members × steps/s. "
+        + (f"Peak: {os.cpu_count()} cores × {mhz / 1000:.2f} GHz (cpu MHz in /proc/cpuinfo) × "
+           f"{FLOPS_PER_CYCLE[isa]} float64 flops per cycle for {isa} with two FMA units = {peak:.0f} GFLOP/s, "
+           "an estimate (turbo, one FMA unit or a shared host change it)." if peak
+           else "Peak: unknown (no instruction set in ncflab --version or no clock in /proc/cpuinfo)."),
         "",
         "Steps timed: " + "; ".join(f"{short(r['model'])} S={r['seeds']}: ncflab and the batched anchors "
                                     f"{r['steps']}, baselines {r['baseline_steps']}" for r in rows) + ".",

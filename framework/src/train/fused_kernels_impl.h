@@ -3,133 +3,22 @@
 // -ffp-contract=off. Everything here has internal linkage, so no function compiled for a
 // wider instruction set can stand in for the generic one at link time.
 //
-// Layouts. One member ("single"): activations sample-major [n, k] so every inner loop runs
-// over contiguous units (the compiler vectorises it). Several members ("lanes"): the same
-// loops on vectors whose lanes are members, weights gathered as [rows, cols] of vectors.
-// For each member both do the same multiply-adds in the same order.
+// Layouts. One member ("single"): activations sample-major [n, k], rows padded to whole
+// vectors, the sums held in vectors of units. Several members ("lanes"): the same sums on
+// vectors whose lanes are members, weights gathered as [rows, cols] of vectors. For each
+// member both do the same multiply-adds in the same order. The primitives: fused_simd.h.
 #pragma once
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <utility>
 #include <vector>
 
-#if defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include "fused_kernels.h"
+#include "fused_simd.h"
 
 namespace ncflab::fused {
 namespace {
-
-// ---- multiply-add: fused where the instruction set has FMA, else a product and a sum ----
-
-inline double madd(double a, double b, double c) {
-#if defined(__FMA__)
-  return __builtin_fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-
-inline float madd(float a, float b, float c) {
-#if defined(__FMA__)
-  return __builtin_fmaf(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-
-// ---- vectors of members ----
-
-template <typename T, int Bytes>
-struct VectorOf;
-template <>
-struct VectorOf<double, 16> {
-  typedef double type __attribute__((vector_size(16)));
-};
-template <>
-struct VectorOf<double, 32> {
-  typedef double type __attribute__((vector_size(32)));
-};
-template <>
-struct VectorOf<double, 64> {
-  typedef double type __attribute__((vector_size(64)));
-};
-template <>
-struct VectorOf<float, 16> {
-  typedef float type __attribute__((vector_size(16)));
-};
-template <>
-struct VectorOf<float, 32> {
-  typedef float type __attribute__((vector_size(32)));
-};
-template <>
-struct VectorOf<float, 64> {
-  typedef float type __attribute__((vector_size(64)));
-};
-
-template <typename T, typename V>
-inline V vector_madd(V a, V b, V c) {
-#if defined(__FMA__)
-  constexpr bool is_double = sizeof(T) == 8;
-  if constexpr (sizeof(V) == 16) {
-    if constexpr (is_double) {
-      return (V)_mm_fmadd_pd((__m128d)a, (__m128d)b, (__m128d)c);
-    } else {
-      return (V)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c);
-    }
-  } else if constexpr (sizeof(V) == 32) {
-    if constexpr (is_double) {
-      return (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
-    } else {
-      return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-    }
-  } else {
-#if defined(__AVX512F__)
-    if constexpr (is_double) {
-      return (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
-    } else {
-      return (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-    }
-#else
-    static_assert(sizeof(V) != 64, "512-bit vectors need -mavx512f");
-#endif
-  }
-#else
-  return a * b + c;
-#endif
-}
-
-// 64-byte aligned, zeroed storage.
-template <typename U>
-class Buffer {
- public:
-  Buffer() = default;
-  explicit Buffer(size_t count) {
-    const size_t bytes = ((count * sizeof(U) + 63) / 64) * 64;
-    data_ = static_cast<U*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes));
-    if (data_ == nullptr) throw std::bad_alloc();
-    std::memset(static_cast<void*>(data_), 0, bytes == 0 ? 64 : bytes);
-  }
-  Buffer(Buffer&& other) noexcept : data_(other.data_) { other.data_ = nullptr; }
-  Buffer& operator=(Buffer&& other) noexcept {
-    U* mine = data_;  // not std::swap: no template shared with generic code (file comment)
-    data_ = other.data_;
-    other.data_ = mine;
-    return *this;
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() { std::free(data_); }
-  U* data() const { return data_; }
-
- private:
-  U* data_ = nullptr;
-};
 
 struct Shape {
   int64_t rows;

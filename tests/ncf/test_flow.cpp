@@ -293,6 +293,36 @@ TEST_F(NcfFlowRandom, EnsembleMembersMatchSeparateRuns) {
   }
 }
 
+TEST_F(NcfFlowRandom, HostLoopsIntegrateTheFlowOfTheAtenPath) {
+  // On CPU in float64 the field and the stages run in loops on the host; elsewhere in
+  // batched ATen ops. Their sums round differently, so the step-size controller soon takes
+  // other steps; both integrate the same flow to its accuracy: T* and the direction agree
+  // far below what one more digit of rtol changes (1e-9 here), on a deep net (L = 7) and on
+  // a single-layer one (fixed output row).
+  const auto single =
+      Ncf(FeedForwardOptions(4, {5})
+              .kind(ModelKind::single_layer)
+              .activation(PolyLeakyReLUOptions().alpha(0.3).p(3)),
+          torch::randn({20, 4}, torch::kFloat64), torch::randn({20}, torch::kFloat64));
+  for (const auto& ncf : {random_deep_net(), single}) {
+    const auto u0 = positive_start(ncf, 3, 0.5);
+    const auto loops = integrate_ncf_flow(ncf, u0, FlowOptions());
+    const auto aten = integrate_ncf_flow(ncf, u0, FlowOptions().host_loops(false));
+    for (size_t s = 0; s < loops.members.size(); ++s) {
+      const auto& a = loops.members[s];
+      const auto& b = aten.members[s];
+      ASSERT_EQ(a.status, FlowStatus::blew_up) << flow_status_name(a.status);
+      EXPECT_EQ(a.status, b.status) << "member " << s;
+      EXPECT_NEAR(static_cast<double>(a.accepted), static_cast<double>(b.accepted),
+                  0.05 * static_cast<double>(b.accepted))
+          << "member " << s;
+      EXPECT_LT(relative_error(a.blowup_time, b.blowup_time), 1e-9)
+          << "member " << s << ": " << a.blowup_time << " vs " << b.blowup_time;
+    }
+    EXPECT_LT((loops.direction - aten.direction).abs().max().item<double>(), 1e-9);
+  }
+}
+
 TEST_F(NcfFlowRandom, BlowUpDirectionIsTheConvergedKktPointWhateverTheTolerance) {
   // L = 3: at ‖u‖ = 1e3 the direction still turns (the old reference point); the converged
   // direction is a KKT point, the same at two tolerances whose steps differ.

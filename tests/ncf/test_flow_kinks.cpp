@@ -167,5 +167,40 @@ TEST(NcfFlowKinks, EnsembleMembersCarryTheirOwnModes) {
   }
 }
 
+TEST(NcfFlowKinks, HostLoopsIntegrateTheFlowOfTheAtenPath) {
+  // The field of each member's mode in loops on the host (CPU, float64) and in batched ATen
+  // ops (other devices). Their sums round differently, so the steps differ, and a kink that
+  // hovers within the tolerance may be crossed and crossed back on one path and slid along
+  // on the other; T* and the direction agree to the flow's accuracy. On the chain from both
+  // sides and the ridge, and on a random two-hidden-layer net that crosses many kinks.
+  torch::manual_seed(3);
+  const Ncf ridge = chain(2, 0.5, torch::tensor({{1.0, 0.0}, {0.6, 1.0}}, torch::kFloat64),
+                          torch::tensor({-1.0, 1.0}, torch::kFloat64));
+  const Ncf net(FeedForwardOptions(3, {4, 3}).activation(PolyLeakyReLUOptions().alpha(0.2).p(1)),
+                torch::randn({8, 3}, torch::kFloat64), torch::randn({8}, torch::kFloat64));
+  const std::vector<std::pair<const Ncf*, torch::Tensor>> cases = {
+      {&ridge, torch::tensor({{0.3, 0.5, 0.6, 0.7}, {-0.2, 0.4, 0.8, 0.5}, {0.1, 0.9, 0.3, 0.6}},
+                             torch::kFloat64)},
+      {&net, unit_rows(torch::randn({2, net.parameters()}, torch::kFloat64))}};
+  int64_t crossings = 0;
+  for (const auto& [ncf, u0] : cases) {
+    const auto loops = integrate_ncf_flow(*ncf, u0, FlowOptions());
+    const auto aten = integrate_ncf_flow(*ncf, u0, FlowOptions().host_loops(false));
+    for (size_t s = 0; s < loops.members.size(); ++s) {
+      const auto& a = loops.members[s];
+      const auto& b = aten.members[s];
+      EXPECT_EQ(a.status, b.status) << "member " << s;
+      ASSERT_TRUE(a.kinks && b.kinks);
+      EXPECT_EQ(a.kinks->unlocated, 0) << "member " << s;
+      EXPECT_EQ(b.kinks->unlocated, 0) << "member " << s;
+      crossings += a.kinks->crossings;
+      EXPECT_LT(relative_error(a.time, b.time), 1e-10)
+          << "member " << s << ": " << a.time << " vs " << b.time;
+    }
+    EXPECT_LT((loops.direction - aten.direction).abs().max().item<double>(), 1e-9);
+  }
+  EXPECT_GT(crossings, 10);  // the comparison saw the bookkeeping at work
+}
+
 }  // namespace
 }  // namespace ncflab

@@ -26,6 +26,20 @@ torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device&
 torch::Tensor FlowIntegrator::derivative(const torch::Tensor& y,
                                          const std::vector<int64_t>& members,
                                          torch::Tensor* statistics) {
+  if (on_host_) {
+    const auto rows = y.contiguous();
+    auto slopes = torch::empty_like(rows);
+    auto host_statistics = torch::empty({3, rows.size(0)}, rows.options());
+    std::vector<double> at(3);
+    for (size_t a = 0; a < members.size(); ++a) {
+      const auto i = static_cast<int64_t>(a);
+      host_derivative(rows[i].data_ptr<double>(), members[a], slopes[i].data_ptr<double>(),
+                      at.data());
+      for (int64_t k = 0; k < 3; ++k) host_statistics[k][i] = at[static_cast<size_t>(k)];
+    }
+    if (statistics) *statistics = host_statistics;
+    return slopes;
+  }
   const double degree = total_degree_;
   const auto v = y.narrow(1, 0, columns_.parameters);
   NcfEvaluation eval;
@@ -50,6 +64,67 @@ torch::Tensor FlowIntegrator::derivative(const torch::Tensor& y,
   return torch::cat({dv, (degree * unit_value).unsqueeze(1), dtime.unsqueeze(1)}, 1);
 }
 
+// derivative() for one row on the host, in the same arithmetic.
+void FlowIntegrator::host_derivative(const double* y, int64_t member, double* slope,
+                                     double* statistics) {
+  const double degree = total_degree_;
+  const int64_t size = columns_.parameters;
+  gradient_.resize(static_cast<size_t>(size));
+  double* gradient = gradient_.data();
+  double value = 0;
+  if (kinked_) {
+    value = kinked_->evaluate(y, modes_[static_cast<size_t>(member)], gradient);
+  } else {
+    HostPass pass;
+    host_net_.forward(y, nullptr, pass);
+    value = host_net_.value(pass);
+    host_net_.gradient(y, pass, host_net_.derivatives(pass), gradient);
+  }
+  double norm_squared = 0;
+  for (int64_t i = 0; i < size; ++i) norm_squared += y[i] * y[i];
+  const double norm = std::sqrt(norm_squared);
+  const double radial = degree * value / (norm * norm);  // ⟨∇N(v), v⟩/‖v‖² by Euler
+  const double unit_value = value / std::pow(norm, degree);
+  const double speed = std::pow(norm, 2 - degree);
+  double gradient_squared = 0;
+  double tangent_squared = 0;
+  for (int64_t i = 0; i < size; ++i) {
+    const double tangent = gradient[i] - radial * y[i];
+    slope[i] = tangent * speed;
+    gradient_squared += gradient[i] * gradient[i];
+    tangent_squared += tangent * tangent;
+  }
+  slope[columns_.log_norm()] = degree * unit_value;
+  slope[columns_.time()] = std::exp(-(degree - 2) * y[columns_.log_norm()]);
+  if (statistics) {
+    const double unit_scale = std::pow(norm, 1 - degree);  // ∇N(û) = ∇N(v)/‖v‖^(L−1)
+    statistics[0] = unit_value;
+    statistics[1] = std::sqrt(gradient_squared) * unit_scale;
+    statistics[2] = std::sqrt(tangent_squared) * unit_scale;
+  }
+}
+
+void TrialStep::inside(size_t a, double theta, std::vector<double>& out) const {
+  const auto i = static_cast<int64_t>(a);
+  if (!start.device().is_cpu() || start.scalar_type() != torch::kFloat64) {
+    const HostRows row(inside(a, theta));
+    out.assign(row[0], row[0] + start.size(1));
+    return;
+  }
+  const double* y0 = start[i].data_ptr<double>();
+  const double* k0 = stages.front()[i].data_ptr<double>();
+  const double* y1 = next[i].data_ptr<double>();
+  const double* k1 = stages.back()[i].data_ptr<double>();
+  const double h = step_sizes[a];
+  const double s = theta;
+  const double c = 1 - s;
+  out.resize(static_cast<size_t>(start.size(1)));
+  for (size_t j = 0; j < out.size(); ++j) {
+    out[j] = (1 + 2 * s) * c * c * y0[j] + s * c * c * h * k0[j] + s * s * (3 - 2 * s) * y1[j] -
+             s * s * c * h * k1[j];
+  }
+}
+
 // u0's direction and norm, the first step sizes, trajectory rows and samples at t = 0;
 // members that stop at once (a KKT ray needs no steps to say where it goes, only t does).
 void FlowIntegrator::start(const torch::Tensor& u0) {
@@ -68,9 +143,8 @@ void FlowIntegrator::start(const torch::Tensor& u0) {
   std::vector<int64_t> all(static_cast<size_t>(members));
   for (int64_t s = 0; s < members; ++s) all[static_cast<size_t>(s)] = s;
   if (kinked_) {
-    for (int64_t s = 0; s < members; ++s) {
-      modes_.push_back(kinked_->initial_mode(y_[s].narrow(0, 0, columns_.parameters)));
-    }
+    const HostRows rows(y_);
+    for (int64_t s = 0; s < members; ++s) modes_.push_back(kinked_->initial_mode(rows[s]));
   }
   torch::Tensor statistics;
   slope_ = derivative(y_, all, &statistics);
@@ -107,6 +181,10 @@ TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double>
   trial.active = std::move(active);
   trial.step_sizes = std::move(step_sizes);
   trial.start = y_.index_select(0, index);
+  if (on_host_) {
+    host_trial(trial, index);
+    return trial;
+  }
   const auto h =
       torch::tensor(trial.step_sizes, torch::kFloat64).to(y_.options()).unsqueeze(1);  // [A, 1]
   trial.stages = {slope_.index_select(0, index)};
@@ -131,6 +209,72 @@ TrialStep FlowIntegrator::trial(std::vector<int64_t> active, std::vector<double>
                              statistics[1], statistics[2]})
                    .to(torch::kCPU, torch::kFloat64);
   return trial;
+}
+
+// The stages, the new point and the host rows of trial(), member by member in loops.
+void FlowIntegrator::host_trial(TrialStep& trial, const torch::Tensor& index) {
+  const auto members = static_cast<int64_t>(trial.active.size());
+  const int64_t width = trial.start.size(1);
+  trial.stages = {slope_.index_select(0, index)};
+  for (size_t i = 0; i < kStages.size(); ++i)
+    trial.stages.push_back(torch::empty_like(trial.start));
+  trial.next = torch::empty_like(trial.start);
+  trial.host = torch::empty({HostRow::count, members}, trial.start.options());
+  auto host = trial.host.accessor<double, 2>();
+  std::vector<const double*> slopes(trial.stages.size());
+  std::vector<double> increment(static_cast<size_t>(width));
+  std::vector<double> point(static_cast<size_t>(width));
+  std::vector<double> statistics(3);
+  const auto& c = columns_;
+  for (int64_t a = 0; a < members; ++a) {
+    const double h = trial.step_sizes[static_cast<size_t>(a)];
+    const double* start = trial.start[a].data_ptr<double>();
+    for (size_t j = 0; j < trial.stages.size(); ++j)
+      slopes[j] = trial.stages[j][a].data_ptr<double>();
+    // stage_point and error_slope (dormand_prince.h), term by term in the same order.
+    for (size_t i = 0; i < kStages.size(); ++i) {
+      const bool last = i + 1 == kStages.size();
+      double* out = last ? trial.next[a].data_ptr<double>() : point.data();
+      for (int64_t k = 0; k < width; ++k) {
+        double sum = kStages[i][0] * slopes[0][k];
+        for (size_t j = 1; j <= i; ++j) {
+          if (kStages[i][j] != 0) sum = sum + kStages[i][j] * slopes[j][k];
+        }
+        out[k] = start[k] + h * sum;
+      }
+      host_derivative(out, trial.active[static_cast<size_t>(a)],
+                      trial.stages[i + 1][a].data_ptr<double>(),
+                      last ? statistics.data() : nullptr);
+    }
+    const double* next = trial.next[a].data_ptr<double>();
+    for (int64_t k = 0; k < width; ++k) {
+      double sum = kError[0] * slopes[0][k];
+      for (size_t j = 1; j < kError.size(); ++j) {
+        if (kError[j] != 0) sum = sum + kError[j] * slopes[j][k];
+      }
+      increment[static_cast<size_t>(k)] = h * sum;
+    }
+    double error_squared = 0;
+    double next_squared = 0;
+    for (int64_t k = 0; k < c.parameters; ++k) {
+      error_squared += increment[static_cast<size_t>(k)] * increment[static_cast<size_t>(k)];
+      next_squared += next[k] * next[k];
+    }
+    const double* first = slopes.front();
+    const double* end = slopes.back();
+    host[direction_error][a] = std::sqrt(error_squared) / std::sqrt(next_squared);
+    host[log_norm_error][a] = std::abs(increment[static_cast<size_t>(c.log_norm())]);
+    host[time_error][a] = std::abs(increment[static_cast<size_t>(c.time())]);
+    host[log_norm_start][a] = start[c.log_norm()];
+    host[log_norm_start_slope][a] = first[c.log_norm()];
+    host[log_norm_end][a] = next[c.log_norm()];
+    host[log_norm_end_slope][a] = end[c.log_norm()];
+    host[time_end][a] = next[c.time()];
+    host[time_end_slope][a] = end[c.time()];
+    host[value_end][a] = statistics[0];
+    host[gradient_end][a] = statistics[1];
+    host[tangent_end][a] = statistics[2];
+  }
 }
 
 // Accepts or rejects each member's step and proposes its next step size; copies the

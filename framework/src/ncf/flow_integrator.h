@@ -27,6 +27,20 @@ constexpr int64_t kMaxLandings = 20;
 /// Row indices on `device`.
 torch::Tensor index_tensor(const std::vector<int64_t>& ids, const torch::Device& device);
 
+/// The rows of a tensor [A, W] (or one row [W]) as float64 on the host, copied only when they
+/// are not already.
+class HostRows {
+ public:
+  explicit HostRows(const torch::Tensor& rows)
+      : rows_(rows.to(torch::kCPU, torch::kFloat64).contiguous()) {}
+  const double* operator[](int64_t i) const {
+    return rows_.data_ptr<double>() + i * rows_.size(-1);
+  }
+
+ private:
+  torch::Tensor rows_;
+};
+
 // Columns of the integrated state y = [v, ρ, τ], [S, P + 2]: v ∥ û (its norm drifts by
 // the local error and is never used: the right-hand side is scale-free in v), ρ = ln‖u‖
 // and τ = t − t_step_start, reset to 0 after every accepted step (t itself is summed on
@@ -53,6 +67,8 @@ struct TrialStep {
     return dormand_prince::hermite(start[i], stages.front()[i], next[i], stages.back()[i],
                                    step_sizes[a], theta);
   }
+  // The same into `out` (float64 on the host): loops for a trial on the host.
+  void inside(size_t a, double theta, std::vector<double>& out) const;
 };
 
 // Rows of TrialStep::host.
@@ -87,11 +103,15 @@ class FlowIntegrator {
         log_max_norm_(options.max_norm() > 0 ? std::log(options.max_norm())
                                              : std::numeric_limits<double>::infinity()),
         columns_{ncf.parameters()},
+        host_net_(ncf),
+        // A flow on the CPU in float64 runs its arithmetic in loops on the host (HostNet).
+        on_host_(options.host_loops() && ncf.inputs().device().is_cpu() &&
+                 ncf.inputs().scalar_type() == torch::kFloat64),
         states_(static_cast<size_t>(u0.size(0))) {
     // Nets with kinks (p = 1, α ≠ 1): a point counts as at a kink within 100·rtol of it
     // (relative to the preactivation's scale); past that a crossing is located.
     if (has_kinks(ncf.options().activation())) {
-      kinked_.emplace(ncf, std::max(100 * options.rtol(), 1e-14));
+      kinked_.emplace(ncf, host_net_, std::max(100 * options.rtol(), 1e-14));
     }
     result_.total_degree = ncf.total_degree();
     result_.members.resize(states_.size());
@@ -134,6 +154,11 @@ class FlowIntegrator {
  private:
   torch::Tensor derivative(const torch::Tensor& y, const std::vector<int64_t>& members,
                            torch::Tensor* statistics);
+  // The same for one member's row y [P + 2] on the host: dy/ds into `slope` [P + 2] and,
+  // unless null, N(û), ‖∇N(û)‖ and the tangent part's norm into statistics[0, 1, 2].
+  void host_derivative(const double* y, int64_t member, double* slope, double* statistics);
+  // trial() in loops on the host.
+  void host_trial(TrialStep& trial, const torch::Tensor& index);
   void start(const torch::Tensor& u0);
   TrialStep trial(std::vector<int64_t> active, std::vector<double> step_sizes);
   void judge(const TrialStep& trial);
@@ -164,8 +189,11 @@ class FlowIntegrator {
   double direction_tol_;
   double log_max_norm_;
   Columns columns_;
-  torch::Tensor y_;      // [S, P + 2]
-  torch::Tensor slope_;  // dy/ds at y (FSAL)
+  HostNet host_net_;
+  bool on_host_;
+  std::vector<double> gradient_;  // host_derivative's ∇N
+  torch::Tensor y_;               // [S, P + 2]
+  torch::Tensor slope_;           // dy/ds at y (FSAL)
   std::vector<MemberState> states_;
   std::optional<KinkedField> kinked_;  // nets with kinks only
   std::vector<KinkMode> modes_;        // per member, with kinked_

@@ -19,146 +19,130 @@ constexpr double kCollapsed = 1e-6;
 // (∇N is affine in one layer's slopes); several layers make the problem multilinear.
 constexpr int kNewtonSteps = 30;
 
-std::vector<torch::Tensor> stacked_sides(const std::vector<KinkMode*>& modes) {
-  std::vector<torch::Tensor> stacked;
-  for (size_t l = 0; l < modes.front()->sides.size(); ++l) {
-    std::vector<torch::Tensor> rows;
-    for (const auto* mode : modes) rows.push_back(mode->sides[l]);
-    stacked.push_back(torch::stack(rows));
-  }
-  return stacked;
-}
-
-std::vector<torch::Tensor> unsqueezed(const std::vector<torch::Tensor>& sides) {
-  std::vector<torch::Tensor> out;
-  for (const auto& side : sides) out.push_back(side.unsqueeze(0));
-  return out;
-}
-
 bool contains(const std::vector<Kink>& kinks, const Kink& kink) {
   return std::find(kinks.begin(), kinks.end(), kink) != kinks.end();
 }
 
-void set_entry(torch::Tensor& layer, const Kink& kink, double value) {
-  layer.select(0, kink.unit).select(0, kink.sample).fill_(value);
+double dot(const double* a, const double* b, int64_t size) {
+  double sum = 0;
+  for (int64_t i = 0; i < size; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// The part of `direction` orthogonal to `row`, [P].
+std::vector<double> tangent_part(const double* direction, const double* row, int64_t size) {
+  const double radial = dot(direction, row, size) / dot(row, row, size);
+  std::vector<double> out(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) out[static_cast<size_t>(i)] = direction[i] - radial * row[i];
+  return out;
+}
+
+// ‖x‖ of the per-layer slopes' stacked tensors [A, k_l, n] of `modes` (device path).
+std::vector<torch::Tensor> stacked(const std::vector<UnitSamples>& per_member,
+                                   const std::vector<int64_t>& widths, int64_t samples,
+                                   const torch::TensorOptions& options) {
+  std::vector<torch::Tensor> out;
+  const auto members = static_cast<int64_t>(per_member.size());
+  for (size_t l = 0; l < widths.size(); ++l) {
+    auto layer = torch::empty({members, widths[l], samples}, torch::kFloat64);
+    for (int64_t a = 0; a < members; ++a) {
+      const auto& values = per_member[static_cast<size_t>(a)][l];
+      std::copy(values.begin(), values.end(), layer[a].data_ptr<double>());
+    }
+    out.push_back(layer.to(options));
+  }
+  return out;
 }
 
 }  // namespace
 
-KinkedField::KinkedField(const Ncf& ncf, double tolerance)
-    : ncf_(ncf), tolerance_(tolerance), low_(ncf.options().activation().alpha()), high_(1.0) {}
+KinkedField::KinkedField(const Ncf& ncf, const HostNet& net, double tolerance)
+    : ncf_(ncf),
+      net_(net),
+      tolerance_(tolerance),
+      low_(ncf.options().activation().alpha()),
+      high_(1.0) {}
 
-KinkedField::Forward KinkedField::forward(const torch::Tensor& v,
-                                          const std::vector<torch::Tensor>& sides) const {
+KinkedField::Forward KinkedField::forward(const double* row, const UnitSamples& sides) const {
   Forward f;
-  f.weights = ncf_.layers(v);
-  const auto layers = network_layers(f.weights, ncf_.options());
-  auto hidden = torch::matmul(layers.front(), ncf_.inputs().t());
-  for (size_t l = 1; l < layers.size(); ++l) {
-    f.cache.preactivations.push_back(hidden);
-    f.cache.activations.push_back(sides[l - 1] * hidden);
-    hidden = torch::matmul(layers[l], f.cache.activations.back());
-  }
-  f.cache.outputs = hidden.squeeze(1);
+  f.row = row;
+  net_.forward(row, &sides, f.pass);
   return f;
 }
 
-KinkedField::Forward KinkedField::member_forward(const Forward& all, int64_t a) const {
-  Forward f;
-  for (const auto& w : all.weights) f.weights.push_back(w.narrow(0, a, 1));
-  for (const auto& z : all.cache.preactivations) {
-    f.cache.preactivations.push_back(z.narrow(0, a, 1));
-  }
-  for (const auto& h : all.cache.activations) f.cache.activations.push_back(h.narrow(0, a, 1));
-  f.cache.outputs = all.cache.outputs.narrow(0, a, 1);
-  return f;
+std::vector<double> KinkedField::gradient(const Forward& member, const UnitSamples& slopes) const {
+  std::vector<double> out(static_cast<size_t>(net_.parameters()));
+  net_.gradient(member.row, member.pass, slopes, out.data());
+  return out;
 }
 
-torch::Tensor KinkedField::gradients(const Forward& member,
-                                     const std::vector<torch::Tensor>& slopes) const {
-  const int64_t batch = slopes.front().size(0);
-  return join_layers(feedforward_vjp(member.weights, ncf_.inputs(), ncf_.options(), member.cache,
-                                     ncf_.ybar().expand({batch, -1}), slopes));
-}
-
-// Forward-mode derivative of the preactivations along the tangent part of each direction
+// Forward-mode derivative of the preactivations along the tangent part of the direction
 // (the flow moves v by it): dz_1 = dW_1 Xᵀ, dz_l = dW_l a_{l−1} + W_l (slope ⊙ dz_{l−1}).
-torch::Tensor KinkedField::rates(const Forward& member, const torch::Tensor& row,
-                                 const torch::Tensor& directions,
-                                 const std::vector<torch::Tensor>& sides,
-                                 const std::vector<Kink>& sliding,
-                                 const std::vector<Kink>& kinks) const {
-  const auto radial = torch::matmul(directions, row) / row.dot(row);
-  const auto tangent = directions - radial.unsqueeze(1) * row;
-  const auto steps = split_layers(tangent, ncf_.layer_shapes());
-  std::vector<torch::Tensor> pass = sides;
-  for (const auto& kink : sliding) {
-    auto& layer = pass[static_cast<size_t>(kink.layer)];
-    if (layer.is_same(sides[static_cast<size_t>(kink.layer)])) layer = layer.clone();
-    set_entry(layer, kink, 0.0);
-  }
-  std::vector<torch::Tensor> dz{torch::matmul(steps[0], ncf_.inputs().t())};
-  for (int64_t l = 1; l < ncf_.hidden_layers(); ++l) {
-    const auto u = static_cast<size_t>(l);
-    dz.push_back(torch::matmul(steps[u], member.cache.activations[u - 1]) +
-                 torch::matmul(member.weights[u], pass[u - 1] * dz[u - 1]));
-  }
-  std::vector<torch::Tensor> columns;
+std::vector<double> KinkedField::rates(const Forward& member, const std::vector<double>& direction,
+                                       const UnitSamples& sides, const std::vector<Kink>& sliding,
+                                       const std::vector<Kink>& kinks) const {
+  const auto step = tangent_part(direction.data(), member.row, net_.parameters());
+  UnitSamples pass = sides;
+  for (const auto& kink : sliding) pass[static_cast<size_t>(kink.layer)][entry(kink)] = 0.0;
+  std::vector<double> out;
   for (const auto& kink : kinks) {
-    columns.push_back(
-        dz[static_cast<size_t>(kink.layer)].select(1, kink.unit).select(1, kink.sample));
+    out.push_back(net_.rate(member.row, member.pass, step.data(), pass,
+                            static_cast<size_t>(kink.layer), kink.unit, kink.sample));
   }
-  return torch::stack(columns, 1);
+  return out;
 }
 
 // Filippov: the slopes s_b ∈ [α, 1] of the sliding kinks for which dz_b/ds = 0 for all of
 // them. Newton on g(s) = rates; its columns g(s + e_b) − g(s) are exact because ∇N, and with
 // it g, is affine in each single slope.
-KinkedField::Sliding KinkedField::slide(const Forward& member, const torch::Tensor& row,
-                                        const std::vector<torch::Tensor>& sides,
+KinkedField::Sliding KinkedField::slide(const Forward& member, const UnitSamples& sides,
                                         const std::vector<Kink>& sliding,
                                         std::vector<double> start) const {
   Sliding out;
-  const auto count = static_cast<int64_t>(sliding.size());
+  const size_t count = sliding.size();
   if (count == 0) {
-    out.gradient = gradients(member, unsqueezed(sides))[0];
+    out.gradient = gradient(member, sides);
     return out;
   }
-  if (start.size() != sliding.size()) start.assign(sliding.size(), 0.5 * (low_ + high_));
+  if (start.size() != count) start.assign(count, 0.5 * (low_ + high_));
   bool one_layer = true;
   for (const auto& kink : sliding) one_layer = one_layer && kink.layer == sliding.front().layer;
-  auto slopes = torch::tensor(start, torch::kFloat64);
-  const auto shifts = torch::cat({torch::zeros({1, count}, torch::kFloat64),
-                                  torch::eye(count, torch::kFloat64)});  // [F + 1, F]
-  const auto with = [&](const torch::Tensor& values) {  // values [B, F] → backward slopes
-    std::vector<torch::Tensor> batch;
-    for (const auto& side : sides) {
-      batch.push_back(side.unsqueeze(0).expand({values.size(0), -1, -1}).clone());
+  auto slopes = std::move(start);
+  const auto with = [&](const std::vector<double>& values) {
+    UnitSamples out_slopes = sides;
+    for (size_t b = 0; b < count; ++b) {
+      out_slopes[static_cast<size_t>(sliding[b].layer)][entry(sliding[b])] = values[b];
     }
-    const auto on_device = values.to(sides.front().options());
-    for (int64_t b = 0; b < count; ++b) {
-      const auto& kink = sliding[static_cast<size_t>(b)];
-      batch[static_cast<size_t>(kink.layer)]
-          .select(1, kink.unit)
-          .select(1, kink.sample)
-          .copy_(on_device.select(1, b));
-    }
-    return batch;
+    return out_slopes;
   };
+  const auto size = static_cast<int64_t>(count);
   for (int step = 0; step < kNewtonSteps; ++step) {
-    const auto grads = gradients(member, with(slopes.unsqueeze(0) + shifts));
-    const auto g =
-        rates(member, row, grads, sides, sliding, sliding).to(torch::kCPU, torch::kFloat64);
-    const auto residual = g[0];
-    const auto jacobian = (g.narrow(0, 1, count) - residual).t();  // [F, F]: ∂g_c/∂s_b
-    const auto change = kink_detail::least_squares(jacobian, -residual);
-    slopes = slopes + change;
-    const double size = change.abs().max().item<double>();
-    if (one_layer || !(size > 1e-14 * (1 + slopes.abs().max().item<double>()))) break;
+    // g at s and at s + e_b for every b: the residual and the Jacobian's columns.
+    const auto residual = rates(member, gradient(member, with(slopes)), sides, sliding, sliding);
+    auto jacobian = torch::empty({size, size}, torch::kFloat64);  // ∂g_c/∂s_b
+    auto shifted = slopes;
+    for (size_t b = 0; b < count; ++b) {
+      shifted[b] += 1.0;
+      const auto g = rates(member, gradient(member, with(shifted)), sides, sliding, sliding);
+      shifted[b] = slopes[b];
+      for (size_t c = 0; c < count; ++c) {
+        jacobian[static_cast<int64_t>(c)][static_cast<int64_t>(b)] = g[c] - residual[c];
+      }
+    }
+    auto target = torch::empty({size}, torch::kFloat64);
+    for (size_t c = 0; c < count; ++c) target[static_cast<int64_t>(c)] = -residual[c];
+    const auto change = kink_detail::least_squares(jacobian, target).contiguous();
+    double largest_change = 0;
+    double largest_slope = 0;
+    for (size_t b = 0; b < count; ++b) {
+      slopes[b] += change.data_ptr<double>()[b];
+      largest_change = std::max(largest_change, std::abs(change.data_ptr<double>()[b]));
+      largest_slope = std::max(largest_slope, std::abs(slopes[b]));
+    }
+    if (one_layer || !(largest_change > 1e-14 * (1 + largest_slope))) break;
   }
-  out.gradient = gradients(member, with(slopes.unsqueeze(0)))[0];
-  const auto host = slopes.contiguous();
-  out.slopes.assign(host.data_ptr<double>(), host.data_ptr<double>() + count);
+  out.gradient = gradient(member, with(slopes));
+  out.slopes = std::move(slopes);
   return out;
 }
 
@@ -167,162 +151,210 @@ double KinkedField::slope_margin(double slope) const {
   return std::min(fraction, 1 - fraction);
 }
 
-// The scale of each preactivation's margin: ‖W_l[j, :]‖·‖a_{l−1}[:, i]‖, per layer [k_l, n].
-// A row that passes through zero, or a sample's input column that collapses (every unit
-// below at its kink), flips the sign of z at once: below kCollapsed of their balanced size
-// (‖v‖/√layers per layer) they stop scaling, so the margin passes through zero with z.
-std::vector<torch::Tensor> KinkedField::margin_scales(const Forward& member) const {
-  const double size = layer_size(member);
-  const auto input_norms = ncf_.inputs().norm(2, 1);  // [n]
-  std::vector<torch::Tensor> scales;
-  for (int64_t l = 0; l < ncf_.hidden_layers(); ++l) {
-    const auto u = static_cast<size_t>(l);
-    const auto rows = member.weights[u][0].norm(2, 1).clamp_min(kCollapsed * size);
-    auto columns = input_norms;
-    if (l > 0) {
-      columns = member.cache.activations[u - 1][0].norm(2, 0).max(
-          kCollapsed * std::pow(size, static_cast<double>(l)) * input_norms);
-    }
-    scales.push_back(rows.unsqueeze(1) * columns.unsqueeze(0));
-  }
-  return scales;
+double KinkedField::layer_size(const Forward& member) const {
+  const double total = dot(member.row, member.row, net_.parameters());
+  return std::sqrt(total / static_cast<double>(ncf_.layer_shapes().size()));
 }
 
-double KinkedField::layer_size(const Forward& member) const {
+double KinkedField::row_norm(const Forward& member, const Kink& kink) const {
+  const auto layer = static_cast<size_t>(kink.layer);
+  const int64_t fan_in = net_.fan_in(layer);
+  const double* w = net_.weights(member.row, layer) + kink.unit * fan_in;
+  return std::sqrt(dot(w, w, fan_in));
+}
+
+double KinkedField::column_norm(const Forward& member, const Kink& kink) const {
+  if (kink.layer == 0) return net_.input_norms()[static_cast<size_t>(kink.sample)];
+  const auto below = static_cast<size_t>(kink.layer - 1);
+  const auto& a = member.pass.activations[below];
   double total = 0;
-  for (const auto& w : member.weights) total += w.square().sum().item<double>();
-  return std::sqrt(total / static_cast<double>(member.weights.size()));
+  for (int64_t c = 0; c < net_.width(below); ++c) {
+    const double value = a[static_cast<size_t>(c * net_.samples() + kink.sample)];
+    total += value * value;
+  }
+  return std::sqrt(total);
+}
+
+// The scale of a preactivation's margin: ‖W_l[j, :]‖·‖a_{l−1}[:, i]‖ (`row`, `column`). A row
+// that passes through zero, or a sample's input column that collapses (every unit below at its
+// kink), flips the sign of z at once: below kCollapsed of their balanced size (‖v‖/√layers per
+// layer) they stop scaling, so the margin passes through zero with z.
+double KinkedField::margin_scale(double size, const Kink& kink, double row, double column) const {
+  const double input = net_.input_norms()[static_cast<size_t>(kink.sample)];
+  return std::max(row, kCollapsed * size) *
+         (kink.layer == 0
+              ? input
+              : std::max(column,
+                         kCollapsed * std::pow(size, static_cast<double>(kink.layer)) * input));
 }
 
 bool KinkedField::row_collapsed(const Forward& member, const Kink& kink) const {
-  const double row =
-      member.weights[static_cast<size_t>(kink.layer)][0][kink.unit].norm().item<double>();
-  return row <= kCollapsed * layer_size(member);
+  return row_norm(member, kink) <= kCollapsed * layer_size(member);
 }
 
-std::vector<torch::Tensor> KinkedField::signed_margins(const Forward& member,
-                                                       const KinkMode& mode) const {
-  std::vector<torch::Tensor> margins;
-  const double infinity = std::numeric_limits<double>::infinity();
-  const auto scales = margin_scales(member);
-  // Sliding kinks, and the preactivations of a sample whose whole input column comes from
-  // sliding kinks (held at zero, so z is rounding there and moves with them), have no side
-  // to leave: their slopes are the sliding slopes' business.
-  std::vector<torch::Tensor> held;
-  for (const auto& side : mode.sides) held.push_back(torch::zeros_like(side, torch::kBool));
-  for (const auto& kink : mode.sliding) {
-    held[static_cast<size_t>(kink.layer)].select(0, kink.unit).select(0, kink.sample).fill_(true);
+// Sliding kinks, and the preactivations of a sample whose whole input column comes from
+// sliding kinks (held at zero, so z is rounding there and moves with them), have no side
+// to leave: their slopes are the sliding slopes' business. Empty without sliding kinks.
+std::vector<std::vector<bool>> KinkedField::held(const KinkMode& mode) const {
+  std::vector<std::vector<bool>> out;
+  if (mode.sliding.empty()) return out;
+  const int64_t n = net_.samples();
+  for (size_t l = 0; l < net_.hidden_layers(); ++l) {
+    out.emplace_back(static_cast<size_t>(net_.width(l) * n), false);
   }
-  for (int64_t l = 0; l < ncf_.hidden_layers(); ++l) {
-    const auto u = static_cast<size_t>(l);
-    if (l > 0) held[u] = held[u] | held[u - 1].all(0, /*keepdim=*/true);
-    const auto sign = torch::where(mode.sides[u] == high_, torch::ones_like(scales[u]),
-                                   -torch::ones_like(scales[u]));
-    const auto margin = member.cache.preactivations[u][0] * sign / scales[u];
-    // Removed units and all-zero input columns have no kinks.
-    const auto rows = member.weights[u][0].norm(2, 1);
-    const auto columns =
-        l == 0 ? ncf_.inputs().norm(2, 1) : member.cache.activations[u - 1][0].norm(2, 0);
-    const auto dead = (rows == 0).unsqueeze(1) | (columns == 0).unsqueeze(0) | held[u];
-    margins.push_back(
-        margin.masked_fill(dead, infinity).to(torch::kCPU, torch::kFloat64).contiguous());
+  for (const auto& kink : mode.sliding) out[static_cast<size_t>(kink.layer)][entry(kink)] = true;
+  for (size_t l = 1; l < out.size(); ++l) {
+    for (int64_t i = 0; i < n; ++i) {
+      bool all = true;
+      for (int64_t c = 0; c < net_.width(l - 1) && all; ++c) {
+        all = out[l - 1][static_cast<size_t>(c * n + i)];
+      }
+      if (!all) continue;
+      for (int64_t j = 0; j < net_.width(l); ++j) out[l][static_cast<size_t>(j * n + i)] = true;
+    }
   }
-  return margins;
+  return out;
 }
 
+double KinkedField::signed_margin(const Forward& member, const KinkMode& mode,
+                                  const std::vector<std::vector<bool>>& held, double size,
+                                  const Kink& kink, double row, double column) const {
+  const auto layer = static_cast<size_t>(kink.layer);
+  // Removed units and all-zero input columns have no kinks.
+  if (row == 0 || column == 0 || (!held.empty() && held[layer][entry(kink)])) {
+    return std::numeric_limits<double>::infinity();
+  }
+  const double sign = mode.sides[layer][entry(kink)] == high_ ? 1.0 : -1.0;
+  return member.pass.preactivations[layer][entry(kink)] * sign /
+         margin_scale(size, kink, row, column);
+}
+
+double KinkedField::evaluate(const double* row, KinkMode& mode, double* gradient) const {
+  const auto member = forward(row, mode.sides);
+  if (mode.sliding.empty()) {
+    net_.gradient(row, member.pass, mode.sides, gradient);
+  } else {
+    auto solution = slide(member, mode.sides, mode.sliding, mode.slopes);
+    mode.slopes = std::move(solution.slopes);
+    std::copy(solution.gradient.begin(), solution.gradient.end(), gradient);
+  }
+  return net_.value(member.pass);
+}
+
+// The mode's polynomial batched on the rows' device; the sliding slopes are solved on the host.
 NcfEvaluation KinkedField::evaluate(const torch::Tensor& v,
                                     const std::vector<KinkMode*>& modes) const {
-  const auto sides = stacked_sides(modes);
-  const auto all = forward(v, sides);
-  auto slopes = sides;
-  bool copied = false;
+  const auto host = v.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  std::vector<UnitSamples> sides;
+  std::vector<UnitSamples> slopes;
   for (size_t a = 0; a < modes.size(); ++a) {
     auto& mode = *modes[a];
+    sides.push_back(mode.sides);
+    slopes.push_back(mode.sides);
     if (mode.sliding.empty()) continue;
-    if (!copied) {
-      for (auto& layer : slopes) layer = layer.clone();
-      copied = true;
-    }
-    const auto i = static_cast<int64_t>(a);
-    const auto solution =
-        slide(member_forward(all, i), v[i], mode.sides, mode.sliding, mode.slopes);
-    mode.slopes = solution.slopes;
+    const double* row = host.data_ptr<double>() + static_cast<int64_t>(a) * host.size(1);
+    mode.slopes = slide(forward(row, mode.sides), mode.sides, mode.sliding, mode.slopes).slopes;
     for (size_t b = 0; b < mode.sliding.size(); ++b) {
-      auto layer = slopes[static_cast<size_t>(mode.sliding[b].layer)][i];
-      set_entry(layer, mode.sliding[b], solution.slopes[b]);
+      slopes.back()[static_cast<size_t>(mode.sliding[b].layer)][entry(mode.sliding[b])] =
+          mode.slopes[b];
     }
   }
-  const auto grads = feedforward_vjp(all.weights, ncf_.inputs(), ncf_.options(), all.cache,
-                                     ncf_.ybar().expand({v.size(0), -1}), slopes);
-  return {(all.cache.outputs * ncf_.ybar()).sum(-1), join_layers(grads)};
+  std::vector<int64_t> widths;
+  for (size_t l = 0; l < net_.hidden_layers(); ++l) widths.push_back(net_.width(l));
+  const auto side_tensors = stacked(sides, widths, net_.samples(), v.options());
+  const auto slope_tensors = stacked(slopes, widths, net_.samples(), v.options());
+  const auto weights = ncf_.layers(v);
+  const auto layers = network_layers(weights, ncf_.options());
+  FeedForwardCache cache;
+  auto hidden = torch::matmul(layers.front(), ncf_.inputs().t());
+  for (size_t l = 1; l < layers.size(); ++l) {
+    cache.preactivations.push_back(hidden);
+    cache.activations.push_back(side_tensors[l - 1] * hidden);
+    hidden = torch::matmul(layers[l], cache.activations.back());
+  }
+  cache.outputs = hidden.squeeze(1);
+  const auto grads = feedforward_vjp(weights, ncf_.inputs(), ncf_.options(), cache,
+                                     ncf_.ybar().expand({v.size(0), -1}), slope_tensors);
+  return {(cache.outputs * ncf_.ybar()).sum(-1), join_layers(grads)};
 }
 
-KinkMode KinkedField::initial_mode(const torch::Tensor& row) const {
+KinkMode KinkedField::initial_mode(const double* row) const {
   KinkMode mode;
-  const auto cache =
-      feedforward_forward(ncf_.layers(row.unsqueeze(0)), ncf_.inputs(), ncf_.options());
-  for (const auto& z : cache.preactivations) {
-    mode.sides.push_back(poly_leaky_relu_derivative(z[0], ncf_.options().activation()));
-  }
+  HostPass pass;
+  net_.forward(row, nullptr, pass);
+  mode.sides = net_.derivatives(pass);
   // Preactivations within the tolerance of their kink, on either side, are settled.
-  const auto margins = signed_margins(forward(row.unsqueeze(0), unsqueezed(mode.sides)), mode);
+  const auto member = forward(row, mode.sides);
+  const double size = layer_size(member);
   std::vector<Kink> near;
-  for (size_t l = 0; l < margins.size(); ++l) {
-    const auto where = torch::nonzero(margins[l].abs() <= tolerance_);
-    const auto at = where.accessor<int64_t, 2>();
-    for (int64_t r = 0; r < where.size(0); ++r) {
-      near.push_back({static_cast<int64_t>(l), at[r][0], at[r][1]});
+  for (size_t l = 0; l < net_.hidden_layers(); ++l) {
+    for (int64_t j = 0; j < net_.width(l); ++j) {
+      for (int64_t i = 0; i < net_.samples(); ++i) {
+        const Kink kink{static_cast<int64_t>(l), j, i};
+        const double margin = signed_margin(member, mode, {}, size, kink, row_norm(member, kink),
+                                            column_norm(member, kink));
+        if (std::abs(margin) <= tolerance_) {
+          near.push_back(kink);
+        }
+      }
     }
   }
   settle(row, mode, near);
   return mode;
 }
 
-std::vector<std::vector<Departure>> KinkedField::departures(
-    const torch::Tensor& v, const std::vector<KinkMode*>& modes) const {
-  const auto all = forward(v, stacked_sides(modes));
-  std::vector<std::vector<Departure>> out(modes.size());
-  for (size_t a = 0; a < modes.size(); ++a) {
-    const auto i = static_cast<int64_t>(a);
-    const auto member = member_forward(all, i);
-    const auto& mode = *modes[a];
-    const auto margins = signed_margins(member, mode);
-    for (size_t l = 0; l < margins.size(); ++l) {
-      const auto where = torch::nonzero(margins[l] < tolerance_);
-      const auto at = where.accessor<int64_t, 2>();
-      const auto values = margins[l].accessor<double, 2>();
-      for (int64_t r = 0; r < where.size(0); ++r) {
-        out[a].push_back(
-            {{static_cast<int64_t>(l), at[r][0], at[r][1]}, values[at[r][0]][at[r][1]]});
+std::vector<Departure> KinkedField::departures(const double* row, const KinkMode& mode) const {
+  const auto member = forward(row, mode.sides);
+  const auto held_kinks = held(mode);
+  const double size = layer_size(member);
+  std::vector<Departure> out;
+  for (size_t l = 0; l < net_.hidden_layers(); ++l) {
+    // The norms every margin of the layer divides by, once.
+    std::vector<double> rows;
+    std::vector<double> columns;
+    for (int64_t j = 0; j < net_.width(l); ++j) {
+      rows.push_back(row_norm(member, {static_cast<int64_t>(l), j, 0}));
+    }
+    for (int64_t i = 0; i < net_.samples(); ++i) {
+      columns.push_back(column_norm(member, {static_cast<int64_t>(l), 0, i}));
+    }
+    for (int64_t j = 0; j < net_.width(l); ++j) {
+      for (int64_t i = 0; i < net_.samples(); ++i) {
+        const Kink kink{static_cast<int64_t>(l), j, i};
+        const double margin =
+            signed_margin(member, mode, held_kinks, size, kink, rows[static_cast<size_t>(j)],
+                          columns[static_cast<size_t>(i)]);
+        if (margin < tolerance_) out.push_back({kink, margin});
       }
     }
-    if (mode.sliding.empty()) continue;
-    const auto solution = slide(member, v[i], mode.sides, mode.sliding, mode.slopes);
-    for (size_t b = 0; b < mode.sliding.size(); ++b) {
-      const double margin = slope_margin(solution.slopes[b]);
-      if (margin < tolerance_) out[a].push_back({mode.sliding[b], margin});
-    }
+  }
+  if (mode.sliding.empty()) return out;
+  const auto solution = slide(member, mode.sides, mode.sliding, mode.slopes);
+  for (size_t b = 0; b < mode.sliding.size(); ++b) {
+    const double margin = slope_margin(solution.slopes[b]);
+    if (margin < tolerance_) out.push_back({mode.sliding[b], margin});
   }
   return out;
 }
 
-std::vector<double> KinkedField::margins(const torch::Tensor& row, const KinkMode& mode,
+std::vector<double> KinkedField::margins(const double* row, const KinkMode& mode,
                                          const std::vector<Kink>& kinks) const {
-  const auto member = forward(row.unsqueeze(0), unsqueezed(mode.sides));
-  const auto signed_ = signed_margins(member, mode);
+  const auto member = forward(row, mode.sides);
+  const auto held_kinks = held(mode);
+  const double size = layer_size(member);
   // The sliding slopes cost a Newton solve: only when a sliding kink is asked for.
   const bool any_sliding = std::any_of(
       kinks.begin(), kinks.end(), [&](const Kink& kink) { return contains(mode.sliding, kink); });
   std::vector<double> slopes;
-  if (any_sliding) slopes = slide(member, row, mode.sides, mode.sliding, mode.slopes).slopes;
+  if (any_sliding) slopes = slide(member, mode.sides, mode.sliding, mode.slopes).slopes;
   std::vector<double> out;
   for (const auto& kink : kinks) {
     const auto at = std::find(mode.sliding.begin(), mode.sliding.end(), kink);
     if (at != mode.sliding.end()) {
       out.push_back(slope_margin(slopes[static_cast<size_t>(at - mode.sliding.begin())]));
     } else {
-      out.push_back(
-          signed_[static_cast<size_t>(kink.layer)][kink.unit][kink.sample].item<double>());
+      out.push_back(signed_margin(member, mode, held_kinks, size, kink, row_norm(member, kink),
+                                  column_norm(member, kink)));
     }
   }
   return out;
@@ -330,25 +362,22 @@ std::vector<double> KinkedField::margins(const torch::Tensor& row, const KinkMod
 
 // dz/ds of `kink` with its slope set to `slope` (the sliding kinks re-solved), as the rate of
 // its margin per unit of angle û moves: comparable with the tolerance.
-double KinkedField::side_rate(const Forward& member, const torch::Tensor& row, const KinkMode& mode,
-                              const Kink& kink, double slope) const {
+double KinkedField::side_rate(const Forward& member, const KinkMode& mode, const Kink& kink,
+                              double slope) const {
   auto sides = mode.sides;
-  auto& layer = sides[static_cast<size_t>(kink.layer)];
-  layer = layer.clone();
-  set_entry(layer, kink, slope);
-  const auto solution = slide(member, row, sides, mode.sliding, mode.slopes);
-  const double rate =
-      rates(member, row, solution.gradient.unsqueeze(0), sides, mode.sliding, {kink})
-          .item<double>();
-  const auto& g = solution.gradient;
-  const double speed =
-      (g - g.dot(row) / row.dot(row) * row).norm().item<double>() / row.norm().item<double>();
+  sides[static_cast<size_t>(kink.layer)][entry(kink)] = slope;
+  const auto solution = slide(member, sides, mode.sliding, mode.slopes);
+  const double rate = rates(member, solution.gradient, sides, mode.sliding, {kink}).front();
+  const int64_t size = net_.parameters();
+  const auto tangent = tangent_part(solution.gradient.data(), member.row, size);
+  const double speed = std::sqrt(dot(tangent.data(), tangent.data(), size)) /
+                       std::sqrt(dot(member.row, member.row, size));
   const double scale =
-      margin_scales(member)[static_cast<size_t>(kink.layer)][kink.unit][kink.sample].item<double>();
+      margin_scale(layer_size(member), kink, row_norm(member, kink), column_norm(member, kink));
   return speed > 0 ? rate / (scale * speed) : 0.0;
 }
 
-Settling KinkedField::settle(const torch::Tensor& row, KinkMode& mode,
+Settling KinkedField::settle(const double* row, KinkMode& mode,
                              const std::vector<Kink>& kinks) const {
   Settling result;
   // Lowest layer first: a kink's side can flip the sign of the preactivations above it.
@@ -374,26 +403,28 @@ Settling KinkedField::settle(const torch::Tensor& row, KinkMode& mode,
   // Each round settles one kink (or the sliding slopes); exits can add rounds, so bound them.
   const size_t rounds = 2 * kinks.size() + 2 * mode.sliding.size() + 8;
   for (size_t round = 0; round < rounds; ++round) {
-    const auto member = forward(row.unsqueeze(0), unsqueezed(mode.sides));
+    const auto member = forward(row, mode.sides);
     // Sliding kinks whose slope left [α, 1] leave to the side it left by.
-    const auto solution = slide(member, row, mode.sides, mode.sliding, mode.slopes);
     bool exited = false;
-    std::vector<Kink> sliding;
-    std::vector<double> slopes;
-    for (size_t b = 0; b < mode.sliding.size(); ++b) {
-      const double slope = solution.slopes[b];
-      if (slope_margin(slope) < 0) {
-        set_entry(mode.sides[static_cast<size_t>(mode.sliding[b].layer)], mode.sliding[b],
-                  slope > high_ ? high_ : low_);
-        ++result.exits;
-        exited = true;
-      } else {
-        sliding.push_back(mode.sliding[b]);
-        slopes.push_back(slope);
+    if (!mode.sliding.empty()) {
+      const auto solution = slide(member, mode.sides, mode.sliding, mode.slopes);
+      std::vector<Kink> sliding;
+      std::vector<double> slopes;
+      for (size_t b = 0; b < mode.sliding.size(); ++b) {
+        const double slope = solution.slopes[b];
+        if (slope_margin(slope) < 0) {
+          mode.sides[static_cast<size_t>(mode.sliding[b].layer)][entry(mode.sliding[b])] =
+              slope > high_ ? high_ : low_;
+          ++result.exits;
+          exited = true;
+        } else {
+          sliding.push_back(mode.sliding[b]);
+          slopes.push_back(slope);
+        }
       }
+      mode.sliding = sliding;
+      mode.slopes = slopes;
     }
-    mode.sliding = sliding;
-    mode.slopes = slopes;
     if (exited) {
       result.changed = true;
       continue;
@@ -408,15 +439,13 @@ Settling KinkedField::settle(const torch::Tensor& row, KinkMode& mode,
     // A rate within the tolerance is no push at all (a kink whose input column collapsed onto
     // kinks that slide below it moves with them).
     const auto push = [&](double rate) { return std::abs(rate) <= tolerance_ ? 0.0 : rate; };
-    const double below = push(side_rate(member, row, mode, kink, low_));
-    const double above = push(side_rate(member, row, mode, kink, high_));
+    const double below = push(side_rate(member, mode, kink, low_));
+    const double above = push(side_rate(member, mode, kink, high_));
     const bool was_sliding = contains(released, kink);
     // No push either way at a unit whose row has collapsed (it dies away): z keeps the side
     // it is on. (Elsewhere no push keeps the side: a kink above sliding kinks moves with them.)
     const bool drifting = below == 0 && above == 0 && !was_sliding && row_collapsed(member, kink);
-    const double z =
-        member.cache.preactivations[static_cast<size_t>(kink.layer)][0][kink.unit][kink.sample]
-            .item<double>();
+    const double z = member.pass.preactivations[static_cast<size_t>(kink.layer)][entry(kink)];
     const bool up = (below > 0 && above > 0) || (drifting && z > 0);
     const bool down = (below < 0 && above < 0) || (drifting && z < 0);
     if ((below > 0 && above < 0) || (was_sliding && !up && !down)) {
@@ -429,8 +458,8 @@ Settling KinkedField::settle(const torch::Tensor& row, KinkMode& mode,
       }
       continue;
     }
-    auto& side = mode.sides[static_cast<size_t>(kink.layer)];
-    const double current = side[kink.unit][kink.sample].item<double>();
+    double& side = mode.sides[static_cast<size_t>(kink.layer)][entry(kink)];
+    const double current = side;
     const double next = up ? high_ : down ? low_ : current;
     if (was_sliding) {
       ++result.exits;
@@ -439,7 +468,7 @@ Settling KinkedField::settle(const torch::Tensor& row, KinkMode& mode,
       ++result.crossings;
       result.changed = true;
     }
-    set_entry(side, kink, next);
+    side = next;
   }
   return result;
 }

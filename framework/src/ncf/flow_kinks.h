@@ -3,6 +3,9 @@
 // preactivation (its slope: α below the kink, 1 above) and the kinks it slides along. Within
 // a mode the field is smooth and the integrator's error control holds; the integrator locates
 // where a step leaves its mode (a negative margin) and settles the new mode there.
+//
+// A mode's bookkeeping is per member and full of small decisions, so it runs on the host
+// (HostNet), on float64 rows; only the batched field of a flow off the CPU runs on its device.
 #pragma once
 
 #include <torch/torch.h>
@@ -11,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "ncflab/model/feedforward.h"
+#include "flow_host_net.h"
 #include "ncflab/ncf/ncf.h"
 
 namespace ncflab::flow_detail {
@@ -30,7 +33,7 @@ struct Kink {
 /// and the kinks the flow slides along (Filippov): their slopes are chosen in [α, 1] so that
 /// they stay at zero.
 struct KinkMode {
-  std::vector<torch::Tensor> sides;  // per hidden layer [k_l, n] on the net's device
+  UnitSamples sides;  // per hidden layer [k_l · n]
   std::vector<Kink> sliding;
   std::vector<double> slopes;  // the sliding kinks' slopes at the last solve
 };
@@ -55,73 +58,85 @@ class KinkedField {
  public:
   /// `tolerance`: the relative margin within which a point counts as at a kink (and beyond
   /// which the integrator locates the crossing).
-  KinkedField(const Ncf& ncf, double tolerance);
+  KinkedField(const Ncf& ncf, const HostNet& net, double tolerance);
 
-  /// N(v) and ∇N(v) for rows v [A, P] in the members' modes (the polynomial of each mode,
-  /// sliding kinks at their Filippov slopes). The modes keep the solved slopes.
+  /// N(v), and ∇N(v) into `gradient` [P], for one member's row v [P] in its mode (the
+  /// polynomial of the mode, sliding kinks at their Filippov slopes, which the mode keeps).
+  double evaluate(const double* row, KinkMode& mode, double* gradient) const;
+
+  /// The same for rows v [A, P] on any device: the field of a flow that runs off the CPU.
   NcfEvaluation evaluate(const torch::Tensor& v, const std::vector<KinkMode*>& modes) const;
 
   /// The mode of a starting point: the sides of its preactivations, settled where it sits at
   /// a kink.
-  KinkMode initial_mode(const torch::Tensor& row) const;
+  KinkMode initial_mode(const double* row) const;
 
-  /// Per row of v [A, P]: the kinks where it has left its member's mode or is within the
-  /// tolerance of leaving it (margin < tolerance). The integrator locates where a step
-  /// left by more than the tolerance and settles the mode where it lands.
-  std::vector<std::vector<Departure>> departures(const torch::Tensor& v,
-                                                 const std::vector<KinkMode*>& modes) const;
+  /// The kinks where a row has left its member's mode or is within the tolerance of leaving
+  /// it (margin < tolerance). The integrator locates where a step left by more than the
+  /// tolerance and settles the mode where it lands.
+  std::vector<Departure> departures(const double* row, const KinkMode& mode) const;
 
-  /// The margins of `kinks` at row [P] in `mode` (positive: inside the mode).
-  std::vector<double> margins(const torch::Tensor& row, const KinkMode& mode,
+  /// The margins of `kinks` at a row in `mode` (positive: inside the mode).
+  std::vector<double> margins(const double* row, const KinkMode& mode,
                               const std::vector<Kink>& kinks) const;
 
   /// The mode at a point within the tolerance of leaving `mode` at `kinks` (a crossing the
   /// integrator landed on): each of them, sliding or not, takes the side the field on both
   /// sides of it points to, or slides along it when they point at each other (Filippov);
   /// other sliding kinks whose slope left [α, 1] stop sliding.
-  Settling settle(const torch::Tensor& row, KinkMode& mode, const std::vector<Kink>& kinks) const;
+  Settling settle(const double* row, KinkMode& mode, const std::vector<Kink>& kinks) const;
 
   double tolerance() const { return tolerance_; }
 
  private:
+  // A member's row and its forward pass in a mode.
   struct Forward {
-    std::vector<torch::Tensor> weights;  // [A, k_l, k_{l−1}]
-    FeedForwardCache cache;              // z_l, a_l = side ⊙ z_l, outputs
+    const double* row = nullptr;
+    HostPass pass;
   };
   struct Sliding {
     std::vector<double> slopes;
-    torch::Tensor gradient;  // [P]
+    std::vector<double> gradient;  // [P]
   };
 
-  // The polynomial of the mode: rows v [A, P], sides per hidden layer [A, k_l, n].
-  Forward forward(const torch::Tensor& v, const std::vector<torch::Tensor>& sides) const;
-  Forward member_forward(const Forward& all, int64_t a) const;
-  // ∇N of one member for a batch of backward slope sets [B, k_l, n]: [B, P].
-  torch::Tensor gradients(const Forward& member, const std::vector<torch::Tensor>& slopes) const;
-  // dz/ds of `kinks` along the tangent part of each direction [B, P]: [B, F]; sliding
-  // kinks pass nothing on (dz = 0 for them at the solution).
-  torch::Tensor rates(const Forward& member, const torch::Tensor& row,
-                      const torch::Tensor& directions, const std::vector<torch::Tensor>& sides,
-                      const std::vector<Kink>& sliding, const std::vector<Kink>& kinks) const;
+  Forward forward(const double* row, const UnitSamples& sides) const;
+  std::vector<double> gradient(const Forward& member, const UnitSamples& slopes) const;
+  // dz/ds of `kinks` along the tangent part of `direction` [P]; sliding kinks pass nothing
+  // on (dz = 0 for them at the solution).
+  std::vector<double> rates(const Forward& member, const std::vector<double>& direction,
+                            const UnitSamples& sides, const std::vector<Kink>& sliding,
+                            const std::vector<Kink>& kinks) const;
   // The slopes of `sliding` that keep those kinks at zero, with the other slopes `sides`.
-  Sliding slide(const Forward& member, const torch::Tensor& row,
-                const std::vector<torch::Tensor>& sides, const std::vector<Kink>& sliding,
+  Sliding slide(const Forward& member, const UnitSamples& sides, const std::vector<Kink>& sliding,
                 std::vector<double> start) const;
-  // Per hidden layer [k_l, n]: what a preactivation's margin divides z by.
-  std::vector<torch::Tensor> margin_scales(const Forward& member) const;
   // ‖v‖/√layers: a layer's norm if the layers were balanced.
   double layer_size(const Forward& member) const;
+  // ‖W_l[unit, :]‖.
+  double row_norm(const Forward& member, const Kink& kink) const;
+  // ‖a_{l−1}[:, sample]‖ (‖x_sample‖ for l = 0).
+  double column_norm(const Forward& member, const Kink& kink) const;
+  // What a preactivation's margin divides z by, from its row's and column's norms (.cpp).
+  double margin_scale(double size, const Kink& kink, double row, double column) const;
   // Whether kink's row of W_l is below kCollapsed of that (its unit dies away).
   bool row_collapsed(const Forward& member, const Kink& kink) const;
-  // z/scale with the sign of each side, +inf where dead or sliding: [k_l, n] on CPU.
-  std::vector<torch::Tensor> signed_margins(const Forward& member, const KinkMode& mode) const;
+  // Per hidden layer [k_l · n]: the preactivations with no side to leave (see .cpp).
+  std::vector<std::vector<bool>> held(const KinkMode& mode) const;
+  // z/scale with the sign of its side, +inf where dead or held; `row` and `column` are
+  // row_norm and column_norm of the kink.
+  double signed_margin(const Forward& member, const KinkMode& mode,
+                       const std::vector<std::vector<bool>>& held, double size, const Kink& kink,
+                       double row, double column) const;
   double slope_margin(double slope) const;
   // The rate of `kink`'s margin (per unit angle) with its slope set to `slope`, the sliding
   // kinks re-solved.
-  double side_rate(const Forward& member, const torch::Tensor& row, const KinkMode& mode,
-                   const Kink& kink, double slope) const;
+  double side_rate(const Forward& member, const KinkMode& mode, const Kink& kink,
+                   double slope) const;
+  size_t entry(const Kink& kink) const {
+    return static_cast<size_t>(kink.unit * net_.samples() + kink.sample);
+  }
 
   const Ncf& ncf_;
+  const HostNet& net_;
   double tolerance_;
   double low_;   // α: the slope below a kink
   double high_;  // 1: above

@@ -16,15 +16,13 @@ namespace ncflab::flow_detail {
 std::vector<bool> FlowIntegrator::locate_departures(
     const TrialStep& trial, const std::vector<size_t>& passed,
     std::vector<std::optional<std::vector<Departure>>>& departures) {
-  std::vector<int64_t> local;
-  std::vector<KinkMode*> modes;
+  const HostRows ends(trial.next);
+  const HostRows starts(trial.start);
+  std::vector<std::vector<Departure>> found;
   for (const size_t a : passed) {
-    local.push_back(static_cast<int64_t>(a));
-    modes.push_back(&modes_[static_cast<size_t>(trial.active[a])]);
+    const auto i = static_cast<int64_t>(a);
+    found.push_back(kinked_->departures(ends[i], modes_[static_cast<size_t>(trial.active[a])]));
   }
-  const auto rows = trial.next.index_select(0, index_tensor(local, y_.device()))
-                        .narrow(1, 0, columns_.parameters);
-  auto found = kinked_->departures(rows, modes);
   std::vector<bool> retried(trial.active.size(), false);
   for (size_t k = 0; k < passed.size(); ++k) {
     const size_t a = passed[k];
@@ -42,9 +40,8 @@ std::vector<bool> FlowIntegrator::locate_departures(
     if (!beyond.empty()) {
       // A kink that began the step on its wrong side (settled there: nothing pushed it) has
       // left only once it moved a tolerance further.
-      const auto start =
-          kinked_->margins(trial.start[static_cast<int64_t>(a)].narrow(0, 0, columns_.parameters),
-                           modes_[static_cast<size_t>(trial.active[a])], beyond);
+      const auto start = kinked_->margins(starts[static_cast<int64_t>(a)],
+                                          modes_[static_cast<size_t>(trial.active[a])], beyond);
       std::vector<Kink> left;
       std::vector<double> left_start;
       std::vector<double> left_end;
@@ -85,8 +82,10 @@ double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
                                           const std::vector<double>& start_margins,
                                           std::vector<double> end_margins) {
   auto& mode = modes_[static_cast<size_t>(trial.active[a])];
+  std::vector<double> point;
   const auto at = [&](double theta) {
-    return kinked_->margins(trial.inside(a, theta).narrow(0, 0, columns_.parameters), mode, kinks);
+    trial.inside(a, theta, point);
+    return kinked_->margins(point.data(), mode, kinks);
   };
   // Where each kink leaves: its margin crosses 0, or for one that began on its wrong side,
   // half a tolerance below where it began.
@@ -158,14 +157,12 @@ double FlowIntegrator::departure_fraction(const TrialStep& trial, size_t a,
 // a member whose mode changed gets its slope (the next step's first stage) and scalars anew.
 void FlowIntegrator::settle_modes(const std::vector<int64_t>& members,
                                   const std::vector<std::optional<std::vector<Departure>>>& known) {
-  const auto rows = y_.index_select(0, index_tensor(members, y_.device()));
-  std::vector<KinkMode*> modes;
-  for (const int64_t member : members) modes.push_back(&modes_[static_cast<size_t>(member)]);
+  const HostRows rows(y_.index_select(0, index_tensor(members, y_.device())));
   std::vector<int64_t> changed;
   for (size_t k = 0; k < members.size(); ++k) {
-    const auto row = rows[static_cast<int64_t>(k)].narrow(0, 0, columns_.parameters);
-    const auto departures =
-        known[k] ? *known[k] : kinked_->departures(row.unsqueeze(0), {modes[k]}).front();
+    const double* row = rows[static_cast<int64_t>(k)];
+    auto& mode = modes_[static_cast<size_t>(members[k])];
+    const auto departures = known[k] ? *known[k] : kinked_->departures(row, mode);
     // Settled: the kinks on the wrong side within the tolerance, and those the step just
     // landed on (which may lie a rounding short of theirs, or further on the wrong side).
     auto& m = states_[static_cast<size_t>(members[k])];
@@ -180,7 +177,7 @@ void FlowIntegrator::settle_modes(const std::vector<int64_t>& members,
     }
     m.landing_targets.clear();
     if (kinks.empty()) continue;
-    const auto settling = kinked_->settle(row, *modes[k], kinks);
+    const auto settling = kinked_->settle(row, mode, kinks);
     m.kinks.crossings += settling.crossings;
     m.kinks.entries += settling.entries;
     m.kinks.exits += settling.exits;

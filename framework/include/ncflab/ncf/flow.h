@@ -45,6 +45,10 @@ struct FlowOptions {
   /// do not depend on the times asked for): the trainer compares w(t)/‖w‖ with
   /// u(δ^(L−2)·t) at its log steps. Empty: none. Otherwise one list per member.
   TORCH_ARG(std::vector<std::vector<double>>, sample_times) = {};
+  /// On CPU in float64: the field and the stages in per-member loops on the host (false:
+  /// batched ATen ops, the path of other devices and dtypes; for tests and benchmarks).
+  /// The bookkeeping at kinks runs on the host either way.
+  TORCH_ARG(bool, host_loops) = true;
 };
 
 /// How the flow of one member ended (SPEC §1: the sign of N* = N(û*) decides).

@@ -1,5 +1,6 @@
 // The NCF flow across kinks (p = 1, α ≠ 1; README "The NCF flow"): crossings located and slides
 // along a kink, against closed forms of one-unit chains, and T* to the flow's tolerance.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -165,6 +166,31 @@ TEST(NcfFlowKinks, EnsembleMembersCarryTheirOwnModes) {
     EXPECT_EQ(t.kinks->entries, a.kinks->entries) << "member " << s;
     EXPECT_LT((together.direction[s] - alone.direction[0]).abs().max().item<double>(), 1e-9);
   }
+}
+
+TEST(NcfFlowKinks, MembersRunOnAnyNumberOfThreadsBitForBit) {
+  // The host loops run members on a team of threads; a member's arithmetic is its own, so
+  // 1 and 3 threads give the same numbers to the last bit.
+  torch::manual_seed(5);
+  const Ncf ncf(FeedForwardOptions(3, {4, 3}).activation(PolyLeakyReLUOptions().alpha(0.2).p(1)),
+                torch::randn({8, 3}, torch::kFloat64), torch::randn({8}, torch::kFloat64));
+  const auto u0 = unit_rows(torch::randn({4, ncf.parameters()}, torch::kFloat64));
+  const int threads = at::get_num_threads();
+  std::vector<FlowResult> results;
+  for (const int count : {1, 3}) {
+    at::set_num_threads(count);
+    results.push_back(integrate_ncf_flow(ncf, u0, FlowOptions()));
+  }
+  at::set_num_threads(threads);
+  for (size_t s = 0; s < results[0].members.size(); ++s) {
+    const auto& a = results[0].members[s];
+    const auto& b = results[1].members[s];
+    EXPECT_EQ(a.accepted, b.accepted) << "member " << s;
+    EXPECT_EQ(a.rejected, b.rejected) << "member " << s;
+    EXPECT_EQ(a.time, b.time) << "member " << s;
+    EXPECT_EQ(a.log_norm, b.log_norm) << "member " << s;
+  }
+  EXPECT_TRUE(torch::equal(results[0].direction, results[1].direction));
 }
 
 TEST(NcfFlowKinks, HostLoopsIntegrateTheFlowOfTheAtenPath) {

@@ -30,13 +30,14 @@ torch::Tensor FlowIntegrator::derivative(const torch::Tensor& y,
     const auto rows = y.contiguous();
     auto slopes = torch::empty_like(rows);
     auto host_statistics = torch::empty({3, rows.size(0)}, rows.options());
-    std::vector<double> at(3);
-    for (size_t a = 0; a < members.size(); ++a) {
-      const auto i = static_cast<int64_t>(a);
-      host_derivative(rows[i].data_ptr<double>(), members[a], slopes[i].data_ptr<double>(),
-                      at.data());
-      for (int64_t k = 0; k < 3; ++k) host_statistics[k][i] = at[static_cast<size_t>(k)];
-    }
+    team_.run(static_cast<int64_t>(members.size()), [&](int64_t i, int) {
+      std::vector<double> at(3);
+      host_derivative(rows[i].data_ptr<double>(), members[static_cast<size_t>(i)],
+                      slopes[i].data_ptr<double>(), at.data());
+      for (int64_t k = 0; k < 3; ++k) {
+        host_statistics.data_ptr<double>()[k * rows.size(0) + i] = at[static_cast<size_t>(k)];
+      }
+    });
     if (statistics) *statistics = host_statistics;
     return slopes;
   }
@@ -69,8 +70,8 @@ void FlowIntegrator::host_derivative(const double* y, int64_t member, double* sl
                                      double* statistics) {
   const double degree = total_degree_;
   const int64_t size = columns_.parameters;
-  gradient_.resize(static_cast<size_t>(size));
-  double* gradient = gradient_.data();
+  std::vector<double> gradients(static_cast<size_t>(size));
+  double* gradient = gradients.data();
   double value = 0;
   if (kinked_) {
     value = kinked_->evaluate(y, modes_[static_cast<size_t>(member)], gradient);
@@ -220,21 +221,23 @@ void FlowIntegrator::host_trial(TrialStep& trial, const torch::Tensor& index) {
     trial.stages.push_back(torch::empty_like(trial.start));
   trial.next = torch::empty_like(trial.start);
   trial.host = torch::empty({HostRow::count, members}, trial.start.options());
-  auto host = trial.host.accessor<double, 2>();
-  std::vector<const double*> slopes(trial.stages.size());
-  std::vector<double> increment(static_cast<size_t>(width));
-  std::vector<double> point(static_cast<size_t>(width));
-  std::vector<double> statistics(3);
+  double* host = trial.host.data_ptr<double>();
   const auto& c = columns_;
-  for (int64_t a = 0; a < members; ++a) {
+  team_.run(members, [&](int64_t a, int) {
+    std::vector<double*> slopes(trial.stages.size());
+    std::vector<double> increment(static_cast<size_t>(width));
+    std::vector<double> point(static_cast<size_t>(width));
+    std::vector<double> statistics(3);
     const double h = trial.step_sizes[static_cast<size_t>(a)];
-    const double* start = trial.start[a].data_ptr<double>();
-    for (size_t j = 0; j < trial.stages.size(); ++j)
-      slopes[j] = trial.stages[j][a].data_ptr<double>();
+    const double* start = trial.start.data_ptr<double>() + a * width;
+    for (size_t j = 0; j < trial.stages.size(); ++j) {
+      slopes[j] = trial.stages[j].data_ptr<double>() + a * width;
+    }
+    double* next = trial.next.data_ptr<double>() + a * width;
     // stage_point and error_slope (dormand_prince.h), term by term in the same order.
     for (size_t i = 0; i < kStages.size(); ++i) {
       const bool last = i + 1 == kStages.size();
-      double* out = last ? trial.next[a].data_ptr<double>() : point.data();
+      double* out = last ? next : point.data();
       for (int64_t k = 0; k < width; ++k) {
         double sum = kStages[i][0] * slopes[0][k];
         for (size_t j = 1; j <= i; ++j) {
@@ -242,11 +245,9 @@ void FlowIntegrator::host_trial(TrialStep& trial, const torch::Tensor& index) {
         }
         out[k] = start[k] + h * sum;
       }
-      host_derivative(out, trial.active[static_cast<size_t>(a)],
-                      trial.stages[i + 1][a].data_ptr<double>(),
+      host_derivative(out, trial.active[static_cast<size_t>(a)], slopes[i + 1],
                       last ? statistics.data() : nullptr);
     }
-    const double* next = trial.next[a].data_ptr<double>();
     for (int64_t k = 0; k < width; ++k) {
       double sum = kError[0] * slopes[0][k];
       for (size_t j = 1; j < kError.size(); ++j) {
@@ -262,19 +263,20 @@ void FlowIntegrator::host_trial(TrialStep& trial, const torch::Tensor& index) {
     }
     const double* first = slopes.front();
     const double* end = slopes.back();
-    host[direction_error][a] = std::sqrt(error_squared) / std::sqrt(next_squared);
-    host[log_norm_error][a] = std::abs(increment[static_cast<size_t>(c.log_norm())]);
-    host[time_error][a] = std::abs(increment[static_cast<size_t>(c.time())]);
-    host[log_norm_start][a] = start[c.log_norm()];
-    host[log_norm_start_slope][a] = first[c.log_norm()];
-    host[log_norm_end][a] = next[c.log_norm()];
-    host[log_norm_end_slope][a] = end[c.log_norm()];
-    host[time_end][a] = next[c.time()];
-    host[time_end_slope][a] = end[c.time()];
-    host[value_end][a] = statistics[0];
-    host[gradient_end][a] = statistics[1];
-    host[tangent_end][a] = statistics[2];
-  }
+    const auto set = [&](HostRow row, double value) { host[row * members + a] = value; };
+    set(direction_error, std::sqrt(error_squared) / std::sqrt(next_squared));
+    set(log_norm_error, std::abs(increment[static_cast<size_t>(c.log_norm())]));
+    set(time_error, std::abs(increment[static_cast<size_t>(c.time())]));
+    set(log_norm_start, start[c.log_norm()]);
+    set(log_norm_start_slope, first[c.log_norm()]);
+    set(log_norm_end, next[c.log_norm()]);
+    set(log_norm_end_slope, end[c.log_norm()]);
+    set(time_end, next[c.time()]);
+    set(time_end_slope, end[c.time()]);
+    set(value_end, statistics[0]);
+    set(gradient_end, statistics[1]);
+    set(tangent_end, statistics[2]);
+  });
 }
 
 // Accepts or rejects each member's step and proposes its next step size; copies the

@@ -4,6 +4,7 @@
 // samples, trajectory rows and final reports in flow_reports.cpp.
 #pragma once
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "flow_kinks.h"
 #include "flow_member.h"
 #include "ncflab/core/dormand_prince.h"
+#include "ncflab/core/work_team.h"
 #include "ncflab/ncf/flow.h"
 
 namespace ncflab::flow_detail {
@@ -107,6 +109,7 @@ class FlowIntegrator {
         // A flow on the CPU in float64 runs its arithmetic in loops on the host (HostNet).
         on_host_(options.host_loops() && ncf.inputs().device().is_cpu() &&
                  ncf.inputs().scalar_type() == torch::kFloat64),
+        team_(at::get_num_threads()),
         states_(static_cast<size_t>(u0.size(0))) {
     // Nets with kinks (p = 1, α ≠ 1): a point counts as at a kink within 100·rtol of it
     // (relative to the preactivation's scale); past that a crossing is located.
@@ -155,7 +158,8 @@ class FlowIntegrator {
   torch::Tensor derivative(const torch::Tensor& y, const std::vector<int64_t>& members,
                            torch::Tensor* statistics);
   // The same for one member's row y [P + 2] on the host: dy/ds into `slope` [P + 2] and,
-  // unless null, N(û), ‖∇N(û)‖ and the tangent part's norm into statistics[0, 1, 2].
+  // unless null, N(û), ‖∇N(û)‖ and the tangent part's norm into statistics[0, 1, 2]. Touches
+  // nothing of other members: members may run on several threads at once.
   void host_derivative(const double* y, int64_t member, double* slope, double* statistics);
   // trial() in loops on the host.
   void host_trial(TrialStep& trial, const torch::Tensor& index);
@@ -191,9 +195,9 @@ class FlowIntegrator {
   Columns columns_;
   HostNet host_net_;
   bool on_host_;
-  std::vector<double> gradient_;  // host_derivative's ∇N
-  torch::Tensor y_;               // [S, P + 2]
-  torch::Tensor slope_;           // dy/ds at y (FSAL)
+  WorkTeam team_;        // host loops: members on as many threads as LibTorch's intra-op threads
+  torch::Tensor y_;      // [S, P + 2]
+  torch::Tensor slope_;  // dy/ds at y (FSAL)
   std::vector<MemberState> states_;
   std::optional<KinkedField> kinked_;  // nets with kinks only
   std::vector<KinkMode> modes_;        // per member, with kinked_

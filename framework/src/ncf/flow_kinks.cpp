@@ -37,7 +37,7 @@ std::vector<double> tangent_part(const double* direction, const double* row, int
   return out;
 }
 
-// ‖x‖ of the per-layer slopes' stacked tensors [A, k_l, n] of `modes` (device path).
+// Per hidden layer, the members' values stacked into [A, k_l, n] with `options` (device path).
 std::vector<torch::Tensor> stacked(const std::vector<UnitSamples>& per_member,
                                    const std::vector<int64_t>& widths, int64_t samples,
                                    const torch::TensorOptions& options) {
@@ -244,7 +244,10 @@ double KinkedField::evaluate(const double* row, KinkMode& mode, double* gradient
 // The mode's polynomial batched on the rows' device; the sliding slopes are solved on the host.
 NcfEvaluation KinkedField::evaluate(const torch::Tensor& v,
                                     const std::vector<KinkMode*>& modes) const {
-  const auto host = v.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  // The rows come to the host only when a member slides (a Newton solve there).
+  const bool sliding = std::any_of(modes.begin(), modes.end(),
+                                   [](const KinkMode* mode) { return !mode->sliding.empty(); });
+  const auto host = sliding ? v.detach().to(torch::kCPU, torch::kFloat64).contiguous() : v;
   std::vector<UnitSamples> sides;
   std::vector<UnitSamples> slopes;
   for (size_t a = 0; a < modes.size(); ++a) {

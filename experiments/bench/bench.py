@@ -2,13 +2,13 @@
 """Steps per second of `ncflab run` against PyTorch and JAX anchors, measured side by side.
 
     /usr/bin/python3 experiments/bench/bench.py [--ncflab build/ncflab] [--markdown FILE] [--quick]
-        [--models quickstart,wide,heldout]
+        [--models quickstart,wide,heldout] [--extras flow,loaded]
 
 For each model every implementation trains from the same weights_init.pt on the same data
 (the ncflab run's data.pt) for a fixed number of gradient-descent steps, in float64, on all
 cores, with the per-row hooks and the NCF flow off (the flow is computed before training
-and is not part of a step): a single run (S = 1) and a 64-seed ensemble (S = 64), which
-ncflab trains as one batched computation. The anchors:
+and is not part of a step): a single run (S = 1) and a 64-seed ensemble (S = 64), for the
+held-out net also S = 1024, which ncflab trains as one batched computation. The anchors:
 
   - PyTorch baseline, torch 1.13: experiments/pytorch/baseline.py under Debian's
     /usr/bin/python3, autograd, member after member as a for-seed loop would;
@@ -27,6 +27,11 @@ ncflab's steps/s divided by it, and the largest relative difference of a member'
 from ncflab's weights after the same number of steps (ncflab runs those steps again,
 untimed, when an anchor times fewer), so the speed is for the same work. Prints the
 machine and versions line and a Markdown table (and writes them with --markdown).
+
+Below the table (--extras): the NCF flow of 8 held-out members from the same w0, ncflab
+against the torch 1.13 baseline (wall-clock of each whole process, and how far their T*
+differ), and ncflab's held-out S = 64 throughput with a spinning process on one core, as a
+share of the idle figure in the table.
 """
 import argparse
 import json
@@ -35,6 +40,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -69,7 +75,12 @@ MODELS = {
 # (torch_gd.py, jax_gd.py) take ncflab's steps.
 PLAN = [("quickstart", 1, 20000, 20000), ("quickstart", 64, 5000, 500),
         ("wide", 1, 400, 400), ("wide", 64, 40, 8),
-        ("heldout", 1, 20000, 20000), ("heldout", 64, 5000, 500)]
+        ("heldout", 1, 20000, 20000), ("heldout", 64, 5000, 500), ("heldout", 1024, 500, 5)]
+# Beyond the table (--extras): the NCF flow every run integrates first, timed against the
+# baseline's, and ncflab's ensemble throughput with one core busy.
+EXTRAS = ["flow", "loaded"]
+FLOW_MODEL, FLOW_SEEDS = "heldout", 8
+LOADED_MODEL, LOADED_SEEDS, LOADED_STEPS = "heldout", 64, 5000
 ANCHORS = ["baseline", "baseline2", "eager", "compile", "jax"]
 TORCH2_MISSING = "not installed: run cmake/install-torch2.sh"
 JAX_MISSING = "not installed: run experiments/bench/install-jax.sh"
@@ -296,6 +307,66 @@ def measure(ncflab, work, model, seeds, steps, baseline_steps):
     return row
 
 
+def flow_blowup_times(summary):
+    return [m["ncf_flow"]["blowup_time"] for m in summary["members"]]
+
+
+def timed(command, who):
+    """Wall-clock seconds of a command (start-up included: every side pays its own)."""
+    started = time.perf_counter()
+    run_checked(command, who)
+    return time.perf_counter() - started
+
+
+def measure_flow(ncflab, work):
+    """The NCF flow of FLOW_SEEDS members of FLOW_MODEL from the same w0: `ncflab run` and the
+    baseline for one training step each (the flow comes first), wall-clock, and T* compared."""
+    overrides = MODELS[FLOW_MODEL]["overrides"] + [f"ensemble.seeds={FLOW_SEEDS}", "train.max_steps=1",
+                                                    "hooks.progress=false", "train.checkpoint_every=0"]
+    ours, theirs = os.path.join(work, "flow_ncflab"), os.path.join(work, "flow_baseline")
+    row = {"ncflab": timed([ncflab, "run", QUICKSTART, *overrides, "--out", ours], "ncflab")}
+    ncflab_times = flow_blowup_times(summary_of(ours))
+    try:
+        row["baseline"] = timed([sys.executable, BASELINE, QUICKSTART, *overrides, "--init",
+                                 os.path.join(ours, "weights_init.pt"), "--out", theirs], "the baseline")
+        row["agreement"] = max(abs(a - b) / abs(b) for a, b in zip(ncflab_times, flow_blowup_times(summary_of(theirs))))
+    except AnchorFailed as e:
+        row["note"] = f"failed: {e}"
+    return row
+
+
+def measure_loaded(ncflab, work, idle):
+    """LOADED_MODEL S = LOADED_SEEDS with a spinning process on one core, against `idle` (the
+    same run's steps/s on the idle machine, from the table), so the ratio is the lost share."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        summary = run_ncflab(ncflab, os.path.join(work, "loaded"),
+                             MODELS[LOADED_MODEL]["overrides"] + [f"ensemble.seeds={LOADED_SEEDS}"], LOADED_STEPS)
+    finally:
+        busy.kill()
+        busy.wait()
+    return {"loaded": summary["steps_per_second"], "idle": idle}
+
+
+def extras_lines(flow, loaded):
+    lines = []
+    if flow:
+        label = f"{MODELS[FLOW_MODEL]['label']}, {FLOW_SEEDS} members"
+        if "note" in flow:
+            lines.append(f"NCF flow ({label}): ncflab {flow['ncflab']:.1f} s; PyTorch {torch.__version__} "
+                         f"baseline {flow['note']}.")
+        else:
+            lines.append(f"NCF flow ({label}), wall-clock of the whole process with start-up: ncflab {flow['ncflab']:.1f} s, "
+                         f"PyTorch {torch.__version__} baseline {flow['baseline']:.1f} s "
+                         f"({flow['baseline'] / flow['ncflab']:.1f}×); largest relative difference of T* "
+                         f"{flow['agreement']:.0e}.")
+    if loaded:
+        lines.append(f"One core busy (a spinning process): {MODELS[LOADED_MODEL]['label']}, S = {LOADED_SEEDS}, "
+                     f"{LOADED_STEPS} steps: ncflab {loaded['loaded']:,.1f} steps/s = "
+                     f"{100 * loaded['loaded'] / loaded['idle']:.0f} % of the idle machine's {loaded['idle']:,.1f}.")
+    return ["", *lines] if lines else []
+
+
 def version_of(python, package):
     """A package's version in another interpreter (from its metadata: no import), or None."""
     if not os.path.exists(python):
@@ -334,7 +405,7 @@ def short(model):
     return MODELS[model]["label"].split(":")[0]
 
 
-def table(rows, versions, load_before, load_after, ncflab):
+def table(rows, versions, load_before, load_after, ncflab, flow=None, loaded=None):
     torch2 = versions["torch2"] or "2.x"
     titles = {"baseline": f"PyTorch {torch.__version__} baseline", "baseline2": f"PyTorch {torch2} baseline",
               "eager": f"PyTorch {torch2} batched eager", "compile": f"PyTorch {torch2} batched torch.compile",
@@ -393,6 +464,7 @@ def table(rows, versions, load_before, load_after, ncflab):
               "(what the agreement is measured against): "
               + "; ".join(f"{short(r['model'])} S={r['seeds']}: {r['norm'][1]:.3g}, {r['motion']:.1e}" for r in rows)
               + "."]
+    lines += extras_lines(flow, loaded)
     return "\n".join(lines)
 
 
@@ -402,8 +474,15 @@ def main():
     parser.add_argument("--markdown", help="also write the table to this file")
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps (a smoke test)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
+    parser.add_argument("--extras", default=",".join(EXTRAS),
+                        help="comma-separated subset of " + ", ".join(EXTRAS) + " (or none): the NCF flow against "
+                        f"the baseline's, throughput with one core busy (needs the {LOADED_MODEL} model)")
     args = parser.parse_args()
     models = args.models.split(",")
+    extras = [] if args.extras in ("", "none") else args.extras.split(",")
+    for extra in extras:
+        if extra not in EXTRAS:
+            sys.exit(f"bench: unknown extra '{extra}' (extras: {', '.join(EXTRAS)})")
     for model in models:
         if model not in MODELS:
             sys.exit(f"bench: unknown model '{model}' (models: {', '.join(MODELS)})")
@@ -432,7 +511,19 @@ def main():
                           f"{a['agreement']:.1e} > {AGREEMENT:.0e} relative", file=sys.stderr)
             print(f"{MODELS[model]['label']}, S = {seeds}: ncflab {r['ncflab']:,.1f} steps/s; "
                   + "; ".join(f"{a} {cell(r, a)}" for a in ANCHORS), file=sys.stderr)
-    text = table(rows, versions, load_before, os.getloadavg(), ncflab_version(args.ncflab))
+        flow = measure_flow(args.ncflab, work) if "flow" in extras else None
+        if flow:
+            print(f"NCF flow: {extras_lines(flow, None)[-1]}", file=sys.stderr)
+        idle = [r["ncflab"] for r in rows if (r["model"], r["seeds"]) == (LOADED_MODEL, LOADED_SEEDS)]
+        loaded = None
+        if "loaded" in extras:
+            if idle:
+                loaded = measure_loaded(args.ncflab, work, idle[0])
+                print(extras_lines(None, loaded)[-1], file=sys.stderr)
+            else:
+                print(f"bench: the loaded run needs {LOADED_MODEL} S = {LOADED_SEEDS} in the table: skipped",
+                      file=sys.stderr)
+    text = table(rows, versions, load_before, os.getloadavg(), ncflab_version(args.ncflab), flow, loaded)
     publish(text, args.markdown)
 
 

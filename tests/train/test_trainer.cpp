@@ -92,6 +92,58 @@ TEST_P(EngineAgreement, FusedBatchedAndAutogradTakeTheSameSteps) {
 INSTANTIATE_TEST_SUITE_P(Shapes, EngineAgreement, ::testing::ValuesIn(testing::net_cases()),
                          testing::case_name);
 
+class WideEngineAgreement : public ::testing::TestWithParam<NetCase> {
+ protected:
+  void SetUp() override { torch::manual_seed(12); }
+};
+
+TEST_P(WideEngineAgreement, FusedBlasPathTakesTheStepsOfBatchedAndAutograd) {
+  // Nets wide enough for the fused engine's BLAS path: the same steps as the batched ATen
+  // engine and autograd, to 1e-12.
+  const auto& net = GetParam();
+  const int64_t d = 4;
+  const auto reference_model = make_model(d, net, 2, 0.7, 5);
+  int64_t parameters = 0;
+  for (const auto& w : reference_model->weights()) parameters += w[0].numel();
+  const int64_t n = ((int64_t{1} << 20) + parameters - 1) / parameters;
+  ASSERT_TRUE(fused_engine_uses_blas(n, parameters));
+  ASSERT_FALSE(fused_engine_uses_blas(n - 1, parameters));
+  for (const auto loss : {LossKind::square, LossKind::logistic}) {
+    SCOPED_TRACE(loss_name(loss));
+    const auto inputs = torch::randn({n, d}, torch::kFloat64);
+    auto labels = torch::randn({n}, torch::kFloat64);
+    if (loss == LossKind::logistic)
+      labels = torch::where(labels >= 0, 1.0, -1.0).to(torch::kFloat64);
+    std::vector<FeedForward> models;
+    std::vector<std::unique_ptr<TrainingEngine>> engines;
+    for (const auto kind : {EngineKind::autograd, EngineKind::batched, EngineKind::fused}) {
+      models.push_back(copy_of(reference_model));
+      engines.push_back(make_training_engine(kind, models.back(), inputs, labels, loss));
+    }
+    const std::vector<uint8_t> active = {1, 1};
+    for (int step = 0; step < 5; ++step) {
+      std::vector<StepStatistics> stats(engines.size());
+      for (size_t e = 0; e < engines.size(); ++e) engines[e]->evaluate(active, stats[e]);
+      for (size_t e = 1; e < engines.size(); ++e) {
+        SCOPED_TRACE(engine_name(engines[e]->kind()));
+        EXPECT_LT(relative_difference(stats[e].loss, stats[0].loss), 1e-12);
+        EXPECT_LT(relative_difference(stats[e].gradient_norm, stats[0].gradient_norm), 1e-12);
+        for (size_t l = 0; l < models[0]->weights().size(); ++l) {
+          EXPECT_LT(relative_difference(engines[e]->gradients()[l], engines[0]->gradients()[l]),
+                    1e-12)
+              << "layer " << l + 1 << " step " << step;
+        }
+      }
+      for (auto& engine : engines) engine->update(1e-4, active);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, WideEngineAgreement,
+                         ::testing::Values(NetCase{{48, 40}, 0.2, 1}, NetCase{{64}, 0.0, 2},
+                                           NetCase{{80}, 0.3, 3, ModelKind::single_layer}),
+                         testing::case_name);
+
 class TrainerTest : public SeededTest {};
 
 // Two-layer p = 2 net (L = 3) on a small teacher problem, as in the quickstart.

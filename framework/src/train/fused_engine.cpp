@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fused_kernels.h"
+#include "fused_wide.h"
 #include "ncflab/core/work_team.h"
 #include "ncflab/train/engine.h"
 
@@ -58,8 +59,12 @@ class FusedEngine final : public TrainingEngine {
     gradient_blocks_.resize(net_.layers);
     net_.weights = weights_.data();
     net_.gradients = gradient_blocks_.data();
-    for (int t = 0; t < team_.threads(); ++t)
-      kernels_.push_back(fused::make_member_kernel(isa, net_));
+    if (fused::is_wide(net_)) {
+      wide_ = std::make_unique<fused::WideMemberStep<T>>(net_);
+    } else {
+      for (int t = 0; t < team_.threads(); ++t)
+        kernels_.push_back(fused::make_member_kernel(isa, net_));
+    }
   }
 
   void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
@@ -73,6 +78,17 @@ class FusedEngine final : public TrainingEngine {
     members_.clear();
     for (size_t s = 0; s < active.size(); ++s) {
       if (active[s]) members_.push_back(static_cast<int64_t>(s));
+    }
+    if (wide_) {
+      // Member after member, each product on all cores (the BLAS's threads).
+      for (const int64_t s : members_) {
+        const auto index = static_cast<size_t>(s);
+        statistics.loss[index] = wide_->evaluate(net_, s);
+        const auto [weight_norm2, gradient_norm2] = squared_norms(s);
+        statistics.norm[index] = std::sqrt(weight_norm2);
+        statistics.gradient_norm[index] = std::sqrt(gradient_norm2);
+      }
+      return;
     }
     plan_items();
     losses_.resize(members_.size());
@@ -166,7 +182,8 @@ class FusedEngine final : public TrainingEngine {
   std::vector<T*> gradient_blocks_;
   fused::Net<T> net_;
   std::vector<std::unique_ptr<fused::MemberKernel<T>>> kernels_;  // one per thread
-  std::vector<int64_t> members_;                                  // the active ones
+  std::unique_ptr<fused::WideMemberStep<T>> wide_;  // instead, for wide nets (fused_wide.h)
+  std::vector<int64_t> members_;                    // the active ones
   std::vector<WorkItem> items_;
   std::vector<double> losses_;  // per active member
   WorkTeam team_;               // as many threads as LibTorch's intra-op threads

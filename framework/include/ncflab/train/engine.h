@@ -85,6 +85,12 @@ std::unique_ptr<TrainingEngine> make_training_engine(EngineKind kind, FeedForwar
 std::unique_ptr<TrainingEngine> make_fused_engine(FeedForward model, torch::Tensor inputs,
                                                   torch::Tensor labels, LossKind loss, CpuIsa isa);
 
+/// Whether the fused engine computes a member of `parameters` weights on `samples` samples
+/// with BLAS matrix products (wide nets: n·P ≥ 2^20 multiply-adds a pass, where a tuned GEMM
+/// on every core wins) rather than its SIMD kernels. The BLAS path sums in the BLAS's order,
+/// so it agrees with the kernels to rounding, not bit for bit.
+bool fused_engine_uses_blas(int64_t samples, int64_t parameters);
+
 /// The kind `automatic` resolves to on `device` (other kinds are returned as they are).
 EngineKind resolve_engine_kind(EngineKind kind, const torch::Device& device);
 

@@ -60,7 +60,8 @@ class FusedEngine final : public TrainingEngine {
     net_.weights = weights_.data();
     net_.gradients = gradient_blocks_.data();
     if (fused::is_wide(net_)) {
-      wide_ = std::make_unique<fused::WideMemberStep<T>>(net_);
+      for (int t = 0; t < at::get_num_threads(); ++t)
+        wides_.push_back(std::make_unique<fused::WideMemberStep<T>>(net_));
     } else {
       for (int t = 0; t < team_.threads(); ++t)
         kernels_.push_back(fused::make_member_kernel(isa, net_));
@@ -79,14 +80,27 @@ class FusedEngine final : public TrainingEngine {
     for (size_t s = 0; s < active.size(); ++s) {
       if (active[s]) members_.push_back(static_cast<int64_t>(s));
     }
-    if (wide_) {
-      // Member after member, each product on all cores (the BLAS's threads).
-      for (const int64_t s : members_) {
-        const auto index = static_cast<size_t>(s);
-        statistics.loss[index] = wide_->evaluate(net_, s);
-        const auto [weight_norm2, gradient_norm2] = squared_norms(s);
-        statistics.norm[index] = std::sqrt(weight_norm2);
-        statistics.gradient_norm[index] = std::sqrt(gradient_norm2);
+    if (!wides_.empty()) {
+      // One member: its products on all cores (the BLAS's threads). Several: a member per
+      // thread, its BLAS calls on that thread alone (the BLAS runs serially inside a parallel
+      // region), which keeps every core busy through the loops between the products too.
+      const auto run = [&](int64_t first, int64_t end, size_t thread) {
+        for (int64_t m = first; m < end; ++m) {
+          const int64_t s = members_[static_cast<size_t>(m)];
+          const auto index = static_cast<size_t>(s);
+          statistics.loss[index] = wides_[thread]->evaluate(net_, s);
+          const auto [weight_norm2, gradient_norm2] = squared_norms(s);
+          statistics.norm[index] = std::sqrt(weight_norm2);
+          statistics.gradient_norm[index] = std::sqrt(gradient_norm2);
+        }
+      };
+      const auto count = static_cast<int64_t>(members_.size());
+      if (count == 1 || wides_.size() == 1) {
+        run(0, count, 0);
+      } else {
+        at::parallel_for(0, count, 1, [&](int64_t first, int64_t end) {
+          run(first, end, static_cast<size_t>(at::get_thread_num()));
+        });
       }
       return;
     }
@@ -182,7 +196,8 @@ class FusedEngine final : public TrainingEngine {
   std::vector<T*> gradient_blocks_;
   fused::Net<T> net_;
   std::vector<std::unique_ptr<fused::MemberKernel<T>>> kernels_;  // one per thread
-  std::unique_ptr<fused::WideMemberStep<T>> wide_;  // instead, for wide nets (fused_wide.h)
+  // Instead, for wide nets (fused_wide.h): one per LibTorch intra-op thread.
+  std::vector<std::unique_ptr<fused::WideMemberStep<T>>> wides_;
   std::vector<int64_t> members_;                    // the active ones
   std::vector<WorkItem> items_;
   std::vector<double> losses_;  // per active member

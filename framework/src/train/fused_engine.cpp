@@ -198,7 +198,7 @@ class FusedEngine final : public TrainingEngine {
   std::vector<std::unique_ptr<fused::MemberKernel<T>>> kernels_;  // one per thread
   // Instead, for wide nets (fused_wide.h): one per LibTorch intra-op thread.
   std::vector<std::unique_ptr<fused::WideMemberStep<T>>> wides_;
-  std::vector<int64_t> members_;                    // the active ones
+  std::vector<int64_t> members_;  // the active ones
   std::vector<WorkItem> items_;
   std::vector<double> losses_;  // per active member
   WorkTeam team_;               // as many threads as LibTorch's intra-op threads

@@ -419,6 +419,16 @@ class Kernel final : public MemberKernel<T> {
       int64_t c = 0;
       for (; c + kDeltaInputs <= cols; c += kDeltaInputs)
         delta_block<kDeltaInputs>(di, w, slope + i * cols, rows, cols, c, below + i * cols);
+      // The rest in blocks of 4 and 2 too: a lone sum is one chain of dependent multiply-adds,
+      // 4 columns alone cost as much as 16 together.
+      if (c + 4 <= cols) {
+        delta_block<4>(di, w, slope + i * cols, rows, cols, c, below + i * cols);
+        c += 4;
+      }
+      if (c + 2 <= cols) {
+        delta_block<2>(di, w, slope + i * cols, rows, cols, c, below + i * cols);
+        c += 2;
+      }
       for (; c < cols; ++c)
         delta_block<1>(di, w, slope + i * cols, rows, cols, c, below + i * cols);
     }

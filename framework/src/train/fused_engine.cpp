@@ -95,6 +95,9 @@ class FusedEngine final : public TrainingEngine {
         }
       };
       const auto count = static_cast<int64_t>(members_.size());
+      // One step object per thread, also if the thread count grew since construction.
+      while (wides_.size() < static_cast<size_t>(at::get_num_threads()))
+        wides_.push_back(std::make_unique<fused::WideMemberStep<T>>(net_));
       if (count == 1 || wides_.size() == 1) {
         run(0, count, 0);
       } else {

@@ -2,8 +2,6 @@
 // slopes, and single-preactivation forward-mode rates.
 #include "flow_host_net.h"
 
-#include <algorithm>
-
 namespace ncflab::flow_detail {
 namespace {
 

@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include <utility>
 #include <vector>
 
 #include "fused_kernels.h"

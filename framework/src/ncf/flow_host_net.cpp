@@ -18,6 +18,19 @@ std::vector<double> host_values(const torch::Tensor& t) {
 
 }  // namespace
 
+double dot(const double* a, const double* b, int64_t size) {
+  double sum = 0;
+  for (int64_t i = 0; i < size; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+std::vector<double> tangent_part(const double* direction, const double* row, int64_t size) {
+  const double radial = dot(direction, row, size) / dot(row, row, size);
+  std::vector<double> out(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) out[static_cast<size_t>(i)] = direction[i] - radial * row[i];
+  return out;
+}
+
 HostNet::HostNet(const Ncf& ncf)
     : learned_output_(ncf.options().kind() == ModelKind::feedforward),
       p_(ncf.options().activation().p()),

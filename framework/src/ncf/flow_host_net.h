@@ -16,6 +16,12 @@ namespace ncflab::flow_detail {
 /// Per hidden layer, one value per (unit, sample), unit-major: [k_l · n].
 using UnitSamples = std::vector<std::vector<double>>;
 
+/// Σ a_i·b_i over `size` entries.
+double dot(const double* a, const double* b, int64_t size);
+
+/// The part of `direction` [size] orthogonal to `row` [size].
+std::vector<double> tangent_part(const double* direction, const double* row, int64_t size);
+
 /// One member's forward pass: z_l and a_l per hidden layer ([k_l · n]) and H ([n]).
 struct HostPass {
   UnitSamples preactivations;

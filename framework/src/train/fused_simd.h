@@ -1,7 +1,7 @@
 // SIMD primitives of the fused kernels (internal): multiply-add that is fused exactly where
 // the instruction set has FMA, GCC/Clang vector types of 16, 32 or 64 bytes, and 64-byte
-// aligned scratch. Included only by fused_kernels_impl.h, so, like it, once per instruction
-// set and with internal linkage.
+// aligned scratch. Included only by fused_kernel_terms.h (through fused_kernels_impl.h), so, like
+// it, once per instruction set and with internal linkage.
 #pragma once
 
 #include <cstdlib>

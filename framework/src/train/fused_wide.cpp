@@ -5,6 +5,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "fused_kernel_terms.h"
 #include "ncflab/train/engine.h"
 
 namespace ncflab::fused {
@@ -121,21 +122,11 @@ double WideMemberStep<T>::evaluate(const Net<T>& net, int64_t s) {
       for (int64_t i = 0; i < n; ++i) h[i] += a[i];
     }
   }
-  // The loss, and ∂ℓ/∂H: square ½e² (e), logistic softplus(−yH) as torch::softplus.
+  // The loss, and ∂ℓ/∂H, by the fused kernels' own terms.
   double loss = 0;
   T* r = residual_.data_ptr<T>();
   const T* y = labels_.data_ptr<T>();
-  for (int64_t i = 0; i < n; ++i) {
-    if (!logistic_) {
-      const T e = h[i] - y[i];
-      loss += 0.5 * static_cast<double>(e) * static_cast<double>(e);
-      r[i] = e;
-    } else {
-      const T m = -y[i] * h[i];
-      loss += m > T(20) ? static_cast<double>(m) : std::log1p(std::exp(static_cast<double>(m)));
-      r[i] = -y[i] * (T(1) / (T(1) + std::exp(-m)));
-    }
-  }
+  for (int64_t i = 0; i < n; ++i) add_loss_term(logistic_, h[i], y[i], loss, r[i]);
   // Backward: ∇W_K = r a_{K−1}ᵀ, δ_{K−1} = (W_Kᵀ r) ⊙ σ'; ∇W_l = δ_l a_{l−1}ᵀ,
   // δ_{l−1} = (W_lᵀ δ_l) ⊙ σ'(z_{l−1}).
   if (learned_output_) at::mm_out(gradients[hidden_], residual_, top.t());

@@ -34,53 +34,29 @@ differ), and ncflab's held-out S = 64 throughput with a spinning process on one 
 share of the idle figure in the table.
 """
 import argparse
-import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-QUICKSTART = os.path.join(HERE, "..", "quickstart.yaml")
-BASELINE = os.path.join(HERE, "..", "pytorch", "baseline.py")
-TORCH_GD = os.path.join(HERE, "torch_gd.py")
-JAX_GD = os.path.join(HERE, "jax_gd.py")
-TORCH2_PYTHON = os.path.join(REPO, ".deps", "torch2", "bin", "python")
-JAX_PYTHON = os.path.join(REPO, ".deps", "jax", "bin", "python")
+from bench_extras import EXTRAS, LOADED_MODEL, LOADED_SEEDS, extras_lines, measure_flow, measure_loaded
+from bench_runs import (JAX_GD, JAX_PYTHON, MODELS, TORCH2_PYTHON, TORCH_GD, AnchorFailed, last_line, run_baseline,
+                        run_json, run_ncflab)
+
 AGREEMENT = 1e-10  # float64 with other summation orders: a larger difference is a different computation
 ESCAPE_RADIUS = 0.1  # quickstart.yaml's train.escape_radius, which the timed runs switch off
 
-MODELS = {
-    # δ = 1e-4: every member stays before its escape (near step 37 800 for member 0)
-    # for all timed steps; past escape this step size makes GD diverge.
-    "quickstart": {"label": "quickstart: widths 20, n=100, d=10, p=2", "overrides": ["init.scale=1e-4"]},
-    "wide": {"label": "wide: widths 100,100, n=1000, d=10, Leaky ReLU",
-             "overrides": ["model.widths=[100,100]", "data.n=1000", "model.activation.alpha=0.2",
-                           "model.activation.p=1", "init.scale=1e-2", "train.step=1e-4"]},
-    # L = 3 (three layers of degree 1): escape near t ~ T*/δ, far beyond the timed steps'
-    # t = 200 at δ = 1e-4, η = 1e-2 (‖w‖/δ stays O(1), see the line under the table).
-    "heldout": {"label": "heldout: widths 12,12, n=40, d=8, Leaky ReLU α=0.1",
-                "overrides": ["model.widths=[12,12]", "data.n=40", "data.d=8", "model.activation.alpha=0.1",
-                              "model.activation.p=1", "init.scale=1e-4", "train.step=1e-2"]},
-}
 # (model, S, ncflab steps, baseline steps): the baseline's ensemble loop gets fewer steps,
 # its rate is steps of the whole ensemble per second all the same. The batched anchors
 # (torch_gd.py, jax_gd.py) take ncflab's steps.
 PLAN = [("quickstart", 1, 20000, 20000), ("quickstart", 64, 5000, 500),
         ("wide", 1, 400, 400), ("wide", 64, 40, 8),
         ("heldout", 1, 20000, 20000), ("heldout", 64, 5000, 500), ("heldout", 1024, 500, 5)]
-# Beyond the table (--extras): the NCF flow every run integrates first, timed against the
-# baseline's, and ncflab's ensemble throughput with one core busy.
-EXTRAS = ["flow", "loaded"]
-FLOW_MODEL, FLOW_SEEDS = "heldout", 8
-LOADED_MODEL, LOADED_SEEDS, LOADED_STEPS = "heldout", 64, 5000
 ANCHORS = ["baseline", "baseline2", "eager", "compile", "jax"]
 TORCH2_MISSING = "not installed: run cmake/install-torch2.sh"
 JAX_MISSING = "not installed: run experiments/bench/install-jax.sh"
@@ -93,70 +69,6 @@ def publish(text, markdown):
         with open(markdown, "w") as f:
             f.write(text + "\n")
 
-
-def fixed_steps(steps):
-    """Train exactly `steps` steps, log only the first and last, no hooks, no flow."""
-    return [f"train.max_steps={steps}", "train.stop_at_escape=false", "train.escape_radius=1e300",
-            f"train.log_every={steps}", "hooks.kkt=false", "hooks.layers=false", "hooks.progress=false",
-            "flow.enabled=false", "train.checkpoint_every=0"]
-
-
-class AnchorFailed(Exception):
-    pass
-
-
-def summary_of(directory):
-    with open(os.path.join(directory, "summary.json")) as f:
-        return json.load(f)
-
-
-def checked(summary, steps, who):
-    if summary["status"] != "max_steps" or summary["iterations"] != steps:
-        raise AnchorFailed(f"{who} ended with {summary['status']} after {summary['iterations']} of {steps} steps")
-    return summary
-
-
-def last_line(text, limit=200):
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip()[:limit] if lines else "no output"
-
-
-def run_checked(command, who, env=None):
-    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    if done.returncode != 0:
-        raise AnchorFailed(f"{who} exited with {done.returncode}: {last_line(done.stderr)}")
-    return done.stdout
-
-
-def run_ncflab(ncflab, directory, overrides, steps):
-    subprocess.run([ncflab, "run", QUICKSTART, *overrides, *fixed_steps(steps), "--out", directory], check=True,
-                   stdout=subprocess.DEVNULL)
-    try:
-        return checked(summary_of(directory), steps, "ncflab")
-    except AnchorFailed as e:
-        sys.exit(f"bench: {e}")
-
-
-def run_baseline(python, directory, init, overrides, steps):
-    run_checked([python, BASELINE, QUICKSTART, *overrides, *fixed_steps(steps), "--init", init,
-                 "--out", directory], "the baseline")
-    return checked(summary_of(directory), steps, "the baseline")
-
-
-def run_json(command, who):
-    """Run an anchor script that prints one JSON object (also when it fails: "error")."""
-    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        result = json.loads(last_line(done.stdout, None)) if done.stdout.strip() else None
-    except ValueError:
-        result = None
-    if result is not None and result.get("error"):
-        raise AnchorFailed(result["error"])
-    if done.returncode != 0 or result is None:
-        if result is not None and not result.get("finite", True):
-            raise AnchorFailed(f"{who}: weights not finite (diverged)")
-        raise AnchorFailed(f"{who} exited with {done.returncode}: {last_line(done.stderr)}")
-    return result
 
 
 def model_parameters(run_dir):
@@ -305,66 +217,6 @@ def measure(ncflab, work, model, seeds, steps, baseline_steps):
     else:
         row["anchors"]["jax"] = {"note": JAX_MISSING}
     return row
-
-
-def flow_blowup_times(summary):
-    return [m["ncf_flow"]["blowup_time"] for m in summary["members"]]
-
-
-def timed(command, who):
-    """Wall-clock seconds of a command (start-up included: every side pays its own)."""
-    started = time.perf_counter()
-    run_checked(command, who)
-    return time.perf_counter() - started
-
-
-def measure_flow(ncflab, work):
-    """The NCF flow of FLOW_SEEDS members of FLOW_MODEL from the same w0: `ncflab run` and the
-    baseline for one training step each (the flow comes first), wall-clock, and T* compared."""
-    overrides = MODELS[FLOW_MODEL]["overrides"] + [f"ensemble.seeds={FLOW_SEEDS}", "train.max_steps=1",
-                                                    "hooks.progress=false", "train.checkpoint_every=0"]
-    ours, theirs = os.path.join(work, "flow_ncflab"), os.path.join(work, "flow_baseline")
-    row = {"ncflab": timed([ncflab, "run", QUICKSTART, *overrides, "--out", ours], "ncflab")}
-    ncflab_times = flow_blowup_times(summary_of(ours))
-    try:
-        row["baseline"] = timed([sys.executable, BASELINE, QUICKSTART, *overrides, "--init",
-                                 os.path.join(ours, "weights_init.pt"), "--out", theirs], "the baseline")
-        row["agreement"] = max(abs(a - b) / abs(b) for a, b in zip(ncflab_times, flow_blowup_times(summary_of(theirs))))
-    except AnchorFailed as e:
-        row["note"] = f"failed: {e}"
-    return row
-
-
-def measure_loaded(ncflab, work, idle):
-    """LOADED_MODEL S = LOADED_SEEDS with a spinning process on one core, against `idle` (the
-    same run's steps/s on the idle machine, from the table), so the ratio is the lost share."""
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        summary = run_ncflab(ncflab, os.path.join(work, "loaded"),
-                             MODELS[LOADED_MODEL]["overrides"] + [f"ensemble.seeds={LOADED_SEEDS}"], LOADED_STEPS)
-    finally:
-        busy.kill()
-        busy.wait()
-    return {"loaded": summary["steps_per_second"], "idle": idle}
-
-
-def extras_lines(flow, loaded):
-    lines = []
-    if flow:
-        label = f"{MODELS[FLOW_MODEL]['label']}, {FLOW_SEEDS} members"
-        if "note" in flow:
-            lines.append(f"NCF flow ({label}): ncflab {flow['ncflab']:.1f} s; PyTorch {torch.__version__} "
-                         f"baseline {flow['note']}.")
-        else:
-            lines.append(f"NCF flow ({label}), wall-clock of the whole process with start-up: ncflab {flow['ncflab']:.1f} s, "
-                         f"PyTorch {torch.__version__} baseline {flow['baseline']:.1f} s "
-                         f"({flow['baseline'] / flow['ncflab']:.1f}×); largest relative difference of T* "
-                         f"{flow['agreement']:.0e}.")
-    if loaded:
-        lines.append(f"One core busy (a spinning process): {MODELS[LOADED_MODEL]['label']}, S = {LOADED_SEEDS}, "
-                     f"{LOADED_STEPS} steps: ncflab {loaded['loaded']:,.1f} steps/s = "
-                     f"{100 * loaded['loaded'] / loaded['idle']:.0f} % of the idle machine's {loaded['idle']:,.1f}.")
-    return ["", *lines] if lines else []
 
 
 def version_of(python, package):

@@ -26,7 +26,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import QUICKSTART, fixed_steps, largest_difference, publish, summary_of, write_npz  # noqa: E402
+from bench import largest_difference, publish, write_npz  # noqa: E402
+from bench_runs import QUICKSTART, fixed_steps, summary_of  # noqa: E402
 
 SIZES = [1, 16, 64, 256, 1024, 4096]
 NCFLAB_MODES = {  # column → extra overrides

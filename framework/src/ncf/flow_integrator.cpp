@@ -81,9 +81,7 @@ void FlowIntegrator::host_derivative(const double* y, int64_t member, double* sl
     value = host_net_.value(pass);
     host_net_.gradient(y, pass, host_net_.derivatives(pass), gradient);
   }
-  double norm_squared = 0;
-  for (int64_t i = 0; i < size; ++i) norm_squared += y[i] * y[i];
-  const double norm = std::sqrt(norm_squared);
+  const double norm = std::sqrt(dot(y, y, size));
   const double radial = degree * value / (norm * norm);  // ⟨∇N(v), v⟩/‖v‖² by Euler
   const double unit_value = value / std::pow(norm, degree);
   const double speed = std::pow(norm, 2 - degree);

@@ -1,7 +1,10 @@
-// Gradient descent with the trainer's checks on the device between two host copies
-// (sync_every > 1, the CUDA path) takes exactly the host loop's steps: the same weights bit
-// for bit, statuses, escape records, counters and metrics rows, also when members escape
-// or diverge between copies, at max_time, and under an interrupt.
+// Gradient descent in chunks of steps between two looks of the host loop (sync_every > 1:
+// the checks on the device for the ATen engines — the CUDA path — and inside the fused
+// engine's threads on CPU) takes exactly the host loop's steps: the same weights bit for
+// bit, statuses, escape records, counters and metrics rows, also when members escape or
+// diverge between looks, at max_time, and under an interrupt.
+#include <ATen/Parallel.h>
+
 #include <cstring>
 
 #include "interrupt_at.h"
@@ -50,17 +53,24 @@ struct Outcome {
 // and trained on past it they diverge at η = 0.06, the largest within a few steps.
 const std::vector<double> kDeltas = {0.02, 0.03, 0.05, 0.1, 1.5, 2.5};
 
+struct TrainSetup {
+  EngineKind engine = EngineKind::batched;
+  torch::Device device = torch::kCPU;
+  std::vector<double> deltas = kDeltas;
+};
+
 Outcome train(int64_t sync_every, TrainerOptions options, std::shared_ptr<TrainHook> hook = nullptr,
-              torch::Device device = torch::kCPU) {
+              const TrainSetup& setup = {}) {
   torch::manual_seed(4);
   const auto inputs = torch::randn({20, 4}, torch::kFloat64);
   const auto labels = torch::randn({20}, torch::kFloat64) * 2;
   const NetCase net{{6}, 0.2, 2};
-  auto model = FeedForward(testing::model_options(net, 4).members(6));
-  model->initialize(torch::tensor(kDeltas, torch::kFloat64), 7);
-  model->to(device);
-  Trainer trainer(model, inputs.to(device), labels.to(device), LossKind::square, kDeltas,
-                  options.engine(EngineKind::batched).sync_every(sync_every));
+  const auto members = static_cast<int64_t>(setup.deltas.size());
+  auto model = FeedForward(testing::model_options(net, 4).members(members));
+  model->initialize(torch::tensor(setup.deltas, torch::kFloat64), 7);
+  model->to(setup.device);
+  Trainer trainer(model, inputs.to(setup.device), labels.to(setup.device), LossKind::square,
+                  setup.deltas, options.engine(setup.engine).sync_every(sync_every));
   auto sink = std::make_shared<BitExactRowSink>();
   trainer.set_metrics_sink(sink);
   if (hook) trainer.add_hook(hook);
@@ -162,11 +172,64 @@ TEST(DeviceStepsCuda, ReplayedCudaGraphsTakeTheHostLoopsSteps_CUDA) {
     SCOPED_TRACE(cuda_graph ? "CUDA graph" : "eager");
     const auto options =
         TrainerOptions().step_size(0.06).max_steps(400).log_every(10).escape_radius(3.0);
-    const auto host = train(1, options, nullptr, torch::kCUDA);
-    const auto device =
-        train(7, TrainerOptions(options).cuda_graph(cuda_graph), nullptr, torch::kCUDA);
+    const TrainSetup on_cuda{EngineKind::batched, torch::kCUDA};
+    const auto host = train(1, options, nullptr, on_cuda);
+    const auto device = train(7, TrainerOptions(options).cuda_graph(cuda_graph), nullptr, on_cuda);
     expect_same(device, host);
   }
+}
+
+// The fused engine's chunks: a group of members in SIMD lanes whose members finish one by
+// one inside a chunk, lone members beside it (11 members: 8 + 3 singles with AVX-512, 4 + 4 +
+// 3 with AVX2), on 1 and 3 threads.
+TEST(FusedStepChunks, TakeTheHostLoopsStepsBitForBit) {
+  std::vector<double> deltas = kDeltas;
+  for (const double delta : {0.04, 0.07, 1.2, 2.0, 0.5}) deltas.push_back(delta);
+  const TrainSetup fused{EngineKind::fused, torch::kCPU, deltas};
+  const int threads = at::get_num_threads();
+  for (const int chunk_threads : {1, 3}) {
+    for (const bool stop_at_escape : {true, false}) {
+      SCOPED_TRACE(std::to_string(chunk_threads) + " threads, " +
+                   (stop_at_escape ? "stop at escape" : "train on past escape"));
+      const auto options = TrainerOptions()
+                               .step_size(0.06)
+                               .max_steps(400)
+                               .log_every(10)
+                               .escape_radius(3.0)
+                               .stop_at_escape(stop_at_escape);
+      at::set_num_threads(threads);
+      const auto host = train(1, options, nullptr, fused);
+      at::set_num_threads(chunk_threads);
+      const auto chunked = train(7, options, nullptr, fused);
+      at::set_num_threads(threads);
+      expect_same(chunked, host);
+      const auto& state = host.result.state;
+      EXPECT_TRUE(finished_between_copies(
+          state, stop_at_escape ? MemberStatus::escaped : MemberStatus::diverged, 7, 10));
+      int64_t escaped_between = 0;
+      for (const auto& escape : state.escape) escaped_between += escape.step > 0 && escape.step % 7;
+      EXPECT_GE(escaped_between, 2);
+      EXPECT_TRUE(torch::isfinite(chunked.weights).all().item<bool>());
+    }
+  }
+}
+
+TEST(FusedStepChunks, StopAtMaxTimeAndAtTheStepsHooksAskFor) {
+  const TrainSetup fused{EngineKind::fused};
+  const auto options =
+      TrainerOptions().step_size(0.06).max_steps(400).log_every(25).max_time(2.03).escape_radius(
+          1e300);
+  const auto host = train(1, options, nullptr, fused);
+  const auto chunked = train(0, options, nullptr, fused);  // 0: the fused engine's default
+  expect_same(chunked, host);
+  EXPECT_EQ(host.result.state.step, 34);
+  EXPECT_TRUE(finished_between_copies(host.result.state, MemberStatus::diverged, 25, 25));
+  const auto interrupted_host =
+      train(1, options, std::make_shared<testing::InterruptAt>(20), fused);
+  const auto interrupted = train(64, options, std::make_shared<testing::InterruptAt>(20), fused);
+  EXPECT_TRUE(interrupted.result.interrupted);
+  EXPECT_EQ(interrupted.result.state.step, 21);
+  expect_same(interrupted, interrupted_host);
 }
 
 TEST(DeviceSteps, OnlyTheAtenEnginesRunOnTheDevice) {
@@ -177,8 +240,15 @@ TEST(DeviceSteps, OnlyTheAtenEnginesRunOnTheDevice) {
   for (const auto kind : {EngineKind::batched, EngineKind::autograd, EngineKind::fused}) {
     const auto engine = make_training_engine(kind, model, inputs, labels, LossKind::square);
     EXPECT_EQ(engine->runs_on_device(), kind != EngineKind::fused);
+    EXPECT_EQ(engine->runs_step_chunks(), kind == EngineKind::fused);
+    const std::vector<uint8_t> both(2, 1);
+    const StepRule rule{0.1, 1.0, true};
     if (kind == EngineKind::fused) {
       EXPECT_THROW(engine->evaluate_on_device(), c10::Error);
+      EXPECT_THROW(engine->run_steps(rule, 5, 5, both, {0, 0}), c10::Error);  // no steps
+      EXPECT_THROW(engine->run_steps(rule, 5, 9, both, {0}), c10::Error);     // one flag short
+    } else {
+      EXPECT_THROW(engine->run_steps(rule, 0, 3, both, {0, 0}), c10::Error);
     }
   }
 }

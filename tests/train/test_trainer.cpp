@@ -342,12 +342,14 @@ TEST_F(TrainerTest, ProgressLinesShowRateLossAndNormOverDelta) {
   auto model = make_model(4, problem.net, 1, 0.01, 1);
   std::ostringstream plain;
   std::ostringstream terminal;
+  // The hook is called between chunks of 256 steps (the fused engine's default), and reads
+  // the clock at most every 64 steps: > 5 draws take > 5 chunks.
   Trainer trainer(model, problem.data.inputs, problem.data.labels, LossKind::square, {0.01},
-                  TrainerOptions().step_size(1e-2).max_steps(1000).stop_at_escape(false));
+                  TrainerOptions().step_size(1e-2).max_steps(2000).stop_at_escape(false));
   trainer.add_hook(
-      std::make_shared<ProgressHook>(plain, false, std::chrono::duration<double>(0), 1000, 0));
+      std::make_shared<ProgressHook>(plain, false, std::chrono::duration<double>(0), 2000, 0));
   trainer.add_hook(
-      std::make_shared<ProgressHook>(terminal, true, std::chrono::duration<double>(0), 1000, 0));
+      std::make_shared<ProgressHook>(terminal, true, std::chrono::duration<double>(0), 2000, 0));
   trainer.run();
   // Plain: whole lines, one per draw; terminal: redrawn in place with \r, one final newline.
   const std::string lines = plain.str();

@@ -116,8 +116,8 @@ void DeviceSteps::next_step() {
   step();
 }
 
-DeviceChunk DeviceSteps::run(int64_t k, int64_t until, const std::vector<uint8_t>& active,
-                             const std::vector<EscapeRecord>& escape) {
+StepChunk DeviceSteps::run(int64_t k, int64_t until, const std::vector<uint8_t>& active,
+                           const std::vector<EscapeRecord>& escape) {
   TORCH_CHECK(until > k, "DeviceSteps::run – until (", until, ") must be after k (", k, ")");
   torch::NoGradGuard no_grad;
   const auto members = static_cast<size_t>(scale_.size(0));
@@ -143,7 +143,7 @@ DeviceChunk DeviceSteps::run(int64_t k, int64_t until, const std::vector<uint8_t
                     escape_step_.to(torch::kFloat64), escape_norm_, loss_, norm_, gradient_norm_})
           .to(torch::kCPU);
   const auto at = host.accessor<double, 2>();
-  DeviceChunk chunk;
+  StepChunk chunk;
   for (size_t s = 0; s < members; ++s) {
     const auto i = static_cast<int64_t>(s);
     chunk.finish_step.push_back(static_cast<int64_t>(at[0][i]));

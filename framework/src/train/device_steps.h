@@ -15,16 +15,6 @@
 
 namespace ncflab {
 
-/// What happened to each member inside a chunk, copied to the host in one transfer.
-struct DeviceChunk {
-  std::vector<int64_t> finish_step;  ///< the step a member finished at (−1: still running)
-  std::vector<uint8_t> diverged;     ///< finished by divergence (otherwise by its escape)
-  std::vector<int64_t> escape_step;  ///< its first k with ‖w_k‖ ≥ r_esc in the chunk (−1: none)
-  std::vector<double> escape_norm;  ///< ‖w_k‖ there
-  /// ℓ, ‖w‖, ‖∇ℓ‖ at finish_step (members that finished; others: undefined).
-  std::vector<double> loss, norm, gradient_norm;
-};
-
 class DeviceSteps {
  public:
   /// Steps of `engine` (which must run_on_device()) with step size η and the trainer's
@@ -38,8 +28,8 @@ class DeviceSteps {
   /// the update to w_{k+1}, then for k' = k+1 … until−1 the evaluation, the checks and
   /// the update of the members still running. Leaves the weights at w_until (frozen
   /// members at the step they finished) and the engine's gradients at until−1.
-  DeviceChunk run(int64_t k, int64_t until, const std::vector<uint8_t>& active,
-                  const std::vector<EscapeRecord>& escape);
+  StepChunk run(int64_t k, int64_t until, const std::vector<uint8_t>& active,
+                const std::vector<EscapeRecord>& escape);
 
   /// Whether the steps are replayed from a captured CUDA graph (after the first few).
   bool uses_cuda_graph() const;

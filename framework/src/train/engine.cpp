@@ -2,6 +2,8 @@
 // factory. The engines themselves live in aten_engines.cpp and fused_engine.cpp.
 #include "ncflab/train/engine.h"
 
+#include <cmath>
+
 #include "aten_engines.h"
 
 namespace ncflab {
@@ -29,6 +31,24 @@ DeviceStatistics TrainingEngine::evaluate_on_device() {
 void TrainingEngine::update_on_device(const torch::Tensor& scale) {
   TORCH_CHECK(false, "TrainingEngine – the ", engine_name(kind()),
               " engine has no device steps (use engine batched)");
+}
+
+StepChunk TrainingEngine::run_steps(const StepRule& rule, int64_t k, int64_t until,
+                                    const std::vector<uint8_t>& active,
+                                    const std::vector<uint8_t>& escaped) {
+  TORCH_CHECK(false, "TrainingEngine – the ", engine_name(kind()),
+              " engine takes no chunks of steps (use sync_every 1)");
+  return {};
+}
+
+MemberCheck check_member(const StepRule& rule, double loss, double norm, double gradient_norm,
+                         bool escaped_before) {
+  // ‖w_k‖ + η‖∇ℓ‖ bounds ‖w_{k+1}‖: stop before an update that could overflow, so the kept
+  // weights w_k are the last good ones.
+  const double bound = norm + rule.step_size * gradient_norm;
+  const bool diverges = !std::isfinite(loss) || !std::isfinite(bound);
+  const bool escapes = !diverges && !escaped_before && norm >= rule.escape_radius;
+  return {diverges, escapes, diverges || (escapes && rule.stop_at_escape)};
 }
 
 EngineKind resolve_engine_kind(EngineKind kind, const torch::Device& device) {

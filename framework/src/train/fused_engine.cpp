@@ -72,14 +72,7 @@ class FusedEngine final : public TrainingEngine {
     statistics.loss.resize(active.size());
     statistics.norm.resize(active.size());
     statistics.gradient_norm.resize(active.size());
-    for (size_t l = 0; l < net_.layers; ++l) {
-      weights_[l] = model_->weights()[l].template data_ptr<T>();
-      gradient_blocks_[l] = gradients_[l].template data_ptr<T>();
-    }
-    members_.clear();
-    for (size_t s = 0; s < active.size(); ++s) {
-      if (active[s]) members_.push_back(static_cast<int64_t>(s));
-    }
+    bind(active);
     if (!wides_.empty()) {
       // One member: its products on all cores (the BLAS's threads). Several: a member per
       // thread, its BLAS calls on that thread alone (the BLAS runs serially inside a parallel
@@ -127,25 +120,15 @@ class FusedEngine final : public TrainingEngine {
   }
 
   void update(double step_size, const std::vector<uint8_t>& active) override {
-    const auto members = static_cast<int64_t>(active.size());
+    bind(active);
+    const auto members = static_cast<int64_t>(members_.size());
     const T eta = static_cast<T>(step_size);
     // Elementwise, so any split over threads gives the same weights; chunks of members big
     // enough that handing one out costs little next to its work.
     constexpr int64_t kChunk = 32;
     const auto update_members = [&](int64_t chunk, int /*thread*/) {
       const int64_t end = std::min(members, (chunk + 1) * kChunk);
-      for (size_t l = 0; l < net_.layers; ++l) {
-        const int64_t size = shapes_[2 * l] * shapes_[2 * l + 1];
-        T* w = model_->weights()[l].template data_ptr<T>();
-        const T* g = gradients_[l].template data_ptr<T>();
-        for (int64_t s = chunk * kChunk; s < end; ++s) {
-          if (!active[static_cast<size_t>(s)]) continue;
-          T* ws = w + s * size;
-          const T* gs = g + s * size;
-          // w − (η·g): the same rounding as the batched engine's sub_(g * η).
-          for (int64_t i = 0; i < size; ++i) ws[i] -= eta * gs[i];
-        }
-      }
+      for (int64_t m = chunk * kChunk; m < end; ++m) update_member(members_[m], eta);
     };
     const int64_t chunks = (members + kChunk - 1) / kChunk;
     if (chunks == 1) {
@@ -155,9 +138,105 @@ class FusedEngine final : public TrainingEngine {
     }
   }
 
+  // The SIMD kernels' steps in chunks: each work item takes all its steps on one thread, so
+  // the threads meet once per chunk, and a member's weights, gradients and scratch stay in
+  // that core's cache between the kernel, the checks and the update. Lanes of members that
+  // finish go on being computed at their frozen weights (the same gradients bit for bit,
+  // which is what the engine's gradients hold afterwards); their results are not used.
+  bool runs_step_chunks() const override { return wides_.empty(); }
+
+  StepChunk run_steps(const StepRule& rule, int64_t k, int64_t until,
+                      const std::vector<uint8_t>& active,
+                      const std::vector<uint8_t>& escaped) override {
+    TORCH_CHECK(runs_step_chunks(), "fused engine – wide nets take no chunks of steps");
+    TORCH_CHECK(until > k, "fused engine – run_steps until (", until, ") must be after k (", k,
+                ")");
+    TORCH_CHECK(escaped.size() == active.size(), "fused engine – run_steps: ", escaped.size(),
+                " escape flags for ", active.size(), " members");
+    const size_t members = active.size();
+    StepChunk chunk;
+    chunk.finish_step.assign(members, -1);
+    chunk.diverged.assign(members, 0);
+    chunk.escape_step.assign(members, -1);
+    chunk.escape_norm.assign(members, 0.0);
+    chunk.loss.assign(members, 0.0);
+    chunk.norm.assign(members, 0.0);
+    chunk.gradient_norm.assign(members, 0.0);
+    std::vector<uint8_t> running = active;
+    std::vector<uint8_t> escaped_now = escaped;
+    bind(active);
+    plan_items();
+    losses_.resize(members_.size());
+    const T eta = static_cast<T>(rule.step_size);
+    team_.run(static_cast<int64_t>(items_.size()), [&](int64_t index, int thread) {
+      auto& kernel = *kernels_[static_cast<size_t>(thread)];
+      const WorkItem& item = items_[static_cast<size_t>(index)];
+      const int64_t* group = members_.data() + item.first;
+      double* losses = losses_.data() + item.first;
+      const auto update_running = [&] {
+        for (int m = 0; m < item.count; ++m) {
+          if (running[static_cast<size_t>(group[m])]) update_member(group[m], eta);
+        }
+      };
+      update_running();  // w_{k+1}, from the host's evaluation at k
+      for (int64_t step = k + 1; step < until; ++step) {
+        if (std::none_of(group, group + item.count,
+                         [&](int64_t s) { return running[static_cast<size_t>(s)] != 0; })) {
+          break;
+        }
+        kernel.evaluate(net_, group, item.count, losses);
+        for (int m = 0; m < item.count; ++m) {
+          const auto i = static_cast<size_t>(group[m]);
+          if (!running[i]) continue;
+          const auto [weight_norm2, gradient_norm2] = squared_norms(group[m]);
+          const double norm = std::sqrt(weight_norm2);
+          const double gradient_norm = std::sqrt(gradient_norm2);
+          const auto check = check_member(rule, losses[m], norm, gradient_norm, escaped_now[i]);
+          if (check.escapes) {
+            chunk.escape_step[i] = step;
+            chunk.escape_norm[i] = norm;
+            escaped_now[i] = 1;
+          }
+          if (check.finishes) {
+            running[i] = 0;
+            chunk.finish_step[i] = step;
+            chunk.diverged[i] = check.diverges;
+            chunk.loss[i] = losses[m];
+            chunk.norm[i] = norm;
+            chunk.gradient_norm[i] = gradient_norm;
+          }
+        }
+        update_running();
+      }
+    });
+    return chunk;
+  }
+
   EngineKind kind() const override { return EngineKind::fused; }
 
  private:
+  // The active members and the model's and gradients' blocks, which the kernels read.
+  void bind(const std::vector<uint8_t>& active) {
+    for (size_t l = 0; l < net_.layers; ++l) {
+      weights_[l] = model_->weights()[l].template data_ptr<T>();
+      gradient_blocks_[l] = gradients_[l].template data_ptr<T>();
+    }
+    members_.clear();
+    for (size_t s = 0; s < active.size(); ++s) {
+      if (active[s]) members_.push_back(static_cast<int64_t>(s));
+    }
+  }
+
+  // w ← w − η·∇ℓ for member s: the same rounding as the batched engine's sub_(g * η).
+  void update_member(int64_t s, T eta) {
+    for (size_t l = 0; l < net_.layers; ++l) {
+      const int64_t size = shapes_[2 * l] * shapes_[2 * l + 1];
+      T* w = weights_[l] + s * size;
+      const T* g = gradient_blocks_[l] + s * size;
+      for (int64_t i = 0; i < size; ++i) w[i] -= eta * g[i];
+    }
+  }
+
   // Groups of `lanes` active members; a last, smaller group runs interleaved too when it
   // fills at least half the lanes, else member by member (a lane pass costs about as much
   // whether its lanes are full or not).

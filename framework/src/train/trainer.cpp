@@ -68,11 +68,18 @@ Trainer::Trainer(FeedForward model, torch::Tensor inputs, torch::Tensor labels, 
   TORCH_CHECK(options_.sync_every() >= 0, "Trainer – sync_every must be >= 0 – got ",
               options_.sync_every());
   const bool on_cuda = model_->weights().front().is_cuda();
-  sync_every_ = options_.sync_every() > 0 ? options_.sync_every() : (on_cuda ? 256 : 1);
-  if (!flows() && sync_every_ > 1 && engine_->runs_on_device()) {
-    device_steps_ = std::make_unique<DeviceSteps>(*engine_, model_->members(), options_.step_size(),
-                                                  options_.escape_radius(),
-                                                  options_.stop_at_escape(), options_.cuda_graph());
+  // Chunks save a wait for the GPU per step on CUDA, and the fused engine's threads a
+  // meeting per step (whose cost, at tens of microseconds a step, is a large share).
+  const bool chunks_pay = on_cuda || engine_->runs_step_chunks();
+  sync_every_ = options_.sync_every() > 0 ? options_.sync_every() : (chunks_pay ? 256 : 1);
+  if (!flows() && sync_every_ > 1) {
+    if (engine_->runs_step_chunks()) {
+      engine_chunks_ = true;
+    } else if (engine_->runs_on_device()) {
+      device_steps_ = std::make_unique<DeviceSteps>(
+          *engine_, model_->members(), options_.step_size(), options_.escape_radius(),
+          options_.stop_at_escape(), options_.cuda_graph());
+    }
   }
 }
 
@@ -101,10 +108,8 @@ void Trainer::check_divergence(TrainState& state) const {
       if (!finite || flow_->stop(s) == FlowStop::failed) state.finish(s, MemberStatus::diverged);
       continue;
     }
-    // ‖w_k‖ + η‖∇ℓ‖ bounds ‖w_{k+1}‖: stop before an update that could overflow, so the
-    // kept weights w_k are the last good ones.
-    const double bound = state.norm[i] + options_.step_size() * state.gradient_norm[i];
-    if (!std::isfinite(state.loss[i]) || !std::isfinite(bound)) {
+    if (check_member(step_rule(), state.loss[i], state.norm[i], state.gradient_norm[i], true)
+            .diverges) {
       state.finish(s, MemberStatus::diverged);
     }
   }
@@ -286,10 +291,17 @@ int64_t Trainer::next_host_step(const TrainState& state) const {
   return next;
 }
 
-int64_t Trainer::advance_on_device(TrainState& state, int64_t until) {
+int64_t Trainer::advance_in_chunk(TrainState& state, int64_t until) {
   const int64_t k = state.step;
   const double eta = options_.step_size();
-  const auto chunk = device_steps_->run(k, until, state.active, state.escape);
+  StepChunk chunk;
+  if (device_steps_) {
+    chunk = device_steps_->run(k, until, state.active, state.escape);
+  } else {
+    std::vector<uint8_t> escaped;
+    for (const auto& escape : state.escape) escaped.push_back(escape.step >= 0);
+    chunk = engine_->run_steps(step_rule(), k, until, state.active, escaped);
+  }
   std::vector<int64_t> finished;
   for (int64_t s = 0; s < state.members(); ++s) {
     const auto i = static_cast<size_t>(s);
@@ -342,9 +354,9 @@ int64_t Trainer::advance_on_device(TrainState& state, int64_t until) {
 
 int64_t Trainer::advance(TrainState& state) {
   // A pending interrupt stops the run at the next step, as on the host.
-  if (device_steps_ && interrupt_signal() == 0) {
+  if (steps_in_chunks() && interrupt_signal() == 0) {
     const int64_t until = next_host_step(state);
-    if (until > state.step + 1) return advance_on_device(state, until);
+    if (until > state.step + 1) return advance_in_chunk(state, until);
   }
   if (flows()) {
     ++state.step;
@@ -394,7 +406,7 @@ TrainResult Trainer::run() {
     for (const auto& hook : hooks_) hook->on_step(state);
     if (!any_running(state)) break;
     result.iterations += advance(state);
-    // Device steps may have finished every member between two host copies.
+    // A chunk of steps may have finished every member between two host looks.
     if (!any_running(state)) break;
   }
   result.wall_seconds =

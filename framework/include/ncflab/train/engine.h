@@ -40,6 +40,34 @@ struct DeviceStatistics {
   torch::Tensor gradient_norm;
 };
 
+/// The trainer's rule for gradient-descent steps taken between two host looks.
+struct StepRule {
+  double step_size = 0;      ///< η
+  double escape_radius = 0;  ///< r_esc: a member escapes at its first k with ‖w_k‖ ≥ r_esc
+  bool stop_at_escape = true;
+};
+
+/// What each member did in the steps between two host looks (StepRule's checks after every
+/// evaluation), indexed by member.
+struct StepChunk {
+  std::vector<int64_t> finish_step;  ///< the step a member finished at (−1: still running)
+  std::vector<uint8_t> diverged;     ///< finished by divergence (otherwise by its escape)
+  std::vector<int64_t> escape_step;  ///< its first k with ‖w_k‖ ≥ r_esc in the chunk (−1: none)
+  std::vector<double> escape_norm;  ///< ‖w_k‖ there
+  /// ℓ, ‖w‖, ‖∇ℓ‖ at finish_step (members that finished; others: undefined).
+  std::vector<double> loss, norm, gradient_norm;
+};
+
+/// The trainer's checks of a running member after evaluating w_k (Trainer::check_divergence,
+/// then check_escape), for the host loop and for chunks of steps alike.
+struct MemberCheck {
+  bool diverges;  ///< ℓ or the bound ‖w_k‖ + η‖∇ℓ‖ on ‖w_{k+1}‖ is not finite
+  bool escapes;   ///< not diverged, not escaped before, and ‖w_k‖ ≥ r_esc
+  bool finishes;  ///< diverges, or escapes with stop_at_escape
+};
+MemberCheck check_member(const StepRule& rule, double loss, double norm, double gradient_norm,
+                         bool escaped_before);
+
 /// Owns nothing but scratch: weights and gradients are the model's and the engine's
 /// tensors, updated in place. Members with active[s] == 0 are skipped (frozen): their
 /// weights do not change and their statistics keep the last values computed.
@@ -61,6 +89,18 @@ class TrainingEngine {
   /// w ← w − scale_s·∇ℓ with scale [S] on the device (η for active members, 0 for frozen
   /// ones, whose weights stay exactly as they are).
   virtual void update_on_device(const torch::Tensor& scale);
+
+  /// Whether run_steps works: engines that take many steps between two host looks
+  /// themselves (the fused CPU engine, whose threads then meet once per chunk, not per step).
+  virtual bool runs_step_chunks() const { return false; }
+  /// From step k, evaluated on the host with these `active` members (`escaped`: those with
+  /// an escape record): the update to w_{k+1}, then for k' = k+1 … until−1 the evaluation,
+  /// check_member and the update of the members still running. Leaves the weights at
+  /// w_until (finished members at the step they finished) and the same numbers bit for bit
+  /// as evaluate/update step by step.
+  virtual StepChunk run_steps(const StepRule& rule, int64_t k, int64_t until,
+                              const std::vector<uint8_t>& active,
+                              const std::vector<uint8_t>& escaped);
 
   /// ∇ℓ of the last evaluate, one tensor per layer [S, k_l, k_{l−1}].
   const std::vector<torch::Tensor>& gradients() const { return gradients_; }

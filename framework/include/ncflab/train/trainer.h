@@ -60,11 +60,12 @@ struct TrainerOptions {
   TORCH_ARG(double, kink_step) = 1e-6;
   /// Arithmetic of a step.
   TORCH_ARG(EngineKind, engine) = EngineKind::automatic;
-  /// Gradient descent with an ATen engine (batched, autograd): at most this many steps
-  /// between two copies of the state to the host; the divergence and escape checks of the
-  /// steps between run on the device (train/device_steps.h), with the same results.
-  /// Metrics rows, hooks' steps and the step budget always get a copy. 0: automatic, 256
-  /// on a CUDA device and 1 (every step) elsewhere.
+  /// Gradient descent: at most this many steps between two looks of the host loop at the
+  /// state; the divergence and escape checks of the steps between run where the steps do —
+  /// on the device for the ATen engines (train/device_steps.h), inside the fused engine's
+  /// threads on CPU (TrainingEngine::run_steps) — with the same results bit for bit.
+  /// Metrics rows, hooks' steps and the step budget always get a look. 0: automatic, 256
+  /// on a CUDA device and with the fused engine, 1 (every step) elsewhere.
   TORCH_ARG(int64_t, sync_every) = 0;
   /// With sync_every > 1 on a CUDA device (and a CUDA LibTorch): each step between copies
   /// is a replay of one captured CUDA graph, which saves the launch cost of its ~50 kernels.
@@ -137,13 +138,19 @@ class Trainer {
   /// To the next iteration: w_{k+1} = w_k − η∇ℓ(w_k) for the active members, or the flow
   /// integrated to the next row. Returns the loop iterations it took.
   int64_t advance(TrainState& state);
-  /// Gradient descent from step k to `until` on the device (the steps between are neither
-  /// copied nor logged, except members finishing there, whose last rows are written as
-  /// the host loop would have).
-  int64_t advance_on_device(TrainState& state, int64_t until);
+  /// Gradient descent from step k to `until` in one chunk, on the device or in the engine's
+  /// threads (the steps between are neither looked at nor logged, except members finishing
+  /// there, whose last rows are written as the host loop would have).
+  int64_t advance_in_chunk(TrainState& state, int64_t until);
+  /// Whether advance may take several steps in one chunk.
+  bool steps_in_chunks() const { return device_steps_ || engine_chunks_; }
   /// The next step the host needs: a metrics row, a hook's step, the budget, or
   /// sync_every steps on.
   int64_t next_host_step(const TrainState& state) const;
+  /// η, r_esc and stop_at_escape, for the checks inside a chunk of steps.
+  StepRule step_rule() const {
+    return {options_.step_size(), options_.escape_radius(), options_.stop_at_escape()};
+  }
   void check_divergence(TrainState& state) const;
   void check_escape(TrainState& state) const;
   void check_budget(TrainState& state) const;
@@ -154,6 +161,7 @@ class Trainer {
   std::unique_ptr<TrainingEngine> engine_;
   std::unique_ptr<GradientFlowStepper> flow_;  // gradient flow only
   std::unique_ptr<DeviceSteps> device_steps_;  // gradient descent with sync_every > 1 only
+  bool engine_chunks_ = false;  // gradient descent with sync_every > 1 and engine_->run_steps
   int64_t sync_every_ = 1;
   TrainerOptions options_;
   int64_t total_degree_ = 0;

@@ -35,11 +35,11 @@ class ProgressHook final : public TrainHook {
   int64_t max_steps_;
   int64_t expected_escape_step_;
   std::string unit_;
-  int64_t clock_mask_;  // read the clock when (iteration counter & mask) == 0
+  int64_t clock_every_;  // iterations between two readings of the clock
+  int64_t next_clock_step_ = 0;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_draw_;
   int64_t start_step_ = 0;
-  int64_t counter_ = 0;
 };
 
 }  // namespace ncflab

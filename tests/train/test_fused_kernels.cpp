@@ -99,6 +99,7 @@ TEST_P(FusedKernels, LanesEqualEachMemberAloneBitForBit) {
             single_engines[static_cast<size_t>(s)]->evaluate({1}, alone);
             const auto index = static_cast<size_t>(s);
             ASSERT_EQ(alone.loss[0], together.loss[index]) << "member " << s << " step " << step;
+            ASSERT_EQ(alone.norm[0], together.norm[index]);
             ASSERT_EQ(alone.gradient_norm[0], together.gradient_norm[index]);
             for (size_t l = 0; l < engine->gradients().size(); ++l) {
               ASSERT_TRUE(

@@ -81,10 +81,12 @@ class FusedEngine final : public TrainingEngine {
         for (int64_t m = first; m < end; ++m) {
           const int64_t s = members_[static_cast<size_t>(m)];
           const auto index = static_cast<size_t>(s);
-          statistics.loss[index] = wides_[thread]->evaluate(net_, s);
-          const auto [weight_norm2, gradient_norm2] = squared_norms(s);
-          statistics.norm[index] = std::sqrt(weight_norm2);
-          statistics.gradient_norm[index] = std::sqrt(gradient_norm2);
+          fused::MemberNumbers numbers;
+          numbers.loss = wides_[thread]->evaluate(net_, s);
+          fused::member_squared_norms(net_, s, numbers);
+          statistics.loss[index] = numbers.loss;
+          statistics.norm[index] = std::sqrt(numbers.weight_norm2);
+          statistics.gradient_norm[index] = std::sqrt(numbers.gradient_norm2);
         }
       };
       const auto count = static_cast<int64_t>(members_.size());
@@ -101,20 +103,18 @@ class FusedEngine final : public TrainingEngine {
       return;
     }
     plan_items();
-    losses_.resize(members_.size());
+    numbers_.resize(members_.size());
     // Every member is computed by the same operations whichever item, lane or thread it
     // lands in (fused_kernels.h), so the results do not depend on the number of threads.
     team_.run(static_cast<int64_t>(items_.size()), [&](int64_t k, int thread) {
       auto& kernel = *kernels_[static_cast<size_t>(thread)];
       const WorkItem& item = items_[static_cast<size_t>(k)];
-      kernel.evaluate(net_, members_.data() + item.first, item.count, losses_.data() + item.first);
+      kernel.evaluate(net_, members_.data() + item.first, item.count, numbers_.data() + item.first);
       for (size_t m = item.first; m < item.first + static_cast<size_t>(item.count); ++m) {
-        const auto s = members_[m];
-        const auto [weight_norm2, gradient_norm2] = squared_norms(s);
-        const auto index = static_cast<size_t>(s);
-        statistics.loss[index] = losses_[m];
-        statistics.norm[index] = std::sqrt(weight_norm2);
-        statistics.gradient_norm[index] = std::sqrt(gradient_norm2);
+        const auto index = static_cast<size_t>(members_[m]);
+        statistics.loss[index] = numbers_[m].loss;
+        statistics.norm[index] = std::sqrt(numbers_[m].weight_norm2);
+        statistics.gradient_norm[index] = std::sqrt(numbers_[m].gradient_norm2);
       }
     });
   }
@@ -166,13 +166,13 @@ class FusedEngine final : public TrainingEngine {
     std::vector<uint8_t> escaped_now = escaped;
     bind(active);
     plan_items();
-    losses_.resize(members_.size());
+    numbers_.resize(members_.size());
     const T eta = static_cast<T>(rule.step_size);
     team_.run(static_cast<int64_t>(items_.size()), [&](int64_t index, int thread) {
       auto& kernel = *kernels_[static_cast<size_t>(thread)];
       const WorkItem& item = items_[static_cast<size_t>(index)];
       const int64_t* group = members_.data() + item.first;
-      double* losses = losses_.data() + item.first;
+      fused::MemberNumbers* numbers = numbers_.data() + item.first;
       const auto update_running = [&] {
         for (int m = 0; m < item.count; ++m) {
           if (running[static_cast<size_t>(group[m])]) update_member(group[m], eta);
@@ -184,14 +184,14 @@ class FusedEngine final : public TrainingEngine {
                          [&](int64_t s) { return running[static_cast<size_t>(s)] != 0; })) {
           break;
         }
-        kernel.evaluate(net_, group, item.count, losses);
+        kernel.evaluate(net_, group, item.count, numbers);
         for (int m = 0; m < item.count; ++m) {
           const auto i = static_cast<size_t>(group[m]);
           if (!running[i]) continue;
-          const auto [weight_norm2, gradient_norm2] = squared_norms(group[m]);
-          const double norm = std::sqrt(weight_norm2);
-          const double gradient_norm = std::sqrt(gradient_norm2);
-          const auto check = check_member(rule, losses[m], norm, gradient_norm, escaped_now[i]);
+          const double loss = numbers[m].loss;
+          const double norm = std::sqrt(numbers[m].weight_norm2);
+          const double gradient_norm = std::sqrt(numbers[m].gradient_norm2);
+          const auto check = check_member(rule, loss, norm, gradient_norm, escaped_now[i]);
           if (check.escapes) {
             chunk.escape_step[i] = step;
             chunk.escape_norm[i] = norm;
@@ -201,7 +201,7 @@ class FusedEngine final : public TrainingEngine {
             running[i] = 0;
             chunk.finish_step[i] = step;
             chunk.diverged[i] = check.diverges;
-            chunk.loss[i] = losses[m];
+            chunk.loss[i] = loss;
             chunk.norm[i] = norm;
             chunk.gradient_norm[i] = gradient_norm;
           }
@@ -254,22 +254,6 @@ class FusedEngine final : public TrainingEngine {
     }
   }
 
-  // ‖w‖² and ‖∇ℓ‖² of member s, summed in float64.
-  std::pair<double, double> squared_norms(int64_t s) const {
-    double weight_norm2 = 0;
-    double gradient_norm2 = 0;
-    for (size_t l = 0; l < net_.layers; ++l) {
-      const int64_t size = shapes_[2 * l] * shapes_[2 * l + 1];
-      const T* w = weights_[l] + s * size;
-      const T* g = gradient_blocks_[l] + s * size;
-      for (int64_t k = 0; k < size; ++k) {
-        weight_norm2 += static_cast<double>(w[k]) * static_cast<double>(w[k]);
-        gradient_norm2 += static_cast<double>(g[k]) * static_cast<double>(g[k]);
-      }
-    }
-    return {weight_norm2, gradient_norm2};
-  }
-
   FeedForward model_;
   torch::Tensor inputs_;
   torch::Tensor labels_;
@@ -282,8 +266,8 @@ class FusedEngine final : public TrainingEngine {
   std::vector<std::unique_ptr<fused::WideMemberStep<T>>> wides_;
   std::vector<int64_t> members_;  // the active ones
   std::vector<WorkItem> items_;
-  std::vector<double> losses_;  // per active member
-  WorkTeam team_;               // as many threads as LibTorch's intra-op threads
+  std::vector<fused::MemberNumbers> numbers_;  // per active member
+  WorkTeam team_;                              // as many threads as LibTorch's intra-op threads
 };
 
 }  // namespace

@@ -39,6 +39,37 @@ struct Net {
   T* const* gradients = nullptr;    ///< [layers]
 };
 
+/// What one evaluation gives per member: ℓ, and ‖w‖² and ‖∇ℓ‖² summed in float64 layer by
+/// layer, each layer's entries in order (every path sums in this order).
+struct MemberNumbers {
+  double loss = 0;
+  double weight_norm2 = 0;
+  double gradient_norm2 = 0;
+};
+
+namespace {
+
+// ‖w‖² and ‖∇ℓ‖² of member s from its blocks in `net`, in MemberNumbers' order. Internal
+// linkage, as the rule above asks: each instruction set's unit and the engine get their own.
+template <typename T>
+inline void member_squared_norms(const Net<T>& net, int64_t s, MemberNumbers& numbers) {
+  double weight_norm2 = 0;
+  double gradient_norm2 = 0;
+  for (size_t l = 0; l < net.layers; ++l) {
+    const int64_t size = net.shapes[2 * l] * net.shapes[2 * l + 1];
+    const T* w = net.weights[l] + s * size;
+    const T* g = net.gradients[l] + s * size;
+    for (int64_t k = 0; k < size; ++k) {
+      weight_norm2 += static_cast<double>(w[k]) * static_cast<double>(w[k]);
+      gradient_norm2 += static_cast<double>(g[k]) * static_cast<double>(g[k]);
+    }
+  }
+  numbers.weight_norm2 = weight_norm2;
+  numbers.gradient_norm2 = gradient_norm2;
+}
+
+}  // namespace
+
 /// One thread's kernel with its scratch, sized for the net it was made for.
 template <typename T>
 class MemberKernel {
@@ -46,9 +77,11 @@ class MemberKernel {
   virtual ~MemberKernel();
   /// Members computed together in one interleaved pass.
   virtual int lanes() const = 0;
-  /// ∇ℓ of members[0..count) into net.gradients and ℓ into losses[0..count), 1 ≤ count ≤
-  /// lanes(). One member runs loops vectorised over units; several run interleaved.
-  virtual void evaluate(const Net<T>& net, const int64_t* members, int count, double* losses) = 0;
+  /// ∇ℓ of members[0..count) into net.gradients and their numbers into out[0..count),
+  /// 1 ≤ count ≤ lanes(). One member runs loops vectorised over units; several run
+  /// interleaved.
+  virtual void evaluate(const Net<T>& net, const int64_t* members, int count,
+                        MemberNumbers* out) = 0;
 };
 
 // Its vtable and destructor live in fused_kernels.cpp (generic code) alone.

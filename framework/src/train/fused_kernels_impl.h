@@ -25,17 +25,18 @@ class Kernel final : public MemberKernel<T> {
 
   int lanes() const override { return kLanes; }
 
-  void evaluate(const Net<T>& net, const int64_t* members, int count, double* losses) override {
+  void evaluate(const Net<T>& net, const int64_t* members, int count, MemberNumbers* out) override {
     if (count == 1) {
-      losses[0] = member_.evaluate_member(net, members[0]);
+      out[0].loss = member_.evaluate_member(net, members[0]);
+      member_squared_norms(net, members[0], out[0]);
       return;
     }
     int64_t group[kLanes];
     for (int lane = 0; lane < kLanes; ++lane) group[lane] = members[lane < count ? lane : 0];
-    double lane_losses[kLanes] = {};
-    lanes_.evaluate_lanes(net, group, lane_losses);
+    MemberNumbers numbers[kLanes];
+    lanes_.evaluate_lanes(net, group, numbers);
     lanes_.write_gradients(net, group, count);
-    for (int lane = 0; lane < count; ++lane) losses[lane] = lane_losses[lane];
+    for (int lane = 0; lane < count; ++lane) out[lane] = numbers[lane];
   }
 
  private:

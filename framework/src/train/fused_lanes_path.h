@@ -4,6 +4,7 @@
 // sums.
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include "fused_kernel_terms.h"
@@ -42,7 +43,7 @@ class LanesPath : private KernelTerms<T, V> {
     for (size_t j = 0; j < last_width; ++j) lane_ones_.data()[j] = splat(T(1));
   }
 
-  void evaluate_lanes(const Net<T>& net, const int64_t* group, double* losses) {
+  void evaluate_lanes(const Net<T>& net, const int64_t* group, MemberNumbers* numbers) {
     const int64_t n = samples_;
     for (size_t l = 0; l < shapes_.size(); ++l) {
       const int64_t size = shapes_[l].rows * shapes_[l].cols;
@@ -82,7 +83,7 @@ class LanesPath : private KernelTerms<T, V> {
       for (int64_t j = 0; j < last_width; ++j) h = vector_madd<T>(output_weights[j], a[j], h);
       for (int lane = 0; lane < kLanes; ++lane) {
         T residual = 0;
-        add_loss_term(net.logistic, h[lane], net.labels[i], losses[lane], residual);
+        add_loss_term(net.logistic, h[lane], net.labels[i], numbers[lane].loss, residual);
         r[i][lane] = residual;
       }
     }
@@ -117,6 +118,48 @@ class LanesPath : private KernelTerms<T, V> {
         delta_below(d, lane_weights_[l].data(), lane_slopes_[l - 1].data(), rows, cols,
                     lane_deltas_[l - 1].data());
       }
+    }
+    squared_norms(numbers);
+  }
+
+  // member_squared_norms for every lane at once: each lane's sums in the same order, the
+  // lanes' chains of additions side by side instead of one after another.
+  void squared_norms(MemberNumbers* numbers) const {
+    if constexpr (std::is_same_v<T, double>) {
+      // Float64 lanes: the sums are vectors (mul, then add: no contraction in these units).
+      V weight_norm2 = {};
+      V gradient_norm2 = {};
+      for (size_t l = 0; l < shapes_.size(); ++l) {
+        const int64_t size = shapes_[l].rows * shapes_[l].cols;
+        const V* w = lane_weights_[l].data();
+        const V* g = lane_gradients_[l].data();
+        for (int64_t k = 0; k < size; ++k) {
+          weight_norm2 += w[k] * w[k];
+          gradient_norm2 += g[k] * g[k];
+        }
+      }
+      for (int lane = 0; lane < kLanes; ++lane) {
+        numbers[lane].weight_norm2 = weight_norm2[lane];
+        numbers[lane].gradient_norm2 = gradient_norm2[lane];
+      }
+      return;
+    }
+    double weight_norm2[kLanes] = {};
+    double gradient_norm2[kLanes] = {};
+    for (size_t l = 0; l < shapes_.size(); ++l) {
+      const int64_t size = shapes_[l].rows * shapes_[l].cols;
+      const V* w = lane_weights_[l].data();
+      const V* g = lane_gradients_[l].data();
+      for (int64_t k = 0; k < size; ++k) {
+        for (int lane = 0; lane < kLanes; ++lane) {
+          weight_norm2[lane] += static_cast<double>(w[k][lane]) * static_cast<double>(w[k][lane]);
+          gradient_norm2[lane] += static_cast<double>(g[k][lane]) * static_cast<double>(g[k][lane]);
+        }
+      }
+    }
+    for (int lane = 0; lane < kLanes; ++lane) {
+      numbers[lane].weight_norm2 = weight_norm2[lane];
+      numbers[lane].gradient_norm2 = gradient_norm2[lane];
     }
   }
 

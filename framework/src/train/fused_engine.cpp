@@ -60,8 +60,7 @@ class FusedEngine final : public TrainingEngine {
     net_.weights = weights_.data();
     net_.gradients = gradient_blocks_.data();
     if (fused::is_wide(net_)) {
-      for (int t = 0; t < at::get_num_threads(); ++t)
-        wides_.push_back(std::make_unique<fused::WideMemberStep<T>>(net_));
+      wide_ = std::make_unique<fused::WideMemberStep<T>>(net_);
     } else {
       for (int t = 0; t < team_.threads(); ++t)
         kernels_.push_back(fused::make_member_kernel(isa, net_));
@@ -73,32 +72,16 @@ class FusedEngine final : public TrainingEngine {
     statistics.norm.resize(active.size());
     statistics.gradient_norm.resize(active.size());
     bind(active);
-    if (!wides_.empty()) {
-      // One member: its products on all cores (the BLAS's threads). Several: a member per
-      // thread, its BLAS calls on that thread alone (the BLAS runs serially inside a parallel
-      // region), which keeps every core busy through the loops between the products too.
-      const auto run = [&](int64_t first, int64_t end, size_t thread) {
-        for (int64_t m = first; m < end; ++m) {
-          const int64_t s = members_[static_cast<size_t>(m)];
-          const auto index = static_cast<size_t>(s);
-          fused::MemberNumbers numbers;
-          numbers.loss = wides_[thread]->evaluate(net_, s);
-          fused::member_squared_norms(net_, s, numbers);
-          statistics.loss[index] = numbers.loss;
-          statistics.norm[index] = std::sqrt(numbers.weight_norm2);
-          statistics.gradient_norm[index] = std::sqrt(numbers.gradient_norm2);
-        }
-      };
-      const auto count = static_cast<int64_t>(members_.size());
-      // One step object per thread, also if the thread count grew since construction.
-      while (wides_.size() < static_cast<size_t>(at::get_num_threads()))
-        wides_.push_back(std::make_unique<fused::WideMemberStep<T>>(net_));
-      if (count == 1 || wides_.size() == 1) {
-        run(0, count, 0);
-      } else {
-        at::parallel_for(0, count, 1, [&](int64_t first, int64_t end) {
-          run(first, end, static_cast<size_t>(at::get_thread_num()));
-        });
+    if (wide_) {
+      // Members one after another, each product on all cores (the BLAS's threads). Not a
+      // member per thread: ATen's OpenMP loop (at::parallel_for) is inlined into its caller,
+      // which here is not compiled with OpenMP (the process keeps LibTorch's one runtime),
+      // and the BLAS called from our own threads would start a team of its own in each.
+      numbers_.resize(members_.size());
+      for (size_t m = 0; m < members_.size(); ++m) {
+        numbers_[m].loss = wide_->evaluate(net_, members_[m]);
+        fused::member_squared_norms(net_, members_[m], numbers_[m]);
+        record(m, statistics);
       }
       return;
     }
@@ -110,12 +93,8 @@ class FusedEngine final : public TrainingEngine {
       auto& kernel = *kernels_[static_cast<size_t>(thread)];
       const WorkItem& item = items_[static_cast<size_t>(k)];
       kernel.evaluate(net_, members_.data() + item.first, item.count, numbers_.data() + item.first);
-      for (size_t m = item.first; m < item.first + static_cast<size_t>(item.count); ++m) {
-        const auto index = static_cast<size_t>(members_[m]);
-        statistics.loss[index] = numbers_[m].loss;
-        statistics.norm[index] = std::sqrt(numbers_[m].weight_norm2);
-        statistics.gradient_norm[index] = std::sqrt(numbers_[m].gradient_norm2);
-      }
+      for (size_t m = item.first; m < item.first + static_cast<size_t>(item.count); ++m)
+        record(m, statistics);
     });
   }
 
@@ -143,7 +122,7 @@ class FusedEngine final : public TrainingEngine {
   // that core's cache between the kernel, the checks and the update. Lanes of members that
   // finish go on being computed at their frozen weights (the same gradients bit for bit,
   // which is what the engine's gradients hold afterwards); their results are not used.
-  bool runs_step_chunks() const override { return wides_.empty(); }
+  bool runs_step_chunks() const override { return wide_ == nullptr; }
 
   StepChunk run_steps(const StepRule& rule, int64_t k, int64_t until,
                       const std::vector<uint8_t>& active,
@@ -227,6 +206,14 @@ class FusedEngine final : public TrainingEngine {
     }
   }
 
+  // The m-th active member's numbers as the trainer's statistics.
+  void record(size_t m, StepStatistics& statistics) const {
+    const auto index = static_cast<size_t>(members_[m]);
+    statistics.loss[index] = numbers_[m].loss;
+    statistics.norm[index] = std::sqrt(numbers_[m].weight_norm2);
+    statistics.gradient_norm[index] = std::sqrt(numbers_[m].gradient_norm2);
+  }
+
   // w ← w − η·∇ℓ for member s: the same rounding as the batched engine's sub_(g * η).
   void update_member(int64_t s, T eta) {
     for (size_t l = 0; l < net_.layers; ++l) {
@@ -262,8 +249,8 @@ class FusedEngine final : public TrainingEngine {
   std::vector<T*> gradient_blocks_;
   fused::Net<T> net_;
   std::vector<std::unique_ptr<fused::MemberKernel<T>>> kernels_;  // one per thread
-  // Instead, for wide nets (fused_wide.h): one per LibTorch intra-op thread.
-  std::vector<std::unique_ptr<fused::WideMemberStep<T>>> wides_;
+  // Instead, for wide nets (fused_wide.h).
+  std::unique_ptr<fused::WideMemberStep<T>> wide_;
   std::vector<int64_t> members_;  // the active ones
   std::vector<WorkItem> items_;
   std::vector<fused::MemberNumbers> numbers_;  // per active member

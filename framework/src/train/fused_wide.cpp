@@ -75,8 +75,7 @@ void WideMemberStep<T>::activate(const torch::Tensor& z, torch::Tensor& value,
   const T negative = negative_;
   const int64_t size = z.numel();
   // Branch-free loops (the sign of z is a coin toss): with -fno-trapping-math (CMakeLists)
-  // the choice of c(z) becomes a vector blend. (Splitting them over the BLAS's OpenMP
-  // threads was slower: the members' products then wait on the team.)
+  // the choice of c(z) becomes a vector blend.
   if (p_ == 1) {
     for (int64_t e = 0; e < size; ++e) {
       const T side = zs[e] > T(0) ? T(1) : negative;

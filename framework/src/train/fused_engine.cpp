@@ -20,6 +20,9 @@
 namespace ncflab {
 namespace {
 
+// The most members a kernel computes together (float32 in AVX-512's 16 lanes).
+constexpr int kMaxLanes = 16;
+
 // A run of `count` members of the active list, from `first`, computed in one kernel call.
 struct WorkItem {
   size_t first;
@@ -64,6 +67,8 @@ class FusedEngine final : public TrainingEngine {
     } else {
       for (int t = 0; t < team_.threads(); ++t)
         kernels_.push_back(fused::make_member_kernel(isa, net_));
+      TORCH_CHECK(kernels_.front()->lanes() <= kMaxLanes, "fused engine – ",
+                  kernels_.front()->lanes(), " lanes, more than run_steps holds");
     }
   }
 
@@ -152,18 +157,20 @@ class FusedEngine final : public TrainingEngine {
       const WorkItem& item = items_[static_cast<size_t>(index)];
       const int64_t* group = members_.data() + item.first;
       fused::MemberNumbers* numbers = numbers_.data() + item.first;
-      const auto update_running = [&] {
-        for (int m = 0; m < item.count; ++m) {
-          if (running[static_cast<size_t>(group[m])]) update_member(group[m], eta);
-        }
-      };
-      update_running();  // w_{k+1}, from the host's evaluation at k
+      // w_{k+1}, from the host's evaluation at k (the gradients in the engine's tensors).
+      for (int m = 0; m < item.count; ++m) {
+        if (running[static_cast<size_t>(group[m])]) update_member(group[m], eta);
+      }
+      kernel.load_group(net_, group, item.count);
+      uint8_t lanes_running[kMaxLanes];
       for (int64_t step = k + 1; step < until; ++step) {
-        if (std::none_of(group, group + item.count,
-                         [&](int64_t s) { return running[static_cast<size_t>(s)] != 0; })) {
-          break;
+        bool any = false;
+        for (int m = 0; m < item.count; ++m) {
+          lanes_running[m] = running[static_cast<size_t>(group[m])];
+          any = any || lanes_running[m];
         }
-        kernel.evaluate(net_, group, item.count, numbers);
+        if (!any) break;
+        kernel.evaluate_group(net_, numbers);
         for (int m = 0; m < item.count; ++m) {
           const auto i = static_cast<size_t>(group[m]);
           if (!running[i]) continue;
@@ -183,10 +190,12 @@ class FusedEngine final : public TrainingEngine {
             chunk.loss[i] = loss;
             chunk.norm[i] = norm;
             chunk.gradient_norm[i] = gradient_norm;
+            lanes_running[m] = 0;
           }
         }
-        update_running();
+        kernel.update_group(net_, eta, lanes_running);
       }
+      kernel.store_group(net_);
     });
     return chunk;
   }

@@ -82,6 +82,18 @@ class MemberKernel {
   /// interleaved.
   virtual void evaluate(const Net<T>& net, const int64_t* members, int count,
                         MemberNumbers* out) = 0;
+
+  /// A group's steps with its members kept in the kernel between them (the engine's chunks
+  /// of steps): load_group, then any number of evaluate_group and update_group, then
+  /// store_group. The same numbers bit for bit as evaluate and the engine's update.
+  /// Reads members[0..count) and their weights.
+  virtual void load_group(const Net<T>& net, const int64_t* members, int count) = 0;
+  /// evaluate() of the loaded members at their current weights (gradients kept inside).
+  virtual void evaluate_group(const Net<T>& net, MemberNumbers* out) = 0;
+  /// w ← w − η·∇ℓ for the loaded members with running[m] != 0 (m < count).
+  virtual void update_group(const Net<T>& net, T eta, const uint8_t* running) = 0;
+  /// The loaded members' weights and last gradients into net.weights and net.gradients.
+  virtual void store_group(const Net<T>& net) = 0;
 };
 
 // Its vtable and destructor live in fused_kernels.cpp (generic code) alone.

@@ -34,14 +34,56 @@ class Kernel final : public MemberKernel<T> {
     int64_t group[kLanes];
     for (int lane = 0; lane < kLanes; ++lane) group[lane] = members[lane < count ? lane : 0];
     MemberNumbers numbers[kLanes];
-    lanes_.evaluate_lanes(net, group, numbers);
+    lanes_.gather_weights(net, group);
+    lanes_.evaluate_lanes(net, numbers);
     lanes_.write_gradients(net, group, count);
     for (int lane = 0; lane < count; ++lane) out[lane] = numbers[lane];
+  }
+
+  // A lone member's weights stay in net (its path reads them there); a group's stay in the
+  // lanes, which saves the gather and scatter of every weight and gradient each step.
+  void load_group(const Net<T>& net, const int64_t* members, int count) override {
+    count_ = count;
+    for (int lane = 0; lane < kLanes; ++lane) group_[lane] = members[lane < count ? lane : 0];
+    if (count > 1) lanes_.gather_weights(net, group_);
+  }
+
+  void evaluate_group(const Net<T>& net, MemberNumbers* out) override {
+    if (count_ == 1) {
+      evaluate(net, group_, 1, out);
+      return;
+    }
+    MemberNumbers numbers[kLanes];
+    lanes_.evaluate_lanes(net, numbers);
+    for (int lane = 0; lane < count_; ++lane) out[lane] = numbers[lane];
+  }
+
+  void update_group(const Net<T>& net, T eta, const uint8_t* running) override {
+    if (count_ > 1) {
+      lanes_.update_weights(eta, running, count_);
+      return;
+    }
+    if (!running[0]) return;
+    // The engine's update, w − (η·g): mul, then sub (no contraction in these units).
+    for (size_t l = 0; l < net.layers; ++l) {
+      const int64_t size = net.shapes[2 * l] * net.shapes[2 * l + 1];
+      T* w = net.weights[l] + group_[0] * size;
+      const T* g = net.gradients[l] + group_[0] * size;
+      for (int64_t i = 0; i < size; ++i) w[i] -= eta * g[i];
+    }
+  }
+
+  void store_group(const Net<T>& net) override {
+    if (count_ == 1) return;
+    lanes_.write_weights(net, group_, count_);
+    lanes_.write_gradients(net, group_, count_);
   }
 
  private:
   MemberPath<T, V> member_;
   LanesPath<T, V> lanes_;
+  int64_t group_[kLanes] = {};  // the loaded group (load_group)
+  int count_ = 0;
 };
 
 }  // namespace

@@ -43,8 +43,8 @@ class LanesPath : private KernelTerms<T, V> {
     for (size_t j = 0; j < last_width; ++j) lane_ones_.data()[j] = splat(T(1));
   }
 
-  void evaluate_lanes(const Net<T>& net, const int64_t* group, MemberNumbers* numbers) {
-    const int64_t n = samples_;
+  // The weights of group[0..kLanes) into the lanes.
+  void gather_weights(const Net<T>& net, const int64_t* group) {
     for (size_t l = 0; l < shapes_.size(); ++l) {
       const int64_t size = shapes_[l].rows * shapes_[l].cols;
       V* w = lane_weights_[l].data();
@@ -56,6 +56,26 @@ class LanesPath : private KernelTerms<T, V> {
         w[k] = gathered;
       }
     }
+  }
+
+  // w ← w − η·g in the lanes m < count with running[m] != 0; the others keep their bits
+  // (a blend, not a zero step: g may be inf or NaN in a diverged member's lane).
+  void update_weights(T eta, const uint8_t* running, int count) {
+    V on = {};
+    for (int lane = 0; lane < count; ++lane) on[lane] = running[lane] ? T(1) : T(0);
+    const auto mask = on > V{};
+    const V step = splat(eta);
+    for (size_t l = 0; l < shapes_.size(); ++l) {
+      const int64_t size = shapes_[l].rows * shapes_[l].cols;
+      V* w = lane_weights_[l].data();
+      const V* g = lane_gradients_[l].data();
+      for (int64_t k = 0; k < size; ++k) w[k] = Terms::select(mask, w[k] - step * g[k], w[k]);
+    }
+  }
+
+  // The gathered weights' loss, gradients (kept in the lanes) and norms.
+  void evaluate_lanes(const Net<T>& net, MemberNumbers* numbers) {
+    const int64_t n = samples_;
     // Forward: the same sums as evaluate_member's, unit by unit, c ascending.
     const V* previous = nullptr;
     for (size_t l = 0; l < hidden_; ++l) {
@@ -274,17 +294,26 @@ class LanesPath : private KernelTerms<T, V> {
   static V as_vector(V x) { return x; }
 
   void write_gradients(const Net<T>& net, const int64_t* group, int count) const {
+    scatter(lane_gradients_, net.gradients, group, count);
+  }
+  void write_weights(const Net<T>& net, const int64_t* group, int count) const {
+    scatter(lane_weights_, net.weights, group, count);
+  }
+
+ private:
+  // Lanes 0..count) of every layer into the blocks of members group[0..count).
+  void scatter(const std::vector<Buffer<V>>& lanes, T* const* blocks, const int64_t* group,
+               int count) const {
     for (size_t l = 0; l < shapes_.size(); ++l) {
       const int64_t size = shapes_[l].rows * shapes_[l].cols;
-      const V* g = lane_gradients_[l].data();
+      const V* from = lanes[l].data();
       for (int lane = 0; lane < count; ++lane) {
-        T* target = net.gradients[l] + group[lane] * size;
-        for (int64_t k = 0; k < size; ++k) target[k] = g[k][lane];
+        T* target = blocks[l] + group[lane] * size;
+        for (int64_t k = 0; k < size; ++k) target[k] = from[k][lane];
       }
     }
   }
 
- private:
   std::vector<Buffer<V>> lane_weights_, lane_gradients_;
   std::vector<Buffer<V>> lane_activations_, lane_slopes_, lane_deltas_;
   Buffer<V> lane_residual_, lane_ones_;

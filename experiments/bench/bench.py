@@ -28,12 +28,18 @@ from ncflab's weights after the same number of steps (ncflab runs those steps ag
 untimed, when an anchor times fewer), so the speed is for the same work. Prints the
 machine and versions line and a Markdown table (and writes them with --markdown).
 
+The machine's float64 peak is measured too, before and after the table: ncflab-fma-peak
+(built beside ncflab) runs chains of fused multiply-adds in registers on every core, so the
+share of peak in the table is of what this host gives at the time, turbo and neighbours
+included; the peak computed from the nominal clock is printed beside it.
+
 Below the table (--extras): the NCF flow of 8 held-out members from the same w0, ncflab
 against the torch 1.13 baseline (wall-clock of each whole process, and how far their T*
 differ), and ncflab's held-out S = 64 throughput with a spinning process on one core, as a
 share of the idle figure in the table.
 """
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -110,6 +116,36 @@ def peak_gflops(ncflab_line):
     if isa is None or mhz is None:
         return None, isa, mhz
     return os.cpu_count() * mhz / 1000 * FLOPS_PER_CYCLE[isa], isa, mhz
+
+
+def measured_peak(ncflab, seconds=2):
+    """ncflab-fma-peak's JSON (float64 GFLOP/s of FMA chains on all cores, now), or None when the
+    probe is not built beside ncflab."""
+    probe = os.path.join(os.path.dirname(os.path.abspath(ncflab)), "ncflab-fma-peak")
+    if not os.access(probe, os.X_OK):
+        return None
+    done = subprocess.run([probe, "--seconds", str(seconds)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def peak_line(computed, isa, mhz, measured):
+    """The sentence on the peaks below the table; measured: the probe's runs before and after."""
+    runs = [m for m in measured if m]
+    if runs:
+        trials = sorted(t for m in runs for t in m["trials"])
+        text = (f"Peak measured by ncflab-fma-peak ({runs[0]['isa']} FMA chains in registers on all "
+                f"{runs[0]['threads']} cores, {len(trials)} trials of ~0.2 s before and after the table): median "
+                f"{np.median(trials):.0f} GFLOP/s (before {runs[0]['median_gflops']:.0f}, after "
+                f"{runs[-1]['median_gflops']:.0f}, best {trials[-1]:.0f}); the shares are of that median. ")
+    else:
+        text = "Peak not measured (no ncflab-fma-peak beside ncflab: build it); the shares are of the computed one. "
+    if computed:
+        text += (f"Computed: {os.cpu_count()} cores × {mhz / 1000:.2f} GHz (cpu MHz in /proc/cpuinfo) × "
+                 f"{FLOPS_PER_CYCLE[isa]} float64 flops per cycle for {isa} with two FMA units = {computed:.0f} "
+                 "GFLOP/s (turbo, one FMA unit or a shared host change it).")
+    else:
+        text += "Computed: unknown (no instruction set in ncflab --version or no clock in /proc/cpuinfo)."
+    return text
 
 
 def load_weights(path):
@@ -257,7 +293,7 @@ def short(model):
     return MODELS[model]["label"].split(":")[0]
 
 
-def table(rows, versions, load_before, load_after, ncflab, flow=None, loaded=None):
+def table(rows, versions, load_before, load_after, ncflab, flow=None, loaded=None, measured=()):
     torch2 = versions["torch2"] or "2.x"
     titles = {"baseline": f"PyTorch {torch.__version__} baseline", "baseline2": f"PyTorch {torch2} baseline",
               "eager": f"PyTorch {torch2} batched eager", "compile": f"PyTorch {torch2} batched torch.compile",
@@ -273,11 +309,14 @@ def table(rows, versions, load_before, load_after, ncflab, flow=None, loaded=Non
         "Every implementation runs float64 on all cores. Steps/s of the whole ensemble: one step advances all "
         "S members.",
         "",
-        "| model | S | ncflab engine | ncflab steps/s | ncflab GFLOP/s (% of peak) | "
+        "| model | S | ncflab engine | ncflab steps/s | ncflab GFLOP/s (% of "
+        + ("measured" if any(measured) else "computed") + " peak) | "
         + " | ".join(titles[a] for a in ANCHORS) + " |",
         "| --- | ---: | --- | ---: | ---: | " + " | ".join("---:" for _ in ANCHORS) + " |",
     ]
-    peak, isa, mhz = peak_gflops(ncflab)
+    computed, isa, mhz = peak_gflops(ncflab)
+    trials = [t for m in measured if m for t in m["trials"]]
+    peak = float(np.median(trials)) if trials else computed
     for r in rows:
         share = f" ({100 * r['gflops'] / peak:.0f} %)" if peak else ""
         lines.append(f"| {MODELS[r['model']]['label']} | {r['seeds']} | {r['engine']} | {r['ncflab']:,.1f} | "
@@ -290,10 +329,7 @@ def table(rows, versions, load_before, load_after, ncflab, flow=None, loaded=Non
         "",
         "GFLOP/s: the multiply-adds of the forward sums, the gradients and the deltas (2nP per layer of P "
         "weights each, activations and loss not counted) × members × steps/s. "
-        + (f"Peak: {os.cpu_count()} cores × {mhz / 1000:.2f} GHz (cpu MHz in /proc/cpuinfo) × "
-           f"{FLOPS_PER_CYCLE[isa]} float64 flops per cycle for {isa} with two FMA units = {peak:.0f} GFLOP/s, "
-           "an estimate (turbo, one FMA unit or a shared host change it)." if peak
-           else "Peak: unknown (no instruction set in ncflab --version or no clock in /proc/cpuinfo)."),
+        + peak_line(computed, isa, mhz, measured),
         "",
         "Steps timed: " + "; ".join(f"{short(r['model'])} S={r['seeds']}: ncflab and the batched anchors "
                                     f"{r['steps']}, baselines {r['baseline_steps']}" for r in rows) + ".",
@@ -346,6 +382,10 @@ def main():
           f"PyTorch {torch.__version__}, PyTorch 2.x {versions['torch2'] or TORCH2_MISSING}, "
           f"JAX {versions['jax'] or JAX_MISSING}", file=sys.stderr)
     scale = 0.1 if args.quick else 1.0
+    peak_before = measured_peak(args.ncflab)
+    if peak_before:
+        print(f"bench: measured float64 peak {peak_before['median_gflops']:.0f} GFLOP/s "
+              f"({peak_before['isa']}, {peak_before['threads']} cores)", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for model, seeds, steps, baseline_steps in PLAN:
@@ -375,7 +415,10 @@ def main():
             else:
                 print(f"bench: the loaded run needs {LOADED_MODEL} S = {LOADED_SEEDS} in the table: skipped",
                       file=sys.stderr)
-    text = table(rows, versions, load_before, os.getloadavg(), ncflab_version(args.ncflab), flow, loaded)
+    load_after = os.getloadavg()
+    peak_after = measured_peak(args.ncflab)
+    text = table(rows, versions, load_before, load_after, ncflab_version(args.ncflab), flow, loaded,
+                 (peak_before, peak_after))
     publish(text, args.markdown)
 
 

@@ -9,8 +9,8 @@ if [ -z "$format" ]; then
   echo "check-format: skipped: no clang-format (apt-get install clang-format)"
   exit 77
 fi
-mapfile -t files < <(git ls-files --cached --others --exclude-standard 'framework/*.h' 'framework/*.cpp' 'tests/*.h' 'tests/*.cpp' 2>/dev/null ||
-                     find framework tests -name '*.h' -o -name '*.cpp')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard 'framework/*.h' 'framework/*.cpp' 'tests/*.h' 'tests/*.cpp' 'experiments/*.cpp' 2>/dev/null ||
+                     find framework tests experiments -name '*.h' -o -name '*.cpp')
 if [ "${1:-}" = "--fix" ]; then
   "$format" -i "${files[@]}"
   exit 0

@@ -28,8 +28,7 @@ namespace {
 constexpr int kChains = 12;
 
 double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 #ifdef NCFLAB_FMA_X86
@@ -109,8 +108,8 @@ double trial(const Isa& isa, int threads, long iterations) {
   const double seconds = now_seconds() - start;
   volatile double keep = 0;
   for (const double sink : sinks) keep = keep + sink;
-  return static_cast<double>(threads) * static_cast<double>(iterations) *
-         isa.flops_per_iteration / seconds / 1e9;
+  return static_cast<double>(threads) * static_cast<double>(iterations) * isa.flops_per_iteration /
+         seconds / 1e9;
 }
 
 }  // namespace
@@ -146,8 +145,9 @@ int main(int argc, char** argv) {
   }
   std::vector<double> sorted = trials;
   std::sort(sorted.begin(), sorted.end());
-  std::printf("{\"isa\": \"%s\", \"threads\": %d, \"gflops\": %.2f, \"median_gflops\": %.2f, \"trials\": [",
-              isa.name, threads, sorted.back(), sorted[sorted.size() / 2]);
+  std::printf(
+      "{\"isa\": \"%s\", \"threads\": %d, \"gflops\": %.2f, \"median_gflops\": %.2f, \"trials\": [",
+      isa.name, threads, sorted.back(), sorted[sorted.size() / 2]);
   for (size_t i = 0; i < trials.size(); ++i) std::printf("%s%.2f", i ? ", " : "", trials[i]);
   std::printf("]}\n");
   return 0;

@@ -122,27 +122,37 @@ bool finished_between_copies(const TrainState& state, MemberStatus status, int64
   return false;
 }
 
+// η = 0.06, 400 steps, log_every 10, r_esc = 3: members escape and (training on) diverge.
+TrainerOptions across_looks_options(bool stop_at_escape) {
+  return TrainerOptions()
+      .step_size(0.06)
+      .max_steps(400)
+      .log_every(10)
+      .escape_radius(3.0)
+      .stop_at_escape(stop_at_escape);
+}
+
+// A run with sync_every 7 and log_every 10 against the host loop's: the same, and the case
+// chunks exist for — members finish between looks (by their escape, or training on, by
+// divergence), at least two escape between them, and diverged members keep their last
+// finite weights.
+void expect_host_steps_across_looks(const Outcome& chunked, const Outcome& host,
+                                    bool stop_at_escape) {
+  expect_same(chunked, host);
+  const auto& state = host.result.state;
+  EXPECT_TRUE(finished_between_copies(
+      state, stop_at_escape ? MemberStatus::escaped : MemberStatus::diverged, 7, 10));
+  int64_t escaped_between = 0;
+  for (const auto& escape : state.escape) escaped_between += escape.step > 0 && escape.step % 7;
+  EXPECT_GE(escaped_between, 2);
+  EXPECT_TRUE(torch::isfinite(chunked.weights).all().item<bool>());
+}
+
 TEST(DeviceSteps, TakeTheHostLoopsStepsBitForBit) {
   for (const bool stop_at_escape : {true, false}) {
     SCOPED_TRACE(stop_at_escape ? "stop at escape" : "train on past escape");
-    const auto options = TrainerOptions()
-                             .step_size(0.06)
-                             .max_steps(400)
-                             .log_every(10)
-                             .escape_radius(3.0)
-                             .stop_at_escape(stop_at_escape);
-    const auto host = train(1, options);
-    const auto device = train(7, options);
-    expect_same(device, host);
-    const auto& state = host.result.state;
-    // Members finish between copies: by their escape, or (training on) by divergence.
-    EXPECT_TRUE(finished_between_copies(
-        state, stop_at_escape ? MemberStatus::escaped : MemberStatus::diverged, 7, 10));
-    int64_t escaped_between = 0;
-    for (const auto& escape : state.escape) escaped_between += escape.step > 0 && escape.step % 7;
-    EXPECT_GE(escaped_between, 2);
-    // The kept weights of diverged members are their last finite ones.
-    EXPECT_TRUE(torch::isfinite(device.weights).all().item<bool>());
+    const auto options = across_looks_options(stop_at_escape);
+    expect_host_steps_across_looks(train(7, options), train(1, options), stop_at_escape);
   }
 }
 
@@ -191,25 +201,13 @@ TEST(FusedStepChunks, TakeTheHostLoopsStepsBitForBit) {
     for (const bool stop_at_escape : {true, false}) {
       SCOPED_TRACE(std::to_string(chunk_threads) + " threads, " +
                    (stop_at_escape ? "stop at escape" : "train on past escape"));
-      const auto options = TrainerOptions()
-                               .step_size(0.06)
-                               .max_steps(400)
-                               .log_every(10)
-                               .escape_radius(3.0)
-                               .stop_at_escape(stop_at_escape);
+      const auto options = across_looks_options(stop_at_escape);
       at::set_num_threads(threads);
       const auto host = train(1, options, nullptr, fused);
       at::set_num_threads(chunk_threads);
       const auto chunked = train(7, options, nullptr, fused);
       at::set_num_threads(threads);
-      expect_same(chunked, host);
-      const auto& state = host.result.state;
-      EXPECT_TRUE(finished_between_copies(
-          state, stop_at_escape ? MemberStatus::escaped : MemberStatus::diverged, 7, 10));
-      int64_t escaped_between = 0;
-      for (const auto& escape : state.escape) escaped_between += escape.step > 0 && escape.step % 7;
-      EXPECT_GE(escaped_between, 2);
-      EXPECT_TRUE(torch::isfinite(chunked.weights).all().item<bool>());
+      expect_host_steps_across_looks(chunked, host, stop_at_escape);
     }
   }
 }

@@ -4,7 +4,9 @@
 // The loops are fused_kernels*: one member alone, or a group of members interleaved in the
 // lanes of SIMD registers, for the widest instruction set the CPU has. Work items (groups
 // and single members) run on a WorkTeam of as many threads as LibTorch's intra-op threads,
-// which, unlike an OpenMP team, never waits for a thread another process keeps off its core.
+// which, unlike an OpenMP team, never waits for a thread another process keeps off its core;
+// between two looks of the training loop each item takes its whole chunk of steps at once
+// (run_steps).
 #include <ATen/Parallel.h>
 
 #include <algorithm>

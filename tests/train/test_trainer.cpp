@@ -2,6 +2,8 @@
 // family; escape times approach the NCF flow's T*/δ^(L−2) as δ shrinks; ensemble members
 // equal separate runs; an interrupted run resumes to the same weights bit for bit;
 // divergence is caught with the last good weights kept.
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,6 +11,7 @@
 #include <sstream>
 
 #include "interrupt_at.h"
+#include "ncflab/core/cpu_isa.h"
 #include "ncflab/core/signals.h"
 #include "ncflab/experiment/checkpoint.h"
 #include "ncflab/model/data.h"
@@ -97,17 +100,20 @@ class WideEngineAgreement : public ::testing::TestWithParam<NetCase> {
   void SetUp() override { torch::manual_seed(12); }
 };
 
-TEST_P(WideEngineAgreement, FusedBlasPathTakesTheStepsOfBatchedAndAutograd) {
-  // Nets wide enough for the fused engine's BLAS path: the same steps as the batched ATen
-  // engine and autograd, to 1e-12.
+TEST_P(WideEngineAgreement, FusedPathsTakeTheStepsOfBatchedAndAutograd) {
+  // Nets wide enough for the fused engine's wide paths: fewer members than threads take the
+  // BLAS's products, more take the kernels' own tiles (on every instruction set, the same bits
+  // on any number of threads); both the same steps as the batched ATen engine and autograd,
+  // to 1e-12.
   const auto& net = GetParam();
   const int64_t d = 4;
-  const auto reference_model = make_model(d, net, 2, 0.7, 5);
+  const auto reference_model = make_model(d, net, 3, 0.7, 5);
   int64_t parameters = 0;
   for (const auto& w : reference_model->weights()) parameters += w[0].numel();
   const int64_t n = ((int64_t{1} << 20) + parameters - 1) / parameters;
   ASSERT_TRUE(fused_engine_uses_blas(n, parameters));
   ASSERT_FALSE(fused_engine_uses_blas(n - 1, parameters));
+  const int threads = at::get_num_threads();
   for (const auto loss : {LossKind::square, LossKind::logistic}) {
     SCOPED_TRACE(loss_name(loss));
     const auto inputs = torch::randn({n, d}, torch::kFloat64);
@@ -116,16 +122,37 @@ TEST_P(WideEngineAgreement, FusedBlasPathTakesTheStepsOfBatchedAndAutograd) {
       labels = torch::where(labels >= 0, 1.0, -1.0).to(torch::kFloat64);
     std::vector<FeedForward> models;
     std::vector<std::unique_ptr<TrainingEngine>> engines;
-    for (const auto kind : {EngineKind::autograd, EngineKind::batched, EngineKind::fused}) {
+    std::vector<std::string> names;
+    const auto add = [&](const std::string& name, int team, auto make) {
+      at::set_num_threads(team);
       models.push_back(copy_of(reference_model));
-      engines.push_back(make_training_engine(kind, models.back(), inputs, labels, loss));
+      engines.push_back(make(models.back()));
+      names.push_back(name);
+    };
+    for (const auto kind : {EngineKind::autograd, EngineKind::batched}) {
+      add(engine_name(kind), threads, [&](const FeedForward& model) {
+        return make_training_engine(kind, model, inputs, labels, loss);
+      });
     }
-    const std::vector<uint8_t> active = {1, 1};
-    for (int step = 0; step < 5; ++step) {
+    add("fused, BLAS (3 members, 4 threads)", 4, [&](const FeedForward& model) {
+      return make_training_engine(EngineKind::fused, model, inputs, labels, loss);
+    });
+    for (const auto isa : {CpuIsa::generic, CpuIsa::avx2, CpuIsa::avx512}) {
+      if (!cpu_isa_available(isa)) continue;
+      add(std::string("fused, tiles, ") + cpu_isa_name(isa), 1, [&](const FeedForward& model) {
+        return make_fused_engine(model, inputs, labels, loss, isa);
+      });
+    }
+    add("fused, tiles, 3 threads", 3, [&](const FeedForward& model) {
+      return make_training_engine(EngineKind::fused, model, inputs, labels, loss);
+    });
+    at::set_num_threads(threads);
+    const std::vector<uint8_t> active = {1, 1, 1};
+    for (int step = 0; step < 4; ++step) {
       std::vector<StepStatistics> stats(engines.size());
       for (size_t e = 0; e < engines.size(); ++e) engines[e]->evaluate(active, stats[e]);
       for (size_t e = 1; e < engines.size(); ++e) {
-        SCOPED_TRACE(engine_name(engines[e]->kind()));
+        SCOPED_TRACE(names[e]);
         EXPECT_LT(relative_difference(stats[e].loss, stats[0].loss), 1e-12);
         EXPECT_LT(relative_difference(stats[e].gradient_norm, stats[0].gradient_norm), 1e-12);
         for (size_t l = 0; l < models[0]->weights().size(); ++l) {
@@ -134,6 +161,11 @@ TEST_P(WideEngineAgreement, FusedBlasPathTakesTheStepsOfBatchedAndAutograd) {
               << "layer " << l + 1 << " step " << step;
         }
       }
+      // The tiles on 3 threads and on 1 (the same instruction set): the same bits.
+      const size_t last = engines.size() - 1;
+      EXPECT_EQ(stats[last].loss, stats[last - 1].loss);
+      for (size_t l = 0; l < models[0]->weights().size(); ++l)
+        EXPECT_TRUE(torch::equal(engines[last]->gradients()[l], engines[last - 1]->gradients()[l]));
       for (auto& engine : engines) engine->update(1e-4, active);
     }
   }

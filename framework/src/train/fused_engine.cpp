@@ -64,9 +64,13 @@ class FusedEngine final : public TrainingEngine {
     gradient_blocks_.resize(net_.layers);
     net_.weights = weights_.data();
     net_.gradients = gradient_blocks_.data();
-    if (fused::is_wide(net_)) {
+    // Wide nets: with a member for every thread, the kernels' own tiled products, a member
+    // per thread; with fewer, each member's products by the BLAS on all cores (fused_wide.h).
+    const bool wide = fused::is_wide(net_);
+    if (wide && model_->members() < team_.threads()) {
       wide_ = std::make_unique<fused::WideMemberStep<T>>(net_);
     } else {
+      net_.wide = wide;
       for (int t = 0; t < team_.threads(); ++t)
         kernels_.push_back(fused::make_member_kernel(isa, net_));
       TORCH_CHECK(kernels_.front()->lanes() <= kMaxLanes, "fused engine – ",
@@ -83,7 +87,8 @@ class FusedEngine final : public TrainingEngine {
       // Members one after another, each product on all cores (the BLAS's threads). Not a
       // member per thread: ATen's OpenMP loop (at::parallel_for) is inlined into its caller,
       // which here is not compiled with OpenMP (the process keeps LibTorch's one runtime),
-      // and the BLAS called from our own threads would start a team of its own in each.
+      // and the BLAS called from our own threads would start a team of its own in each —
+      // which is why ensembles use the kernels' own products instead.
       numbers_.resize(members_.size());
       for (size_t m = 0; m < members_.size(); ++m) {
         numbers_[m].loss = wide_->evaluate(net_, members_[m]);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -58,6 +59,14 @@ class KernelTerms {
   static V splat(T x, std::index_sequence<Lane...>) {
     return V{((void)Lane, x)...};
   }
+
+  // A vector from / to kLanes consecutive elements, any alignment.
+  static V load(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
 
   static V select(Mask mask, V yes, V no) { return (V)(((Mask)yes & mask) | ((Mask)no & ~mask)); }
 

@@ -35,8 +35,9 @@ struct Net {
   const int64_t* shapes = nullptr;  ///< [layers][2]: rows, cols of each
   size_t hidden = 0;                ///< layers followed by σ
   bool learned_output = true;       ///< false: the output row is fixed to ones
-  T* const* weights = nullptr;      ///< [layers]: member 0's block of each
-  T* const* gradients = nullptr;    ///< [layers]
+  bool wide = false;  ///< one member at a time with tiled matrix products (fused_wide_path.h)
+  T* const* weights = nullptr;    ///< [layers]: member 0's block of each
+  T* const* gradients = nullptr;  ///< [layers]
 };
 
 /// What one evaluation gives per member: ℓ, and ‖w‖² and ‖∇ℓ‖² summed in float64 layer by

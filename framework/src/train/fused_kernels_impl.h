@@ -8,9 +8,12 @@
 // shared terms: fused_kernel_terms.h; the SIMD primitives: fused_simd.h.
 #pragma once
 
+#include <optional>
+
 #include "fused_kernels.h"
 #include "fused_lanes_path.h"
 #include "fused_member_path.h"
+#include "fused_wide_path.h"
 
 namespace ncflab::fused {
 namespace {
@@ -21,22 +24,38 @@ class Kernel final : public MemberKernel<T> {
   static constexpr int kLanes = KernelTerms<T, V>::kLanes;
 
  public:
-  explicit Kernel(const Net<T>& net) : member_(net), lanes_(net) {}
+  // A wide net's kernel has only the wide path (whose scratch is large), others the two small
+  // ones.
+  explicit Kernel(const Net<T>& net) {
+    if (net.wide) {
+      wide_.emplace(net);
+    } else {
+      member_.emplace(net);
+      lanes_.emplace(net);
+    }
+  }
 
-  int lanes() const override { return kLanes; }
+  int lanes() const override { return wide_ ? 1 : kLanes; }
 
   void evaluate(const Net<T>& net, const int64_t* members, int count, MemberNumbers* out) override {
+    if (wide_) {
+      for (int m = 0; m < count; ++m) {
+        out[m].loss = wide_->evaluate_member(net, members[m]);
+        member_squared_norms(net, members[m], out[m]);
+      }
+      return;
+    }
     if (count == 1) {
-      out[0].loss = member_.evaluate_member(net, members[0]);
+      out[0].loss = member_->evaluate_member(net, members[0]);
       member_squared_norms(net, members[0], out[0]);
       return;
     }
     int64_t group[kLanes];
     for (int lane = 0; lane < kLanes; ++lane) group[lane] = members[lane < count ? lane : 0];
     MemberNumbers numbers[kLanes];
-    lanes_.gather_weights(net, group);
-    lanes_.evaluate_lanes(net, numbers);
-    lanes_.write_gradients(net, group, count);
+    lanes_->gather_weights(net, group);
+    lanes_->evaluate_lanes(net, numbers);
+    lanes_->write_gradients(net, group, count);
     for (int lane = 0; lane < count; ++lane) out[lane] = numbers[lane];
   }
 
@@ -45,7 +64,7 @@ class Kernel final : public MemberKernel<T> {
   void load_group(const Net<T>& net, const int64_t* members, int count) override {
     count_ = count;
     for (int lane = 0; lane < kLanes; ++lane) group_[lane] = members[lane < count ? lane : 0];
-    if (count > 1) lanes_.gather_weights(net, group_);
+    if (count > 1) lanes_->gather_weights(net, group_);
   }
 
   void evaluate_group(const Net<T>& net, MemberNumbers* out) override {
@@ -54,13 +73,13 @@ class Kernel final : public MemberKernel<T> {
       return;
     }
     MemberNumbers numbers[kLanes];
-    lanes_.evaluate_lanes(net, numbers);
+    lanes_->evaluate_lanes(net, numbers);
     for (int lane = 0; lane < count_; ++lane) out[lane] = numbers[lane];
   }
 
   void update_group(const Net<T>& net, T eta, const uint8_t* running) override {
     if (count_ > 1) {
-      lanes_.update_weights(eta, running, count_);
+      lanes_->update_weights(eta, running, count_);
       return;
     }
     if (!running[0]) return;
@@ -75,13 +94,14 @@ class Kernel final : public MemberKernel<T> {
 
   void store_group(const Net<T>& net) override {
     if (count_ == 1) return;
-    lanes_.write_weights(net, group_, count_);
-    lanes_.write_gradients(net, group_, count_);
+    lanes_->write_weights(net, group_, count_);
+    lanes_->write_gradients(net, group_, count_);
   }
 
  private:
-  MemberPath<T, V> member_;
-  LanesPath<T, V> lanes_;
+  std::optional<MemberPath<T, V>> member_;
+  std::optional<LanesPath<T, V>> lanes_;
+  std::optional<WidePath<T, V>> wide_;
   int64_t group_[kLanes] = {};  // the loaded group (load_group)
   int count_ = 0;
 };

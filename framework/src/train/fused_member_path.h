@@ -3,7 +3,6 @@
 // the sums held in vectors of units.
 #pragma once
 
-#include <cstring>
 #include <vector>
 
 #include "fused_kernel_terms.h"
@@ -18,9 +17,11 @@ class MemberPath : private KernelTerms<T, V> {
   using Terms::hidden_;
   using Terms::kLanes;
   using Terms::learned_output_;
+  using Terms::load;
   using Terms::samples_;
   using Terms::shapes_;
   using Terms::splat;
+  using Terms::store;
 
  public:
   explicit MemberPath(const Net<T>& net) : Terms(net) {
@@ -59,12 +60,6 @@ class MemberPath : private KernelTerms<T, V> {
 
   static int64_t blocks(int64_t k) { return (k + kLanes - 1) / kLanes; }
   static int64_t stride(int64_t k) { return blocks(k) * kLanes; }
-  static V load(const T* p) {
-    V v;
-    std::memcpy(&v, p, sizeof(V));
-    return v;
-  }
-  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
 
   double evaluate_member(const Net<T>& net, int64_t s) {
     const int64_t n = samples_;

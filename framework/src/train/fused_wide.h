@@ -1,8 +1,9 @@
-// The fused engine's path for wide nets (internal): one member's loss and gradient with the
-// layer products as BLAS matrix products (at::mm_out into buffers kept between steps) and
-// everything between them (σ, σ', the loss, the deltas) in loops. Where a layer product is
-// a million multiply-adds or more, a tuned GEMM on every core beats the fused loops, and
-// the few ATen calls cost nothing next to it.
+// The fused engine's BLAS path for wide nets with fewer members than threads (internal): one
+// member's loss and gradient with the layer products as BLAS matrix products (at::mm_out into
+// buffers kept between steps) on all cores, and everything between them (σ, σ', the loss, the
+// deltas) in loops. Where a layer product is a million multiply-adds or more, a tuned GEMM on
+// every core beats the fused loops, and the few ATen calls cost nothing next to it. With a
+// member for every thread the kernels' own products run instead (fused_wide_path.h).
 #pragma once
 
 #include <torch/torch.h>

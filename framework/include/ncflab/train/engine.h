@@ -125,10 +125,11 @@ std::unique_ptr<TrainingEngine> make_training_engine(EngineKind kind, FeedForwar
 std::unique_ptr<TrainingEngine> make_fused_engine(FeedForward model, torch::Tensor inputs,
                                                   torch::Tensor labels, LossKind loss, CpuIsa isa);
 
-/// Whether the fused engine computes a member of `parameters` weights on `samples` samples
-/// with BLAS matrix products (wide nets: n·P ≥ 2^20 multiply-adds a pass, where a tuned GEMM
-/// on every core wins) rather than its SIMD kernels. The BLAS path sums in the BLAS's order,
-/// so it agrees with the kernels to rounding, not bit for bit.
+/// Whether a member of `parameters` weights on `samples` samples is a wide net for the fused
+/// engine (n·P ≥ 2^20 multiply-adds a pass): its layer products then run as matrix products —
+/// the kernels' own tiles with a member for every thread, the BLAS on all cores with fewer —
+/// rather than the interleaved SIMD lanes. These sum in other orders, so they agree with the
+/// small-net kernels to rounding, not bit for bit.
 bool fused_engine_uses_blas(int64_t samples, int64_t parameters);
 
 /// The kind `automatic` resolves to on `device` (other kinds are returned as they are).

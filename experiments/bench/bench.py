@@ -128,11 +128,16 @@ def measured_peak(ncflab, seconds=2):
     return json.loads(done.stdout)
 
 
+def pooled_trials(measured):
+    """The probe's trials (GFLOP/s) of its runs before and after the table, ascending."""
+    return sorted(t for m in measured if m for t in m["trials"])
+
+
 def peak_line(computed, isa, mhz, measured):
     """The sentence on the peaks below the table; measured: the probe's runs before and after."""
     runs = [m for m in measured if m]
+    trials = pooled_trials(measured)
     if runs:
-        trials = sorted(t for m in runs for t in m["trials"])
         text = (f"Peak measured by ncflab-fma-peak ({runs[0]['isa']} FMA chains in registers on all "
                 f"{runs[0]['threads']} cores, {len(trials)} trials of ~0.2 s before and after the table): median "
                 f"{np.median(trials):.0f} GFLOP/s (before {runs[0]['median_gflops']:.0f}, after "
@@ -315,7 +320,7 @@ def table(rows, versions, load_before, load_after, ncflab, flow=None, loaded=Non
         "| --- | ---: | --- | ---: | ---: | " + " | ".join("---:" for _ in ANCHORS) + " |",
     ]
     computed, isa, mhz = peak_gflops(ncflab)
-    trials = [t for m in measured if m for t in m["trials"]]
+    trials = pooled_trials(measured)
     peak = float(np.median(trials)) if trials else computed
     for r in rows:
         share = f" ({100 * r['gflops'] / peak:.0f} %)" if peak else ""

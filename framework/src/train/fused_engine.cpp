@@ -119,7 +119,7 @@ class FusedEngine final : public TrainingEngine {
     constexpr int64_t kChunk = 32;
     const auto update_members = [&](int64_t chunk, int /*thread*/) {
       const int64_t end = std::min(members, (chunk + 1) * kChunk);
-      for (int64_t m = chunk * kChunk; m < end; ++m) update_member(members_[m], eta);
+      for (int64_t m = chunk * kChunk; m < end; ++m) fused::member_update(net_, members_[m], eta);
     };
     const int64_t chunks = (members + kChunk - 1) / kChunk;
     if (chunks == 1) {
@@ -166,7 +166,7 @@ class FusedEngine final : public TrainingEngine {
       fused::MemberNumbers* numbers = numbers_.data() + item.first;
       // w_{k+1}, from the host's evaluation at k (the gradients in the engine's tensors).
       for (int m = 0; m < item.count; ++m) {
-        if (running[static_cast<size_t>(group[m])]) update_member(group[m], eta);
+        if (running[static_cast<size_t>(group[m])]) fused::member_update(net_, group[m], eta);
       }
       kernel.load_group(net_, group, item.count);
       uint8_t lanes_running[kMaxLanes];
@@ -228,16 +228,6 @@ class FusedEngine final : public TrainingEngine {
     statistics.loss[index] = numbers_[m].loss;
     statistics.norm[index] = std::sqrt(numbers_[m].weight_norm2);
     statistics.gradient_norm[index] = std::sqrt(numbers_[m].gradient_norm2);
-  }
-
-  // w ← w − η·∇ℓ for member s: the same rounding as the batched engine's sub_(g * η).
-  void update_member(int64_t s, T eta) {
-    for (size_t l = 0; l < net_.layers; ++l) {
-      const int64_t size = shapes_[2 * l] * shapes_[2 * l + 1];
-      T* w = weights_[l] + s * size;
-      const T* g = gradient_blocks_[l] + s * size;
-      for (int64_t i = 0; i < size; ++i) w[i] -= eta * g[i];
-    }
   }
 
   // Groups of `lanes` active members; a last, smaller group runs interleaved too when it

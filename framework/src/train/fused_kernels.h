@@ -69,6 +69,19 @@ inline void member_squared_norms(const Net<T>& net, int64_t s, MemberNumbers& nu
   numbers.gradient_norm2 = gradient_norm2;
 }
 
+// w ← w − η·∇ℓ for member s: w − (η·g), a multiply then a subtraction (every unit that
+// includes this is compiled without contraction), the batched engine's rounding of
+// sub_(g * η).
+template <typename T>
+inline void member_update(const Net<T>& net, int64_t s, T eta) {
+  for (size_t l = 0; l < net.layers; ++l) {
+    const int64_t size = net.shapes[2 * l] * net.shapes[2 * l + 1];
+    T* w = net.weights[l] + s * size;
+    const T* g = net.gradients[l] + s * size;
+    for (int64_t i = 0; i < size; ++i) w[i] -= eta * g[i];
+  }
+}
+
 }  // namespace
 
 /// One thread's kernel with its scratch, sized for the net it was made for.

@@ -82,14 +82,7 @@ class Kernel final : public MemberKernel<T> {
       lanes_->update_weights(eta, running, count_);
       return;
     }
-    if (!running[0]) return;
-    // The engine's update, w − (η·g): mul, then sub (no contraction in these units).
-    for (size_t l = 0; l < net.layers; ++l) {
-      const int64_t size = net.shapes[2 * l] * net.shapes[2 * l + 1];
-      T* w = net.weights[l] + group_[0] * size;
-      const T* g = net.gradients[l] + group_[0] * size;
-      for (int64_t i = 0; i < size; ++i) w[i] -= eta * g[i];
-    }
+    if (running[0]) member_update(net, group_[0], eta);
   }
 
   void store_group(const Net<T>& net) override {

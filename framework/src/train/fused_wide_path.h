@@ -95,10 +95,7 @@ class WidePath : private KernelTerms<T, V> {
     T* r = residual_.data();
     for (int64_t i = 0; i < n; ++i) add_loss_term(net.logistic, h[i], net.labels[i], loss, r[i]);
     // Backward: ∇W_K[j] = Σ_i r_i a_{K−1}[j, i]; δ_{K−1} = r W_K ⊙ σ'.
-    if (learned_output_) {
-      T* grad = net.gradients[output] + s * top;
-      for (int64_t j = 0; j < top; ++j) grad[j] = dot(r, below + j * padded_);
-    }
+    if (learned_output_) dots(r, 1, below, top, net.gradients[output] + s * top);
     {
       T* delta = deltas_[hidden_ - 1].data();
       const T* slope = slopes_[hidden_ - 1].data();
@@ -175,20 +172,14 @@ class WidePath : private KernelTerms<T, V> {
     }
   }
 
-  // Σ_i x[i]·y[i] over the padded samples: vector partial sums, then the lanes in order.
-  T dot(const T* x, const T* y) const {
-    V sum = {};
-    for (int64_t i = 0; i < padded_; i += kLanes)
-      sum = vector_madd<T>(load(x + i), load(y + i), sum);
-    return lane_sum(sum);
-  }
   static T lane_sum(V v) {
     T total = 0;
     for (int lane = 0; lane < kLanes; ++lane) total += v[lane];
     return total;
   }
 
-  // grad[j, c] = Σ_i d[j, i]·in[c, i] for j < rows, c < cols, in blocks of 4 × 4 (dot's sums).
+  // grad[j, c] = Σ_i d[j, i]·in[c, i] for j < rows, c < cols, in blocks of 4 × 4: each sum
+  // vector partial sums over the padded samples, then the lanes in order.
   void dots(const T* d, int64_t rows, const T* in, int64_t cols, T* grad) const {
     int64_t j = 0;
     for (; j + 4 <= rows; j += 4) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <csignal>
 #include <sstream>
+#include <string>
 
 #include "interrupt_at.h"
 #include "ncflab/core/cpu_isa.h"
@@ -101,18 +102,17 @@ class WideEngineAgreement : public ::testing::TestWithParam<NetCase> {
 };
 
 TEST_P(WideEngineAgreement, FusedPathsTakeTheStepsOfBatchedAndAutograd) {
-  // Nets wide enough for the fused engine's wide paths: fewer members than threads take the
-  // BLAS's products, more take the kernels' own tiles (on every instruction set, the same bits
-  // on any number of threads); both the same steps as the batched ATen engine and autograd,
-  // to 1e-12.
+  // Nets wide enough for the fused engine's tiled products: on every instruction set the same
+  // steps as the batched ATen engine and autograd, to 1e-12; and the same bits whether each
+  // member runs on a thread of its own (members ≥ threads) or is spread over the threads.
   const auto& net = GetParam();
   const int64_t d = 4;
   const auto reference_model = make_model(d, net, 3, 0.7, 5);
   int64_t parameters = 0;
   for (const auto& w : reference_model->weights()) parameters += w[0].numel();
   const int64_t n = ((int64_t{1} << 20) + parameters - 1) / parameters;
-  ASSERT_TRUE(fused_engine_uses_blas(n, parameters));
-  ASSERT_FALSE(fused_engine_uses_blas(n - 1, parameters));
+  ASSERT_TRUE(fused_engine_is_wide(n, parameters));
+  ASSERT_FALSE(fused_engine_is_wide(n - 1, parameters));
   const int threads = at::get_num_threads();
   for (const auto loss : {LossKind::square, LossKind::logistic}) {
     SCOPED_TRACE(loss_name(loss));
@@ -134,9 +134,12 @@ TEST_P(WideEngineAgreement, FusedPathsTakeTheStepsOfBatchedAndAutograd) {
         return make_training_engine(kind, model, inputs, labels, loss);
       });
     }
-    add("fused, BLAS (3 members, 4 threads)", 4, [&](const FeedForward& model) {
-      return make_training_engine(EngineKind::fused, model, inputs, labels, loss);
-    });
+    for (const int team : {4, 7}) {
+      add("fused, 3 members spread over " + std::to_string(team) + " threads", team,
+          [&](const FeedForward& model) {
+            return make_training_engine(EngineKind::fused, model, inputs, labels, loss);
+          });
+    }
     for (const auto isa : {CpuIsa::generic, CpuIsa::avx2, CpuIsa::avx512}) {
       if (!cpu_isa_available(isa)) continue;
       add(std::string("fused, tiles, ") + cpu_isa_name(isa), 1, [&](const FeedForward& model) {
@@ -161,11 +164,17 @@ TEST_P(WideEngineAgreement, FusedPathsTakeTheStepsOfBatchedAndAutograd) {
               << "layer " << l + 1 << " step " << step;
         }
       }
-      // The tiles on 3 threads and on 1 (the same instruction set): the same bits.
+      // Members spread over 4 and 7 threads, a member per thread on 3 and all on 1 (the
+      // widest instruction set, as the spread ones): the same bits.
       const size_t last = engines.size() - 1;
-      EXPECT_EQ(stats[last].loss, stats[last - 1].loss);
-      for (size_t l = 0; l < models[0]->weights().size(); ++l)
-        EXPECT_TRUE(torch::equal(engines[last]->gradients()[l], engines[last - 1]->gradients()[l]));
+      for (const size_t e : {size_t{2}, size_t{3}, last - 1}) {
+        SCOPED_TRACE(names[e]);
+        EXPECT_EQ(stats[e].loss, stats[last].loss);
+        EXPECT_EQ(stats[e].norm, stats[last].norm);
+        EXPECT_EQ(stats[e].gradient_norm, stats[last].gradient_norm);
+        for (size_t l = 0; l < models[0]->weights().size(); ++l)
+          EXPECT_TRUE(torch::equal(engines[e]->gradients()[l], engines[last]->gradients()[l]));
+      }
       for (auto& engine : engines) engine->update(1e-4, active);
     }
   }

@@ -6,7 +6,8 @@
 // and single members) run on a WorkTeam of as many threads as LibTorch's intra-op threads,
 // which, unlike an OpenMP team, never waits for a thread another process keeps off its core;
 // between two looks of the training loop each item takes its whole chunk of steps at once
-// (run_steps).
+// (run_steps). Wide nets take tiled matrix products instead (fused_wide_path.h): a member per
+// thread, or, with fewer members than threads, each member's stages shared out among them.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -15,7 +16,6 @@
 #include <vector>
 
 #include "fused_kernels.h"
-#include "fused_wide.h"
 #include "ncflab/core/work_team.h"
 #include "ncflab/train/engine.h"
 
@@ -24,6 +24,14 @@ namespace {
 
 // The most members a kernel computes together (float32 in AVX-512's 16 lanes).
 constexpr int kMaxLanes = 16;
+
+// Whether `net` is wide (fused_engine_is_wide).
+template <typename T>
+bool is_wide(const fused::Net<T>& net) {
+  int64_t parameters = 0;
+  for (size_t l = 0; l < net.layers; ++l) parameters += net.shapes[2 * l] * net.shapes[2 * l + 1];
+  return fused_engine_is_wide(net.samples, parameters);
+}
 
 // A run of `count` members of the active list, from `first`, computed in one kernel call.
 struct WorkItem {
@@ -64,18 +72,14 @@ class FusedEngine final : public TrainingEngine {
     gradient_blocks_.resize(net_.layers);
     net_.weights = weights_.data();
     net_.gradients = gradient_blocks_.data();
-    // Wide nets: with a member for every thread, the kernels' own tiled products, a member
-    // per thread; with fewer, each member's products by the BLAS on all cores (fused_wide.h).
-    const bool wide = fused::is_wide(net_);
-    if (wide && model_->members() < team_.threads()) {
-      wide_ = std::make_unique<fused::WideMemberStep<T>>(net_);
-    } else {
-      net_.wide = wide;
-      for (int t = 0; t < team_.threads(); ++t)
-        kernels_.push_back(fused::make_member_kernel(isa, net_));
-      TORCH_CHECK(kernels_.front()->lanes() <= kMaxLanes, "fused engine – ",
-                  kernels_.front()->lanes(), " lanes, more than run_steps holds");
-    }
+    // Wide nets: the kernels' own tiled products (fused_wide_path.h); a member per thread when
+    // there is one for every thread, else each member in turn spread over all threads.
+    net_.wide = is_wide(net_);
+    spread_members_ = net_.wide && model_->members() < team_.threads();
+    const int kernels = spread_members_ ? 1 : team_.threads();
+    for (int t = 0; t < kernels; ++t) kernels_.push_back(fused::make_member_kernel(isa, net_));
+    TORCH_CHECK(kernels_.front()->lanes() <= kMaxLanes, "fused engine – ",
+                kernels_.front()->lanes(), " lanes, more than run_steps holds");
   }
 
   void evaluate(const std::vector<uint8_t>& active, StepStatistics& statistics) override {
@@ -83,16 +87,10 @@ class FusedEngine final : public TrainingEngine {
     statistics.norm.resize(active.size());
     statistics.gradient_norm.resize(active.size());
     bind(active);
-    if (wide_) {
-      // Members one after another, each product on all cores (the BLAS's threads). Not a
-      // member per thread: ATen's OpenMP loop (at::parallel_for) is inlined into its caller,
-      // which here is not compiled with OpenMP (the process keeps LibTorch's one runtime),
-      // and the BLAS called from our own threads would start a team of its own in each —
-      // which is why ensembles use the kernels' own products instead.
+    if (spread_members_) {
       numbers_.resize(members_.size());
       for (size_t m = 0; m < members_.size(); ++m) {
-        numbers_[m].loss = wide_->evaluate(net_, members_[m]);
-        fused::member_squared_norms(net_, members_[m], numbers_[m]);
+        evaluate_spread(members_[m], numbers_[m]);
         record(m, statistics);
       }
       return;
@@ -134,12 +132,15 @@ class FusedEngine final : public TrainingEngine {
   // that core's cache between the kernel, the checks and the update. Lanes of members that
   // finish go on being computed at their frozen weights (the same gradients bit for bit,
   // which is what the engine's gradients hold afterwards); their results are not used.
-  bool runs_step_chunks() const override { return wide_ == nullptr; }
+  // Not for members spread over the threads: their steps are long, and the threads meet
+  // several times within each anyway.
+  bool runs_step_chunks() const override { return !spread_members_; }
 
   StepChunk run_steps(const StepRule& rule, int64_t k, int64_t until,
                       const std::vector<uint8_t>& active,
                       const std::vector<uint8_t>& escaped) override {
-    TORCH_CHECK(runs_step_chunks(), "fused engine – wide nets take no chunks of steps");
+    TORCH_CHECK(runs_step_chunks(),
+                "fused engine – wide nets with fewer members than threads take no chunks of steps");
     TORCH_CHECK(until > k, "fused engine – run_steps until (", until, ") must be after k (", k,
                 ")");
     TORCH_CHECK(escaped.size() == active.size(), "fused engine – run_steps: ", escaped.size(),
@@ -210,6 +211,19 @@ class FusedEngine final : public TrainingEngine {
   EngineKind kind() const override { return EngineKind::fused; }
 
  private:
+  // Member s's numbers with its evaluation spread over the team: each stage's pieces shared
+  // out as work items (the kernel's stages give the same bits whoever runs a piece).
+  void evaluate_spread(int64_t s, fused::MemberNumbers& numbers) {
+    auto& kernel = *kernels_.front();
+    for (int stage = 0; stage < kernel.stages(); ++stage) {
+      kernel.begin_stage(net_, s, stage);
+      team_.run(kernel.pieces(stage),
+                [&](int64_t piece, int /*thread*/) { kernel.run_piece(net_, s, stage, piece); });
+    }
+    numbers.loss = kernel.staged_loss();
+    fused::member_squared_norms(net_, s, numbers);
+  }
+
   // The active members and the model's and gradients' blocks, which the kernels read.
   void bind(const std::vector<uint8_t>& active) {
     for (size_t l = 0; l < net_.layers; ++l) {
@@ -254,9 +268,9 @@ class FusedEngine final : public TrainingEngine {
   std::vector<T*> weights_;      // member 0's block of each layer, refreshed per evaluate
   std::vector<T*> gradient_blocks_;
   fused::Net<T> net_;
-  std::vector<std::unique_ptr<fused::MemberKernel<T>>> kernels_;  // one per thread
-  // Instead, for wide nets (fused_wide.h).
-  std::unique_ptr<fused::WideMemberStep<T>> wide_;
+  // One per thread; one only when members are spread over the threads.
+  std::vector<std::unique_ptr<fused::MemberKernel<T>>> kernels_;
+  bool spread_members_ = false;   // a wide net with fewer members than threads
   std::vector<int64_t> members_;  // the active ones
   std::vector<WorkItem> items_;
   std::vector<fused::MemberNumbers> numbers_;  // per active member
@@ -264,6 +278,12 @@ class FusedEngine final : public TrainingEngine {
 };
 
 }  // namespace
+
+// From here on a layer product is a million multiply-adds or more: enough for register tiles
+// to pay, and for the threads to share one member's tiles.
+bool fused_engine_is_wide(int64_t samples, int64_t parameters) {
+  return samples * parameters >= (int64_t{1} << 20);
+}
 
 std::unique_ptr<TrainingEngine> make_fused_engine(FeedForward model, torch::Tensor inputs,
                                                   torch::Tensor labels, LossKind loss, CpuIsa isa) {

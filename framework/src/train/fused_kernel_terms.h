@@ -20,20 +20,26 @@ struct Shape {
   int64_t cols;
 };
 
-// The loss terms, shared by both paths so that they round alike. Square: ½e², ∂ℓ/∂H = e.
+// The loss terms, shared by every path so that they round alike. Square: ½e², ∂ℓ/∂H = e.
 // Logistic: softplus(m) with m = −y·H, as torch::softplus (threshold 20); ∂ℓ/∂H =
-// −y·sigmoid(m).
+// −y·sigmoid(m). Returns sample's term of ℓ; ∂ℓ/∂H into `residual`.
 template <typename T>
-inline void add_loss_term(bool logistic, T h, T y, double& total, T& residual) {
+inline double loss_term(bool logistic, T h, T y, T& residual) {
   if (!logistic) {
     const T e = h - y;
-    total += 0.5 * static_cast<double>(e) * static_cast<double>(e);
     residual = e;
-  } else {
-    const T m = -y * h;
-    total += m > T(20) ? static_cast<double>(m) : std::log1p(std::exp(static_cast<double>(m)));
-    residual = -y * (T(1) / (T(1) + std::exp(-m)));
+    return 0.5 * static_cast<double>(e) * static_cast<double>(e);
   }
+  const T m = -y * h;
+  residual = -y * (T(1) / (T(1) + std::exp(-m)));
+  return m > T(20) ? static_cast<double>(m) : std::log1p(std::exp(static_cast<double>(m)));
+}
+
+// ℓ's sum in sample order: total += term (units including this compile without contraction,
+// so a term added later, as the wide path does, rounds the same).
+template <typename T>
+inline void add_loss_term(bool logistic, T h, T y, double& total, T& residual) {
+  total += loss_term(logistic, h, y, residual);
 }
 
 /// What both layouts share for element type T and vector type V (lanes = sizeof(V)/sizeof(T)).

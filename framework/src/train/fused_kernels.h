@@ -108,6 +108,17 @@ class MemberKernel {
   virtual void update_group(const Net<T>& net, T eta, const uint8_t* running) = 0;
   /// The loaded members' weights and last gradients into net.weights and net.gradients.
   virtual void store_group(const Net<T>& net) = 0;
+
+  /// A wide kernel's (Net::wide) evaluation of one member in stages, for an engine to spread
+  /// one member over its threads: for each stage in order, begin_stage on one thread, then
+  /// run_piece for each of the stage's pieces, on any threads in any order; then staged_loss.
+  /// The same ℓ and gradient bit for bit as evaluate, however the pieces are shared out.
+  /// A kernel that is not wide has no stages.
+  virtual int stages() const = 0;
+  virtual int64_t pieces(int stage) const = 0;
+  virtual void begin_stage(const Net<T>& net, int64_t member, int stage) = 0;
+  virtual void run_piece(const Net<T>& net, int64_t member, int stage, int64_t piece) = 0;
+  virtual double staged_loss() const = 0;
 };
 
 // Its vtable and destructor live in fused_kernels.cpp (generic code) alone.

@@ -91,6 +91,16 @@ class Kernel final : public MemberKernel<T> {
     lanes_->write_gradients(net, group_, count_);
   }
 
+  int stages() const override { return wide_ ? wide_->stages() : 0; }
+  int64_t pieces(int stage) const override { return wide_->pieces(stage); }
+  void begin_stage(const Net<T>& net, int64_t member, int stage) override {
+    wide_->begin_stage(net, member, stage);
+  }
+  void run_piece(const Net<T>& net, int64_t member, int stage, int64_t piece) override {
+    wide_->run_piece(net, member, stage, piece);
+  }
+  double staged_loss() const override { return wide_->staged_loss(); }
+
  private:
   std::optional<MemberPath<T, V>> member_;
   std::optional<LanesPath<T, V>> lanes_;

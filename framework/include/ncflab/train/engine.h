@@ -126,11 +126,11 @@ std::unique_ptr<TrainingEngine> make_fused_engine(FeedForward model, torch::Tens
                                                   torch::Tensor labels, LossKind loss, CpuIsa isa);
 
 /// Whether a member of `parameters` weights on `samples` samples is a wide net for the fused
-/// engine (n·P ≥ 2^20 multiply-adds a pass): its layer products then run as matrix products —
-/// the kernels' own tiles with a member for every thread, the BLAS on all cores with fewer —
-/// rather than the interleaved SIMD lanes. These sum in other orders, so they agree with the
-/// small-net kernels to rounding, not bit for bit.
-bool fused_engine_uses_blas(int64_t samples, int64_t parameters);
+/// engine (n·P ≥ 2^20 multiply-adds a pass): its layer products then run as register-tiled
+/// matrix products — a member per thread when there is one for every thread, else each
+/// member spread over all threads — rather than the interleaved SIMD lanes. These sum in
+/// other orders, so they agree with the small-net kernels to rounding, not bit for bit.
+bool fused_engine_is_wide(int64_t samples, int64_t parameters);
 
 /// The kind `automatic` resolves to on `device` (other kinds are returned as they are).
 EngineKind resolve_engine_kind(EngineKind kind, const torch::Device& device);

@@ -14,6 +14,8 @@ held-out net also S = 1024, which ncflab trains as one batched computation. The 
     /usr/bin/python3, autograd, member after member as a for-seed loop would;
   - PyTorch baseline, torch 2.x: the same script under .deps/torch2/bin/python
     (cmake/install-torch2.sh);
+  - batched eager, torch 1.13: torch_gd.py --mode eager under /usr/bin/python3, whose matmuls
+    run on Debian's OpenBLAS (the batched anchor with OpenBLAS on both sides);
   - batched eager / batched compile: torch_gd.py under torch 2.x, all members in one
     [S, k_l, k_{l-1}] tensor per layer, batched matmuls, a hand-written backward, in-place
     updates, no host sync in the loop; eager, and with torch.compile (compile time excluded
@@ -63,7 +65,7 @@ ESCAPE_RADIUS = 0.1  # quickstart.yaml's train.escape_radius, which the timed ru
 PLAN = [("quickstart", 1, 20000, 20000), ("quickstart", 64, 5000, 500),
         ("wide", 1, 400, 400), ("wide", 64, 40, 8),
         ("heldout", 1, 20000, 20000), ("heldout", 64, 5000, 500), ("heldout", 1024, 500, 5)]
-ANCHORS = ["baseline", "baseline2", "eager", "compile", "jax"]
+ANCHORS = ["baseline", "eager113", "baseline2", "eager", "compile", "jax"]
 TORCH2_MISSING = "not installed: run cmake/install-torch2.sh"
 JAX_MISSING = "not installed: run experiments/bench/install-jax.sh"
 
@@ -231,9 +233,9 @@ def measure(ncflab, work, model, seeds, steps, baseline_steps):
         return {"steps_per_second": summary["steps_per_second"], "steps": baseline_steps,
                 "agreement": largest_difference(ncflab_after(baseline_steps), theirs)}
 
-    def torch_gd(mode):
-        out = os.path.join(work, f"{tag}_{mode}.pt")
-        result = run_json([TORCH2_PYTHON, TORCH_GD, "--init", init, "--data", data, "--steps", str(steps),
+    def torch_gd(mode, python=TORCH2_PYTHON, name=None):
+        out = os.path.join(work, f"{tag}_{name or mode}.pt")
+        result = run_json([python, TORCH_GD, "--init", init, "--data", data, "--steps", str(steps),
                            "--mode", mode, *parameters, "--out", out], f"torch_gd.py --mode {mode}")
         result["agreement"] = largest_difference(ours, out)
         return result
@@ -246,6 +248,7 @@ def measure(ncflab, work, model, seeds, steps, baseline_steps):
         return result
 
     anchor("baseline", lambda: baseline(sys.executable, "baseline"))
+    anchor("eager113", lambda: torch_gd("eager", sys.executable, "eager113"))
     if os.path.exists(TORCH2_PYTHON):
         anchor("baseline2", lambda: baseline(TORCH2_PYTHON, "baseline2"))
         anchor("eager", lambda: torch_gd("eager"))
@@ -300,7 +303,8 @@ def short(model):
 
 def table(rows, versions, load_before, load_after, ncflab, flow=None, loaded=None, measured=()):
     torch2 = versions["torch2"] or "2.x"
-    titles = {"baseline": f"PyTorch {torch.__version__} baseline", "baseline2": f"PyTorch {torch2} baseline",
+    titles = {"baseline": f"PyTorch {torch.__version__} baseline",
+              "eager113": f"PyTorch {torch.__version__} batched eager", "baseline2": f"PyTorch {torch2} baseline",
               "eager": f"PyTorch {torch2} batched eager", "compile": f"PyTorch {torch2} batched torch.compile",
               "jax": f"JAX {versions['jax'] or ''} jit+vmap+scan".replace("  ", " ")}
     loads = ", ".join(f"{x:.2f}" for x in load_before)

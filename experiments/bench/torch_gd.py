@@ -1,4 +1,4 @@
-"""Batched gradient descent in PyTorch 2.x: an anchor for bench.py, eager or torch.compile'd.
+"""Batched gradient descent in PyTorch: an anchor for bench.py, eager or torch.compile'd (2.x).
 
     .deps/torch2/bin/python experiments/bench/torch_gd.py --init RUN_DIR/weights_init.pt \\
         --data RUN_DIR/data.pt --steps N --step ETA --alpha A --p P [--loss square|logistic] \\

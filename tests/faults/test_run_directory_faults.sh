@@ -251,7 +251,9 @@ done
 # ---- (c) a killed run and a new run into its directory ----------------------------------------
 why=
 run=$dir/replaced
-"$ncflab" run "$config" "${settings[@]}" --out "$run" >/dev/null 2>&1 &
+# The killed run is an endless one: a short run can finish (and remove its checkpoint) between
+# two looks for checkpoint.pt on a fast machine. The new run is the short one.
+"$ncflab" run "$config" "${endless[@]}" --out "$run" >/dev/null 2>&1 &
 pid=$!
 if wait_for "$run/checkpoint.pt" 300; then
   kill -9 "$pid"

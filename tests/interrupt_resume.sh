@@ -9,8 +9,8 @@ config=$2
 shift 2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-settings=(data.n=20 model.widths=[6] init.scale=1e-3 train.max_steps=300000
-          train.stop_at_escape=false train.log_every=1000 train.checkpoint_every=50000
+settings=(data.n=20 model.widths=[6] init.scale=1e-3 train.max_steps=1000000
+          train.stop_at_escape=false train.log_every=1000 train.checkpoint_every=100000
           hooks.progress=false "$@")
 
 "$ncflab" run "$config" "${settings[@]}" --out "$dir/straight" >/dev/null

@@ -8,9 +8,10 @@ ncflab=$1
 config=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-# Two batches (one per seed) of two δ each, a few seconds of training per batch.
+# Two batches (one per seed) of two δ each, ~1 s of training per batch here: long enough
+# after its first checkpoint for a stop to land inside the batch on a faster machine.
 grid=("init.scale=0.01,0.003" "seed=1,2" hooks.progress=false train.stop_at_escape=false
-      train.step=2e-3 train.max_steps=40000 train.log_every=500 train.checkpoint_every=2000)
+      train.step=2e-3 train.max_steps=120000 train.log_every=1500 train.checkpoint_every=6000)
 
 fail() { echo "sweep_resume: $*"; exit 1; }
 

@@ -55,7 +55,7 @@ echo "2x3 grid: SLURM's sweep.csv equals the local one"
 
 # 2. scancel mid-run, then resume through SLURM.
 long=("init.scale=0.01,0.003" "seed=1,2" hooks.progress=false train.stop_at_escape=false
-      train.step=2e-3 train.max_steps=40000 train.log_every=500 train.checkpoint_every=2000)
+      train.step=2e-3 train.max_steps=120000 train.log_every=1500 train.checkpoint_every=6000)
 "$ncflab" sweep "$config" "${long[@]}" --out "$dir/straight" >/dev/null 2>&1
 "$ncflab" sweep "$config" "${long[@]}" --launcher slurm --no-wait --out "$dir/cancel" \
   >"$dir/cancel.log" 2>&1 || fail "submission failed: $(tail -3 "$dir/cancel.log")"

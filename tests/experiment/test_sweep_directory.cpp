@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 
+#include "ncflab/core/signals.h"
+#include "ncflab/experiment/run_directory.h"
 #include "ncflab/experiment/sweep_directory.h"
 #include "support.h"
 
@@ -86,6 +89,43 @@ TEST(SweepDirectory, PlanReadsBackAndPointsFinishOneBatchAtATime) {
   EXPECT_EQ(rerun["final"], reference["final"]);
   EXPECT_EQ(rerun["escape"], reference["escape"]);
   EXPECT_EQ(std::filesystem::last_write_time(kept / "weights_final.pt"), kept_time);
+}
+
+// Ctrl-C while a large grid's run directories are written: a stop between two of them
+// ("sweep planning"), and no plan.json, so the half-written sweep is not resumable.
+TEST(SweepDirectory, SignalWhileWritingTheRunDirectoriesStopsBeforeThePlan) {
+  TempDir dir;
+  const std::filesystem::path root = dir.path("sweep");
+  std::filesystem::create_directories(root);
+  const SweepPlan plan = plan_sweep(kQuickstart, kQuickGrid, false);
+  ASSERT_EQ(plan.points.size(), 6u);
+  size_t written = 0;
+  const auto signal_after_two = [&](size_t done, size_t total) {
+    EXPECT_EQ(total, 6u);
+    written = done;
+    if (done == 2) std::raise(SIGINT);
+  };
+  InterruptHandler handler;
+  try {
+    write_sweep_plan(plan, kQuickstart, kQuickGrid, 0, root, signal_after_two);
+    ADD_FAILURE() << "no stop on SIGINT";
+  } catch (const Interrupted& stop) {
+    EXPECT_EQ(stop.signal(), SIGINT);
+    EXPECT_THAT(stop.what(), HasSubstr("during sweep planning"));
+  }
+  clear_interrupt();
+  EXPECT_EQ(written, 2u);
+  EXPECT_FALSE(std::filesystem::exists(root / kSweepPlanFile));
+  EXPECT_TRUE(std::filesystem::exists(root / point_name(1, plan.points[1]) / kConfigFile));
+  EXPECT_FALSE(std::filesystem::exists(root / point_name(2, plan.points[2])));
+  EXPECT_THAT(run_ncflab({"sweep", "--resume", root.string()}).err, HasSubstr("plan.json"));
+
+  // Undisturbed, every directory and then the plan.
+  written = 0;
+  write_sweep_plan(plan, kQuickstart, kQuickGrid, 0, root,
+                   [&](size_t done, size_t /*total*/) { written = done; });
+  EXPECT_EQ(written, 6u);
+  EXPECT_EQ(read_sweep_plan(root).points.size(), 6u);
 }
 
 TEST(SweepDirectory, RefusesToPlanOverASweepAndNamesTheWayOn) {

@@ -50,8 +50,10 @@ else
   echo "FAIL run: summary.json: $(cat "$work/run/summary.json" 2>&1)"
   failures=$((failures + 1))
 fi
-# 40 000 grid points take many seconds to check; the signal comes after the first progress
-# line ("sweep: planning: N of 40000 points checked", after a second of planning).
+# 40 000 grid points take seconds to check and more to write as run directories (both are
+# "sweep planning", and plan.json comes last); the signal comes after the first progress line
+# ("sweep: planning: N of 40000 points checked", or "... run directories written", once a
+# second), in either half.
 interrupt_when sweep "$work/sweep.err" INT 130 "sweep planning" \
   sweep "$config" "seed=range(0,200,1)" "init.scale=range(0.0001,0.0201,0.0001)" \
   --out "$work/sweep"

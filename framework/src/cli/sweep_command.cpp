@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <ostream>
+#include <string>
 #include <thread>
 
 #include "ncflab/cli/commands.h"
@@ -35,6 +37,22 @@ OutputDirectory prepare_sweep_directory(const SweepArguments& arguments, const C
   }
   return prepare_output_directory(config, OutputKind::sweep, arguments.out, arguments.overwrite,
                                   err);
+}
+
+// A line a second while planning a large grid (every point is parsed and checked, then its
+// directory written): "sweep: planning: N of M <what>", and the last count when it took a
+// second or more.
+std::function<void(size_t, size_t)> planning_lines(std::ostream& err, std::string what) {
+  const auto started = std::chrono::steady_clock::now();
+  return [&err, what = std::move(what), started, next_line = started + std::chrono::seconds(1)](
+             size_t done, size_t total) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_line && done < total) return;
+    if (now >= next_line || now - started >= std::chrono::seconds(1)) {
+      err << fmt::format("sweep: planning: {} of {} {}\n", done, total, what);
+    }
+    next_line = now + std::chrono::seconds(1);
+  };
 }
 
 // Every task in this process, one after another; sweep.csv rewritten after each batch,
@@ -176,28 +194,18 @@ SweepOutcome sweep_command(const SweepArguments& arguments, std::ostream& out, s
     throw InputError(kCommandLine, "CONFIG",
                      "a config and key=v1,v2 ... (or --resume/--collect SWEEP_DIR)", "none");
   }
-  // A line a second while planning a large grid (every point is parsed and checked).
   const auto started = std::chrono::steady_clock::now();
-  auto next_line = started + std::chrono::seconds(1);
-  const auto planning = [&](size_t done, size_t total) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_line && done < total) return;
-    if (now >= next_line || now - started >= std::chrono::seconds(1)) {
-      err << fmt::format("sweep: planning: {} of {} points checked\n", done, total);
-    }
-    next_line = now + std::chrono::seconds(1);
-  };
-  const SweepPlan plan =
-      plan_sweep(arguments.config_path, arguments.overrides, arguments.sequential, planning);
-  const std::chrono::duration<double> planned = std::chrono::steady_clock::now() - started;
+  const SweepPlan plan = plan_sweep(arguments.config_path, arguments.overrides,
+                                    arguments.sequential, planning_lines(err, "points checked"));
   const OutputDirectory output = prepare_sweep_directory(arguments, plan.configs.front(), err);
   const auto& root = output.path;
   size_t tasks = arguments.tasks > 0 ? static_cast<size_t>(arguments.tasks) : 0;
   if (arguments.launcher == "slurm" && (tasks == 0 || tasks > kMaxSlurmTasks)) {
     tasks = std::min(plan.batches.size(), kMaxSlurmTasks);
   }
-  const auto manifest =
-      write_sweep_plan(plan, arguments.config_path, arguments.overrides, tasks, root);
+  const auto manifest = write_sweep_plan(plan, arguments.config_path, arguments.overrides, tasks,
+                                         root, planning_lines(err, "run directories written"));
+  const std::chrono::duration<double> planned = std::chrono::steady_clock::now() - started;
   out << fmt::format("sweep: {} runs into {} ({} batch{}, {} task{}; planned in {:.2f} s)\n",
                      plan.points.size(), root.string(), plan.batches.size(),
                      plan.batches.size() == 1 ? "" : "es", manifest.tasks.size(),

@@ -9,6 +9,7 @@
 
 #include "ncflab/core/errors.h"
 #include "ncflab/core/files.h"
+#include "ncflab/core/signals.h"
 #include "ncflab/experiment/run_directory.h"
 
 namespace ncflab {
@@ -103,7 +104,8 @@ std::vector<std::vector<size_t>> split_into_tasks(size_t batches, size_t tasks) 
 
 SweepManifest write_sweep_plan(const SweepPlan& plan, const std::string& config_path,
                                const std::vector<std::string>& assignments, size_t tasks,
-                               const std::filesystem::path& root) {
+                               const std::filesystem::path& root,
+                               const std::function<void(size_t done, size_t total)>& progress) {
   SweepManifest manifest;
   manifest.config_path = std::filesystem::absolute(config_path).string();
   manifest.assignments = assignments;
@@ -115,11 +117,13 @@ SweepManifest write_sweep_plan(const SweepPlan& plan, const std::string& config_
   // A batch checkpoint of an overwritten sweep must never be taken for this one's.
   std::filesystem::remove_all(root / "checkpoints");
   for (size_t i = 0; i < plan.points.size(); ++i) {
+    stop_if_interrupted("sweep planning");
     manifest.names.push_back(point_name(i, plan.points[i]));
     const auto directory = root / manifest.names.back();
     std::filesystem::create_directories(directory);
     write_file_atomically(directory / kConfigFile, config_to_yaml(plan.configs[i]),
                           Durability::unsynced);
+    if (progress) progress(i + 1, plan.points.size());
   }
   write_file_atomically(root / kSweepPlanFile, manifest_to_json(manifest).dump(1) + "\n");
   return manifest;

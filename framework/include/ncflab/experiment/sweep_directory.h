@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,9 +36,13 @@ std::vector<std::vector<size_t>> split_into_tasks(size_t batches, size_t tasks);
 
 /// Writes every point's run directory (its config.yaml, nothing of an earlier sweep) and
 /// plan.json under `root`, which must exist, in `tasks` shares (split_into_tasks).
+/// `progress(done, total)` is called after each directory (tens of thousands take seconds).
+/// A SIGINT/SIGTERM stops it between two directories (Interrupted, "sweep planning"), before
+/// plan.json, so a half-written sweep is never taken for one that can be resumed.
 SweepManifest write_sweep_plan(const SweepPlan& plan, const std::string& config_path,
                                const std::vector<std::string>& assignments, size_t tasks,
-                               const std::filesystem::path& root);
+                               const std::filesystem::path& root,
+                               const std::function<void(size_t done, size_t total)>& progress = {});
 
 /// `root`'s plan.json; InputError when `root` is not a sweep directory.
 SweepManifest read_sweep_plan(const std::filesystem::path& root);

@@ -19,7 +19,7 @@ using testing::TempDir;
 
 using testing::CliResult;
 using testing::kQuickstart;
-
+using testing::read_json;
 using testing::run_ncflab;
 
 TEST(Cli, ValidatePrintsTheModelsDegrees) {
@@ -222,6 +222,23 @@ TEST(Cli, FlowWritesBlowupTimeTrajectoryAndDirection) {
   std::getline(csv, header);
   EXPECT_EQ(header, "member,time,norm,ncf,residual");
   EXPECT_TRUE(std::filesystem::exists(out + "/flow_direction.pt"));
+
+  // A run's reference flow is the same integration from the same w0: its summary reports
+  // the same T* and what it cost, step for step (its sample rows come from interpolation).
+  const auto run_dir = dir.path("run");
+  const auto run = run_ncflab({"run", kQuickstart, "ensemble.seeds=2", "data.n=20",
+                               "model.widths=[4]", "train.max_steps=10", "--out", run_dir});
+  ASSERT_EQ(run.code, 0) << run.err;
+  const auto summary = read_json(run_dir + "/summary.json");
+  ASSERT_EQ(summary["members"].size(), 2u);
+  for (size_t s = 0; s < 2; ++s) {
+    const auto& flow = report["members"][s];
+    const auto& reference = summary["members"][s]["ncf_flow"];
+    EXPECT_EQ(reference["blowup_time"], flow["blowup_time"]) << "member " << s;
+    EXPECT_GT(flow["accepted_steps"].get<int64_t>(), 10) << "member " << s;
+    EXPECT_EQ(reference["accepted_steps"], flow["accepted_steps"]) << "member " << s;
+    EXPECT_EQ(reference["rejected_steps"], flow["rejected_steps"]) << "member " << s;
+  }
 }
 
 TEST(Cli, FlowReportsAStallAtDeadUnitsWithItsNorm) {

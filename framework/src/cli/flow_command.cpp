@@ -21,9 +21,7 @@ nlohmann::json member_json(const FlowMember& member) {
   auto record = flow_member_json(member);
   record.update({{"norm", number_or_null(member.norm)},
                  {"log_norm", member.log_norm},
-                 {"time", member.time},
-                 {"accepted_steps", member.accepted},
-                 {"rejected_steps", member.rejected}});
+                 {"time", member.time}});
   return record;
 }
 

@@ -73,7 +73,9 @@ json flow_member_json(const FlowMember& member) {
                  {"blowup_time", number_or_null(member.blowup_time)},
                  {"escape_time", number_or_null(member.escape_time)},
                  {"ncf", member.ncf},
-                 {"residual", member.residual}};
+                 {"residual", member.residual},
+                 {"accepted_steps", member.accepted},
+                 {"rejected_steps", member.rejected}};
   // A stall is a place, not a direction: say where (‖u*‖) and how still (‖∇N(û)‖ there
   // over its largest value along the flow).
   if (member.status == FlowStatus::stalled) {

@@ -220,6 +220,8 @@ for repetition in 0 1 2; do
       else phase="with a checkpoint"; fi
       [ ! -e "$run/weights_final.pt" ] || phase="with weights_final.pt"
       [ "$(status_of "$run")" != max_steps ] || phase="after it finished"
+      [ "$phase" != "after it finished" ] || [ ! -e "$run/checkpoint.pt" ] ||
+        phase="after it finished, before its checkpoint was removed"
     else
       wait "$pid"
       code=$?
@@ -231,7 +233,9 @@ for repetition in 0 1 2; do
       fi
     fi
     phases+="$label ($phase), "
-    [ "$(status_of "$run")" = max_steps ] && break
+    # Finished. A kill between the final summary and the checkpoint's removal leaves the
+    # checkpoint: a resume then finishes again from it, to the same files, and removes it.
+    [ "$(status_of "$run")" = max_steps ] && [ ! -e "$run/checkpoint.pt" ] && break
     # A directory with a config resumes (from its checkpoint, or from the start without one).
     if [ -f "$run/config.yaml" ]; then command=(run --resume "$run"); fi
     if [ "$kill_index" -eq 2 ]; then
